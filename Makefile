@@ -1,0 +1,104 @@
+# Cellar: one entry point for set-up, build, demo, tests, benchmarks and install.
+#   make demo    builds the library (FIPS) and runs the C demo host program
+#   make test    runs every test: Rust, C (ASan+UBSan), C++, Python, valgrind, exported symbols
+#   make bench   criterion benchmarks (each beside its AWS-LC baseline)
+#   make install PREFIX=/usr/local
+SHELL := /bin/bash
+PREFIX ?= /usr/local
+CARGO ?= cargo
+PYTHON ?= python3
+CC ?= cc
+CXX ?= c++
+REL := target/release
+LIB := $(REL)/libcellar.so
+BUILD := build
+CWARN := -Wall -Wextra -Wpedantic -Werror
+SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDLIB := -L$(REL) -Wl,-rpath,$(abspath $(REL)) -lcellar -lpthread
+C_TESTS := $(patsubst ffi-tests/c/%.c,%,$(wildcard ffi-tests/c/test_*.c))
+PY_REQS := pytest cryptography cryptography-vectors
+
+.PHONY: all setup build header demo test test-rust test-c test-cpp test-python test-valgrind \
+        test-symbols bench install clean
+
+all: build
+
+# Installs what a fresh Debian machine lacks. Idempotent and quick when everything is present.
+setup:
+	@missing=""; \
+	for t in cmake:cmake go:golang-go valgrind:valgrind pkg-config:pkg-config; do \
+	  command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t##*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "setup: installing$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@$(PYTHON) -c "import pytest, cryptography, cryptography_vectors" 2>/dev/null || \
+	  { echo "setup: installing Python test packages"; $(PYTHON) -m pip install -q $(PY_REQS); }
+
+build: setup
+	$(CARGO) build --release
+	@ln -sf libcellar.so $(REL)/libcellar.so.1
+
+header:
+	CELLAR_UPDATE_HEADER=1 $(CARGO) test --release --test header
+
+$(BUILD):
+	@mkdir -p $(BUILD)
+
+demo: build | $(BUILD)
+	$(CC) $(CWARN) -O2 -Iinclude demo/demo.c -o $(BUILD)/demo $(LDLIB)
+	$(BUILD)/demo
+
+test: build
+	@$(MAKE) --no-print-directory test-rust test-c test-cpp test-python test-valgrind test-symbols
+	@echo "all test suites passed"
+
+test-rust:
+	$(CARGO) test --release
+
+# Each C test is built twice: with ASan+UBSan (run here) and plain (run under valgrind).
+test-c: | $(BUILD)
+	@set -e; for t in $(C_TESTS); do \
+	  $(CC) $(CWARN) -g -O1 $(SAN) -Iinclude -Iffi-tests/c ffi-tests/c/$$t.c -o $(BUILD)/$$t.san $(LDLIB); \
+	  echo "== $$t (ASan+UBSan)"; ASAN_OPTIONS=detect_leaks=1 $(BUILD)/$$t.san; \
+	done
+
+test-cpp: | $(BUILD)
+	$(CXX) -std=c++17 $(CWARN) -g $(SAN) -Iinclude ffi-tests/cpp/test_header.cpp -o $(BUILD)/test_header_cpp $(LDLIB)
+	$(BUILD)/test_header_cpp
+
+test-python:
+	CELLAR_LIBRARY=$(abspath $(LIB)) $(PYTHON) -m pytest -q ffi-tests/python $(wildcard python/tests)
+
+test-valgrind: | $(BUILD)
+	@set -e; for t in $(C_TESTS); do \
+	  $(CC) $(CWARN) -g -O1 -Iinclude -Iffi-tests/c ffi-tests/c/$$t.c -o $(BUILD)/$$t $(LDLIB); \
+	  echo "== $$t (valgrind memcheck)"; \
+	  CELLAR_UNDER_VALGRIND=1 valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+	    $(BUILD)/$$t; \
+	done
+
+# A host that also links OpenSSL must not see AWS-LC's symbols: only cellar_ may be exported.
+test-symbols:
+	@bad=$$(nm -D --defined-only $(LIB) | awk '{print $$3}' | grep -v '^cellar_' || true); \
+	if [ -n "$$bad" ]; then echo "non-cellar symbols exported:"; echo "$$bad"; exit 1; fi; \
+	n=$$(nm -D --defined-only $(LIB) | wc -l); echo "exported symbols: $$n, all cellar_"; \
+	soname=$$(readelf -d $(LIB) | grep SONAME); echo "$$soname"; echo "$$soname" | grep -q 'libcellar.so.1'
+
+bench: build
+	$(CARGO) bench
+
+install: build
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 0755 $(LIB) $(DESTDIR)$(PREFIX)/lib/libcellar.so.1
+	ln -sf libcellar.so.1 $(DESTDIR)$(PREFIX)/lib/libcellar.so
+	install -m 0644 $(REL)/libcellar.a $(DESTDIR)$(PREFIX)/lib/libcellar.a
+	install -m 0644 include/cellar.h $(DESTDIR)$(PREFIX)/include/cellar.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)|' \
+	  cellar.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/cellar.pc
+
+clean:
+	$(CARGO) clean
+	rm -rf $(BUILD)

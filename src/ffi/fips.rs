@@ -1,0 +1,110 @@
+//! Library-wide calls: versions, status names, last error, FIPS status and initialisation.
+
+use super::{boundary_value, cellar_status, ffi_boundary};
+use crate::fips;
+use core::ffi::c_char;
+use std::ffi::CString;
+use std::sync::OnceLock;
+
+/// `cellar_init` flag: fail with `CELLAR_ERR_NOT_FIPS` unless the module runs in FIPS mode and
+/// its self tests pass.
+pub const CELLAR_INIT_REQUIRE_FIPS: u32 = 1;
+
+/// Returns `CELLAR_ABI_VERSION` as compiled into the library. Compare it with the header's
+/// constant: the major (`>> 16`) must be equal and the library's minor at least the header's.
+#[no_mangle]
+pub extern "C" fn cellar_abi_version() -> u32 {
+    crate::ABI_VERSION
+}
+
+/// Returns a static, NUL-terminated string naming Cellar's version and the module's, for example
+/// "cellar 0.1.0 (AWS-LC FIPS 4.2.0)". Never NULL; valid for the life of the process.
+#[no_mangle]
+pub extern "C" fn cellar_version() -> *const c_char {
+    static V: OnceLock<CString> = OnceLock::new();
+    boundary_value(c"cellar".as_ptr(), || {
+        V.get_or_init(|| {
+            CString::new(crate::version_string()).unwrap_or_else(|_| CString::from(c"cellar"))
+        })
+        .as_ptr()
+    })
+}
+
+/// Returns a static, NUL-terminated name for a status code, such as "CELLAR_ERR_INVALID_KEY";
+/// "CELLAR_ERR_UNKNOWN" for an integer that is not a status. Never NULL.
+#[no_mangle]
+pub extern "C" fn cellar_status_name(status: cellar_status) -> *const c_char {
+    let s: &'static core::ffi::CStr = match status {
+        0 => c"CELLAR_OK",
+        1 => c"CELLAR_ERR_NULL_POINTER",
+        2 => c"CELLAR_ERR_INVALID_ARGUMENT",
+        3 => c"CELLAR_ERR_BUFFER_TOO_SMALL",
+        4 => c"CELLAR_ERR_AUTHENTICATION_FAILED",
+        5 => c"CELLAR_ERR_INVALID_KEY",
+        6 => c"CELLAR_ERR_UNSUPPORTED_FORMAT",
+        7 => c"CELLAR_ERR_KEY_NOT_FOUND",
+        8 => c"CELLAR_ERR_TENANT_LOCKED",
+        9 => c"CELLAR_ERR_USAGE_LIMIT",
+        10 => c"CELLAR_ERR_NOT_FIPS",
+        11 => c"CELLAR_ERR_PROVIDER_FAILED",
+        12 => c"CELLAR_ERR_RANDOM_FAILED",
+        13 => c"CELLAR_ERR_INTERNAL",
+        _ => c"CELLAR_ERR_UNKNOWN",
+    };
+    s.as_ptr()
+}
+
+/// Copies the calling thread's last failure text (empty after a success) into `buf`, truncated
+/// to `cap - 1` bytes and NUL-terminated, and returns its full length in bytes (without the NUL),
+/// so a caller can size a buffer with `cellar_last_error(NULL, 0)`. The text never contains key
+/// material or caller data. `buf` may be NULL only when `cap` is 0.
+#[no_mangle]
+pub extern "C" fn cellar_last_error(buf: *mut c_char, cap: usize) -> usize {
+    boundary_value(0, || super::copy_last_error(buf.cast::<u8>(), cap))
+}
+
+/// The calling thread's indicator for its last Cellar operation that performed cryptography:
+/// 1 when it succeeded and the module counted every service it used as approved, 0 when it
+/// succeeded but some service was not counted, -1 when it failed or none has run on this thread.
+#[no_mangle]
+pub extern "C" fn cellar_last_operation_approved() -> i32 {
+    fips::last_operation_approved() as i32
+}
+
+/// Initialises the library (optional; every call works without it). With
+/// `CELLAR_INIT_REQUIRE_FIPS` it fails closed with `CELLAR_ERR_NOT_FIPS` unless the module is in
+/// FIPS mode and its self tests pass. Unknown flag bits are `CELLAR_ERR_INVALID_ARGUMENT`.
+/// Thread-safe and idempotent.
+#[no_mangle]
+pub extern "C" fn cellar_init(flags: u32) -> cellar_status {
+    ffi_boundary!("cellar_init", {
+        if flags & !CELLAR_INIT_REQUIRE_FIPS != 0 {
+            return Err(crate::Error::InvalidArgument("unknown init flag bits").into());
+        }
+        Ok(fips::init(flags & CELLAR_INIT_REQUIRE_FIPS != 0)?)
+    })
+}
+
+/// Returns a static, NUL-terminated name and version of the cryptographic module, for example
+/// "AWS-LC FIPS 4.2.0". Never NULL.
+#[no_mangle]
+pub extern "C" fn cellar_fips_module_version() -> *const c_char {
+    static V: OnceLock<CString> = OnceLock::new();
+    boundary_value(c"AWS-LC".as_ptr(), || {
+        V.get_or_init(|| CString::new(fips::module_version()).unwrap_or_else(|_| CString::from(c"AWS-LC")))
+            .as_ptr()
+    })
+}
+
+/// 1 when this is a FIPS build and the module runs in FIPS mode, 0 otherwise.
+#[no_mangle]
+pub extern "C" fn cellar_fips_mode() -> i32 {
+    i32::from(fips::is_fips())
+}
+
+/// 1 when the module's known-answer self tests pass (run once on first call, then cached),
+/// 0 otherwise.
+#[no_mangle]
+pub extern "C" fn cellar_fips_self_test_passed() -> i32 {
+    boundary_value(0, || i32::from(fips::self_tests_passed()))
+}

@@ -1,0 +1,277 @@
+//! C exports for key handles.
+
+use super::{
+    ffi_boundary, free_handle, handle, in_slice, new_handle, out_buffer, out_ptr, write_buffer, write_out, Castable,
+    cellar_status,
+};
+use crate::keys::{self, Key, KeyType};
+
+/// An opaque key handle (AES-256 or AES-256-XTS).
+///
+/// Immutable and safe to share between threads: any number of threads may use one handle at
+/// once. Ciphers made from a key hold their own reference, so the key may be freed while they
+/// live. Create with `cellar_key_generate`, `cellar_key_import`, `cellar_key_derive`,
+/// `cellar_key_unwrap` or `cellar_key_import_password`; free with `cellar_key_free`, which wipes
+/// the material once nothing else references it. No call consumes a key handle.
+pub struct cellar_key {
+    _private: [u8; 0],
+}
+
+impl Castable for cellar_key {
+    type Inner = Key;
+    const MAGIC: u64 = 0x6365_6c6c_6b65_7931; // "cellkey1"
+    const NAME: &'static str = "cellar_key";
+}
+
+/// Key type: 32-byte AES-256 key (GCM, key wrapping, cells, derivation).
+pub const CELLAR_KEY_AES256: u32 = 1;
+/// Key type: 64-byte AES-256-XTS key (two distinct 32-byte halves), for XTS pages.
+pub const CELLAR_KEY_AES256_XTS: u32 = 2;
+/// Length in bytes of a key id.
+pub const CELLAR_KEY_ID_LEN: usize = 16;
+/// Minimum password length in bytes for password files.
+pub const CELLAR_PASSWORD_MIN_LEN: usize = 14;
+/// Minimum PBKDF2 iteration count for password files.
+pub const CELLAR_PASSWORD_MIN_ITERATIONS: u32 = 100_000;
+/// Maximum PBKDF2 iteration count for password files.
+pub const CELLAR_PASSWORD_MAX_ITERATIONS: u32 = 10_000_000;
+/// Recommended PBKDF2 iteration count for password files.
+pub const CELLAR_PASSWORD_DEFAULT_ITERATIONS: u32 = 600_000;
+
+/// Generates a key of `key_type` (`CELLAR_KEY_*`) with the module's DRBG.
+/// On success `*out_key` receives a new handle (free with `cellar_key_free`).
+#[no_mangle]
+pub extern "C" fn cellar_key_generate(key_type: u32, out_key: *mut *mut cellar_key) -> cellar_status {
+    ffi_boundary!("cellar_key_generate", {
+        let out = out_ptr(out_key, "out_key")?;
+        let key = Key::generate(KeyType::from_u32(key_type)?)?;
+        write_out(out, new_handle::<cellar_key>(key));
+        Ok(())
+    })
+}
+
+/// Imports raw key material (bring your own key): 32 bytes for `CELLAR_KEY_AES256`, 64 bytes
+/// with distinct halves for `CELLAR_KEY_AES256_XTS`. The material is copied into zeroizing
+/// memory; the caller's buffer is not kept. Wrong length or equal halves: `CELLAR_ERR_INVALID_KEY`.
+#[no_mangle]
+pub extern "C" fn cellar_key_import(
+    key_type: u32,
+    material: *const u8,
+    material_len: usize,
+    out_key: *mut *mut cellar_key,
+) -> cellar_status {
+    ffi_boundary!("cellar_key_import", {
+        let out = out_ptr(out_key, "out_key")?;
+        let kt = KeyType::from_u32(key_type)?;
+        let m = in_slice(material, material_len, "material")?;
+        let key = Key::import(kt, m)?;
+        write_out(out, new_handle::<cellar_key>(key));
+        Ok(())
+    })
+}
+
+/// Derives a child key of `key_type` from `parent` with HKDF-SHA256 and a non-empty `label`
+/// (for example a table, column or file name): `HKDF(ikm = parent, salt = 32 zero bytes,
+/// info = "cellar derive v1" | key_type (1 byte) | label)`. Same inputs, same child.
+#[no_mangle]
+pub extern "C" fn cellar_key_derive(
+    parent: *const cellar_key,
+    key_type: u32,
+    label: *const u8,
+    label_len: usize,
+    out_key: *mut *mut cellar_key,
+) -> cellar_status {
+    ffi_boundary!("cellar_key_derive", {
+        let out = out_ptr(out_key, "out_key")?;
+        let parent = handle::<cellar_key>(parent, "parent")?;
+        let kt = KeyType::from_u32(key_type)?;
+        let label = in_slice(label, label_len, "label")?;
+        let key = parent.derive(kt, label)?;
+        write_out(out, new_handle::<cellar_key>(key));
+        Ok(())
+    })
+}
+
+/// Writes the key's public 16-byte id (first 16 bytes of
+/// `HMAC-SHA256(material, "cellar key id v1")`) to `out_id`.
+#[no_mangle]
+pub extern "C" fn cellar_key_id(key: *const cellar_key, out_id: *mut u8) -> cellar_status {
+    ffi_boundary!("cellar_key_id", {
+        let out = out_ptr(out_id, "out_id")?;
+        let key = handle::<cellar_key>(key, "key")?;
+        let id = key.id();
+        // SAFETY: the caller promises `out_id` holds CELLAR_KEY_ID_LEN bytes.
+        unsafe { core::ptr::copy_nonoverlapping(id.as_ptr(), out, id.len()) };
+        Ok(())
+    })
+}
+
+/// Writes the key's type (`CELLAR_KEY_*`) to `*out_type`.
+#[no_mangle]
+pub extern "C" fn cellar_key_type(key: *const cellar_key, out_type: *mut u32) -> cellar_status {
+    ffi_boundary!("cellar_key_type", {
+        let out = out_ptr(out_type, "out_type")?;
+        let key = handle::<cellar_key>(key, "key")?;
+        write_out(out, key.key_type() as u32);
+        Ok(())
+    })
+}
+
+/// Length in bytes of a wrapped-key blob for a key of `key_type` (82 for AES-256, 114 for
+/// AES-256-XTS); 0 for an unknown type.
+#[no_mangle]
+pub extern "C" fn cellar_key_wrapped_len(key_type: u32) -> usize {
+    KeyType::from_u32(key_type).map(keys::wrapped_len).unwrap_or(0)
+}
+
+/// Wraps `key` with its `key_version` under `kek` (an AES-256 key) into `out`:
+/// `0x57 | 0x01 | kek_id (16) | AES-KWP(kek, key_type | key_version BE | key_id | material)`.
+/// `out_cap` below `cellar_key_wrapped_len` gives `CELLAR_ERR_BUFFER_TOO_SMALL` with the size in
+/// `*out_len`. An XTS `kek` is `CELLAR_ERR_INVALID_KEY`.
+#[no_mangle]
+pub extern "C" fn cellar_key_wrap(
+    kek: *const cellar_key,
+    key: *const cellar_key,
+    key_version: u32,
+    out: *mut u8,
+    out_cap: usize,
+    out_len: *mut usize,
+) -> cellar_status {
+    ffi_boundary!("cellar_key_wrap", {
+        let kek = handle::<cellar_key>(kek, "kek")?;
+        let key = handle::<cellar_key>(key, "key")?;
+        out_buffer(out, out_cap, out_len, keys::wrapped_len(key.key_type()))?;
+        let blob = keys::wrap(kek, key, key_version)?;
+        write_buffer(out, out_cap, out_len, &blob)
+    })
+}
+
+/// Unwraps a blob made by `cellar_key_wrap` under `kek`. On success `*out_key` receives a new
+/// handle and `*out_key_version` the version stored in the blob. A blob under another KEK, or
+/// tampered, truncated or extended in any byte, is `CELLAR_ERR_AUTHENTICATION_FAILED` and no
+/// handle is made.
+#[no_mangle]
+pub extern "C" fn cellar_key_unwrap(
+    kek: *const cellar_key,
+    blob: *const u8,
+    blob_len: usize,
+    out_key: *mut *mut cellar_key,
+    out_key_version: *mut u32,
+) -> cellar_status {
+    ffi_boundary!("cellar_key_unwrap", {
+        let out_k = out_ptr(out_key, "out_key")?;
+        let out_v = out_ptr(out_key_version, "out_key_version")?;
+        let kek = handle::<cellar_key>(kek, "kek")?;
+        let blob = in_slice(blob, blob_len, "blob")?;
+        let (key, version) = keys::unwrap(kek, blob)?;
+        write_out(out_k, new_handle::<cellar_key>(key));
+        write_out(out_v, version);
+        Ok(())
+    })
+}
+
+/// Length in bytes of a password file for a key of `key_type` (86 for AES-256, 118 for
+/// AES-256-XTS); 0 for an unknown type.
+#[no_mangle]
+pub extern "C" fn cellar_key_password_file_len(key_type: u32) -> usize {
+    KeyType::from_u32(key_type).map(keys::password_file_len).unwrap_or(0)
+}
+
+/// Exports `key` with its `key_version` as a password-protected key file:
+/// `0x50 | 0x01 | iterations (u32 BE) | salt (16) | AES-KWP(PBKDF2-HMAC-SHA256(password, salt,
+/// iterations, 32), key_type | key_version BE | key_id | material)`. `password` is raw bytes
+/// (UTF-8 recommended), at least `CELLAR_PASSWORD_MIN_LEN` bytes; `iterations` between
+/// `CELLAR_PASSWORD_MIN_ITERATIONS` and `CELLAR_PASSWORD_MAX_ITERATIONS` (use
+/// `CELLAR_PASSWORD_DEFAULT_ITERATIONS`). Takes about 0.25 s at 600 000 iterations.
+#[no_mangle]
+pub extern "C" fn cellar_key_export_password(
+    key: *const cellar_key,
+    key_version: u32,
+    password: *const u8,
+    password_len: usize,
+    iterations: u32,
+    out: *mut u8,
+    out_cap: usize,
+    out_len: *mut usize,
+) -> cellar_status {
+    ffi_boundary!("cellar_key_export_password", {
+        let key = handle::<cellar_key>(key, "key")?;
+        let pw = in_slice(password, password_len, "password")?;
+        out_buffer(out, out_cap, out_len, keys::password_file_len(key.key_type()))?;
+        let blob = keys::export_with_password(key, key_version, pw, iterations)?;
+        write_buffer(out, out_cap, out_len, &blob)
+    })
+}
+
+/// Imports a password file made by `cellar_key_export_password`. A wrong password or any
+/// tampering is `CELLAR_ERR_AUTHENTICATION_FAILED`; a password shorter than
+/// `CELLAR_PASSWORD_MIN_LEN` is `CELLAR_ERR_INVALID_ARGUMENT`. On success `*out_key` receives a
+/// new handle and `*out_key_version` the stored version.
+#[no_mangle]
+pub extern "C" fn cellar_key_import_password(
+    blob: *const u8,
+    blob_len: usize,
+    password: *const u8,
+    password_len: usize,
+    out_key: *mut *mut cellar_key,
+    out_key_version: *mut u32,
+) -> cellar_status {
+    ffi_boundary!("cellar_key_import_password", {
+        let out_k = out_ptr(out_key, "out_key")?;
+        let out_v = out_ptr(out_key_version, "out_key_version")?;
+        let blob = in_slice(blob, blob_len, "blob")?;
+        let pw = in_slice(password, password_len, "password")?;
+        let (key, version) = keys::import_with_password(blob, pw)?;
+        write_out(out_k, new_handle::<cellar_key>(key));
+        write_out(out_v, version);
+        Ok(())
+    })
+}
+
+/// **Hazard: exports the raw key material in plaintext.** Only for handing a key to a system
+/// that takes nothing else; prefer `cellar_key_wrap` or `cellar_key_export_password`. Writes 32
+/// or 64 bytes; the caller must wipe them after use.
+#[no_mangle]
+pub extern "C" fn cellar_key_dangerous_export_raw(
+    key: *const cellar_key,
+    out: *mut u8,
+    out_cap: usize,
+    out_len: *mut usize,
+) -> cellar_status {
+    ffi_boundary!("cellar_key_dangerous_export_raw", {
+        let key = handle::<cellar_key>(key, "key")?;
+        write_buffer(out, out_cap, out_len, &key.dangerous_export_raw())
+    })
+}
+
+/// Writes the number of encryptions counted against the key's limit (random-nonce AES-GCM
+/// invocations under it) to `*out_count` and its limit to `*out_limit`.
+#[no_mangle]
+pub extern "C" fn cellar_key_usage(key: *const cellar_key, out_count: *mut u64, out_limit: *mut u64) -> cellar_status {
+    ffi_boundary!("cellar_key_usage", {
+        let c = out_ptr(out_count, "out_count")?;
+        let l = out_ptr(out_limit, "out_limit")?;
+        let key = handle::<cellar_key>(key, "key")?;
+        write_out(c, key.usage_count());
+        write_out(l, key.usage_limit());
+        Ok(())
+    })
+}
+
+/// Sets the key's encryption limit (default 2^32, the SP 800-38D bound for random 96-bit
+/// nonces). Encryptions past it fail with `CELLAR_ERR_USAGE_LIMIT`. Shared by every cipher made
+/// from this key. A limit of 0 is `CELLAR_ERR_INVALID_ARGUMENT`; limits above 2^32 are refused too.
+#[no_mangle]
+pub extern "C" fn cellar_key_set_usage_limit(key: *const cellar_key, limit: u64) -> cellar_status {
+    ffi_boundary!("cellar_key_set_usage_limit", {
+        let key = handle::<cellar_key>(key, "key")?;
+        Ok(key.set_usage_limit(limit)?)
+    })
+}
+
+/// Frees a key handle. NULL does nothing. The material is wiped once no cipher or keyring still
+/// references the key. The handle must not be used afterwards.
+#[no_mangle]
+pub extern "C" fn cellar_key_free(key: *mut cellar_key) {
+    super::boundary_value((), || free_handle::<cellar_key>(key));
+}

@@ -1,0 +1,32 @@
+//! # Cellar
+//!
+//! A small cryptographic kernel for encrypting database data at rest, built on the AWS-LC
+//! FIPS 140-3 validated module (through `aws-lc-rs` with its `fips` feature). It holds keys as
+//! opaque handles, wraps data keys under tenant keys, encrypts database pages (TDE) and single
+//! column values (cells), and reports for every operation whether the module counted it as an
+//! approved service.
+//!
+//! The same API is exported to C through `include/cellar.h` (see `src/ffi`). Byte formats are in
+//! `docs/FORMATS.md`.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod fips;
+pub mod keys;
+mod sys;
+
+#[doc(hidden)]
+pub mod ffi;
+
+pub use error::{Error, Result};
+pub use fips::{last_operation_approved, Approval};
+pub use keys::{Key, KeyId, KeyType};
+
+/// ABI version of the C interface: `major << 16 | minor`.
+pub const ABI_VERSION: u32 = ffi::CELLAR_ABI_VERSION;
+
+/// Cellar's version and the module's, for example "cellar 0.1.0 (AWS-LC FIPS 4.2.0)".
+pub fn version_string() -> String {
+    format!("cellar {} ({})", env!("CARGO_PKG_VERSION"), fips::module_version())
+}
