@@ -118,8 +118,167 @@ pub fn init(require_fips: bool) -> Result<()> {
     Ok(())
 }
 
-/// Records a failed operation on this thread (used when a panic was caught at the boundary).
+/// Records a failed call on this thread: the C boundary calls it for every failing export
+/// (including failures before any operation started, such as a NULL argument, and caught
+/// panics), so the indicator never shows a stale "approved" after a failure. Inside an
+/// operation (a re-entrant call from a provider callback) it does nothing: the outermost
+/// operation decides. The depth needs no reset: `operation`'s guard restores it on unwind.
 pub(crate) fn mark_failed() {
-    LAST.with(|l| l.set(Approval::Unknown));
-    DEPTH.with(|d| d.set(0));
+    if DEPTH.with(Cell::get) == 0 {
+        LAST.with(|l| l.set(Approval::Unknown));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_lc_rs::hkdf;
+
+    struct Len(usize);
+    impl hkdf::KeyType for Len {
+        fn len(&self) -> usize {
+            self.0
+        }
+    }
+
+    /// HKDF-SHA256 through `aws-lc-rs` directly, as one counted service call.
+    fn hkdf_service(salt: &[u8], info: &[&[u8]]) -> Result<[u8; 32]> {
+        let mut out = [0u8; 32];
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, salt).extract(b"input keying material");
+        service(|| prk.expand(info, Len(32)).and_then(|okm| okm.fill(&mut out)))
+            .map_err(|_| Error::Internal("HKDF failed"))?;
+        Ok(out)
+    }
+
+    // Each test runs on its own thread, so the thread-local indicator starts fresh.
+
+    #[test]
+    fn fresh_thread_reports_unknown() {
+        assert_eq!(last_operation_approved(), Approval::Unknown);
+    }
+
+    #[test]
+    fn counted_service_is_approved() {
+        operation(|| hkdf_service(&[0u8; 32], &[b"info"])).unwrap();
+        assert_eq!(last_operation_approved(), Approval::Approved);
+    }
+
+    /// The mechanism can say "no": HKDF with an empty (non-NULL) salt is not counted by the module.
+    #[test]
+    fn hkdf_with_empty_salt_is_not_approved() {
+        let out = operation(|| hkdf_service(&[], &[b"info"])).unwrap();
+        assert_eq!(last_operation_approved(), Approval::NotApproved);
+        // RFC 5869: an absent salt is HashLen zero bytes, so the output is identical; only the
+        // module's accounting differs.
+        let approved = operation(|| hkdf_service(&[0u8; 32], &[b"info"])).unwrap();
+        assert_eq!(last_operation_approved(), Approval::Approved);
+        assert_eq!(out, approved);
+    }
+
+    /// HKDF with empty info is not counted either.
+    #[test]
+    fn hkdf_with_empty_info_is_not_approved() {
+        operation(|| hkdf_service(&[0u8; 32], &[])).unwrap();
+        assert_eq!(last_operation_approved(), Approval::NotApproved);
+    }
+
+    /// One uncounted service spoils the whole operation, even between counted ones.
+    #[test]
+    fn one_uncounted_call_marks_the_operation() {
+        operation(|| {
+            hkdf_service(&[0u8; 32], &[b"a"])?;
+            hkdf_service(&[0u8; 32], &[])?;
+            hkdf_service(&[0u8; 32], &[b"b"])
+        })
+        .unwrap();
+        assert_eq!(last_operation_approved(), Approval::NotApproved);
+        // ... and the next operation starts clean.
+        operation(|| hkdf_service(&[0u8; 32], &[b"a"])).unwrap();
+        assert_eq!(last_operation_approved(), Approval::Approved);
+    }
+
+    #[test]
+    fn nested_operations_fold_into_the_outermost() {
+        operation(|| {
+            operation(|| hkdf_service(&[0u8; 32], &[]))?;
+            // The inner operation does not publish its own result.
+            assert_eq!(last_operation_approved(), Approval::Unknown);
+            operation(|| hkdf_service(&[0u8; 32], &[b"x"]))
+        })
+        .unwrap();
+        assert_eq!(last_operation_approved(), Approval::NotApproved);
+    }
+
+    #[test]
+    fn failing_operation_reports_unknown() {
+        operation(|| hkdf_service(&[0u8; 32], &[b"info"])).unwrap();
+        assert_eq!(last_operation_approved(), Approval::Approved);
+        let r: Result<()> = operation(|| {
+            hkdf_service(&[0u8; 32], &[b"info"])?;
+            Err(Error::AuthenticationFailed("test"))
+        });
+        assert!(r.is_err());
+        assert_eq!(last_operation_approved(), Approval::Unknown);
+    }
+
+    /// A module call that fails (HKDF asked for more than 255 * 32 bytes) fails the operation.
+    #[test]
+    fn failing_service_reports_unknown() {
+        let r = operation(|| {
+            let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, &[0u8; 32]).extract(b"ikm");
+            let mut out = vec![0u8; 255 * 32 + 1];
+            service(|| prk.expand(&[b"info"], Len(out.len())).and_then(|okm| okm.fill(&mut out)))
+                .map_err(|_| Error::Internal("HKDF failed"))
+        });
+        assert!(r.is_err());
+        assert_eq!(last_operation_approved(), Approval::Unknown);
+    }
+
+    /// An operation that calls no counted service (building a cipher, say) is approved.
+    #[test]
+    fn operation_without_services_is_approved() {
+        operation(|| Ok(())).unwrap();
+        assert_eq!(last_operation_approved(), Approval::Approved);
+    }
+
+    #[test]
+    fn drbg_is_counted() {
+        let mut buf = [0u8; 32];
+        operation(|| random(&mut buf)).unwrap();
+        assert_eq!(last_operation_approved(), Approval::Approved);
+        assert_ne!(buf, [0u8; 32]);
+    }
+
+    #[test]
+    fn panic_inside_an_operation_does_not_wedge_the_thread() {
+        let r = std::panic::catch_unwind(|| {
+            let _: Result<()> = operation(|| panic!("boom"));
+        });
+        assert!(r.is_err());
+        mark_failed();
+        assert_eq!(last_operation_approved(), Approval::Unknown);
+        // Depth was restored by the guard: a new operation publishes its result again.
+        operation(|| hkdf_service(&[0u8; 32], &[b"info"])).unwrap();
+        assert_eq!(last_operation_approved(), Approval::Approved);
+    }
+
+    #[test]
+    fn mark_failed_inside_an_operation_defers_to_the_outermost() {
+        operation(|| {
+            mark_failed();
+            hkdf_service(&[0u8; 32], &[b"info"])
+        })
+        .unwrap();
+        assert_eq!(last_operation_approved(), Approval::Approved);
+    }
+
+    #[test]
+    fn module_status() {
+        assert!(is_fips(), "the default build must run the module in FIPS mode");
+        assert!(self_tests_passed());
+        assert!(module_version().contains("AWS-LC"), "{}", module_version());
+        assert!(module_version().contains("FIPS"), "{}", module_version());
+        init(true).unwrap();
+        init(false).unwrap();
+    }
 }

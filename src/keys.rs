@@ -130,13 +130,11 @@ pub(crate) fn hmac_sha256_with(key: &hmac::Key, parts: &[&[u8]]) -> hmac::Tag {
     for p in parts {
         ctx.update(p);
     }
-    let mut tag = None;
     // HMAC_Final is the counted service; sign() cannot fail.
-    let _ = service(|| -> core::result::Result<(), ()> {
-        tag = Some(ctx.sign());
-        Ok(())
-    });
-    tag.expect("set above")
+    match service(|| Ok::<_, core::convert::Infallible>(ctx.sign())) {
+        Ok(tag) => tag,
+        Err(never) => match never {},
+    }
 }
 
 struct HkdfLen(usize);
@@ -165,7 +163,10 @@ fn validate_material(key_type: KeyType, material: &[u8]) -> Result<()> {
     if material.len() != key_type.material_len() {
         return Err(Error::InvalidKey("key material has the wrong length for its type"));
     }
-    if key_type == KeyType::Aes256Xts && material[..32] == material[32..] {
+    // Compared without early exit: the halves are secret.
+    if key_type == KeyType::Aes256Xts
+        && material[..32].iter().zip(&material[32..]).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    {
         return Err(Error::InvalidKey("AES-256-XTS key halves must differ"));
     }
     Ok(())
@@ -437,7 +438,12 @@ pub(crate) fn password_seal(magic: u8, secret: &[u8], password: &[u8], iteration
 pub(crate) fn password_open(magic: u8, blob: &[u8], password: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     const BAD: Error = Error::AuthenticationFailed("not a valid password file, or wrong password");
     check_password(password)?;
-    if blob.len() < PASSWORD_HEADER_LEN + 16 || blob[0] != magic || blob[1] != BLOB_FORMAT_V1 {
+    if blob.len() < PASSWORD_HEADER_LEN + 16
+        || (blob.len() - PASSWORD_HEADER_LEN) % 8 != 0
+        || blob[0] != magic
+        || blob[1] != BLOB_FORMAT_V1
+    {
+        // Shape checks first, so a truncated or extended file fails without running PBKDF2.
         return Err(BAD);
     }
     let iterations = u32::from_be_bytes([blob[2], blob[3], blob[4], blob[5]]);
@@ -465,4 +471,304 @@ pub fn import_with_password(blob: &[u8], password: &[u8]) -> Result<(Key, u32)> 
         let inner = password_open(PASSWORD_MAGIC, blob, password)?;
         decode_inner(&inner)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fips::{last_operation_approved, Approval};
+
+    fn h(s: &str) -> Vec<u8> {
+        hex::decode(s).expect("hex")
+    }
+
+    // ---- RFC 5869 appendix A, test cases 1-3 (HKDF-SHA256) through `hkdf_sha256` ----
+
+    struct Rfc5869 {
+        ikm: &'static str,
+        salt: &'static str,
+        info: &'static str,
+        okm: &'static str,
+    }
+
+    const RFC5869: [Rfc5869; 3] = [
+        Rfc5869 {
+            ikm: "0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b",
+            salt: "000102030405060708090a0b0c",
+            info: "f0f1f2f3f4f5f6f7f8f9",
+            okm: "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865",
+        },
+        Rfc5869 {
+            ikm: "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\
+                  202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f\
+                  404142434445464748494a4b4c4d4e4f",
+            salt: "606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f\
+                   808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f\
+                   a0a1a2a3a4a5a6a7a8a9aaabacadaeaf",
+            info: "b0b1b2b3b4b5b6b7b8b9babbbcbdbebfc0c1c2c3c4c5c6c7c8c9cacbcccdcecf\
+                   d0d1d2d3d4d5d6d7d8d9dadbdcdddedfe0e1e2e3e4e5e6e7e8e9eaebecedeeef\
+                   f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff",
+            okm: "b11e398dc80327a1c8e7f78c596a49344f012eda2d4efad8a050cc4c19afa97c\
+                  59045a99cac7827271cb41c65e590e09da3275600c2f09b8367793a9aca3db71\
+                  cc30c58179ec3e87c14c01d5c1f3434f1d87",
+        },
+        Rfc5869 {
+            ikm: "0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b",
+            salt: "",
+            info: "",
+            okm: "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8",
+        },
+    ];
+
+    fn unspace(s: &str) -> String {
+        s.chars().filter(|c| !c.is_whitespace()).collect()
+    }
+
+    #[test]
+    fn hkdf_rfc5869_test_cases_1_to_3() {
+        for (i, tc) in RFC5869.iter().enumerate() {
+            let (ikm, salt, info, okm) =
+                (h(&unspace(tc.ikm)), h(&unspace(tc.salt)), h(&unspace(tc.info)), h(&unspace(tc.okm)));
+            let mut out = vec![0u8; okm.len()];
+            operation(|| hkdf_sha256(&ikm, &salt, &[&info], &mut out)).unwrap();
+            assert_eq!(out, okm, "RFC 5869 test case {}", i + 1);
+            // Cases 1 and 2 have a salt and info: counted. Case 3 has neither: not counted.
+            let expected = if i < 2 { Approval::Approved } else { Approval::NotApproved };
+            assert_eq!(last_operation_approved(), expected, "RFC 5869 test case {}", i + 1);
+        }
+    }
+
+    /// RFC 5869 defines an absent salt as HashLen zero bytes: `ZERO_SALT` gives test case 3's OKM.
+    #[test]
+    fn zero_salt_is_rfc5869_absent_salt() {
+        let tc = &RFC5869[2];
+        let mut out = vec![0u8; 42];
+        hkdf_sha256(&h(tc.ikm), &ZERO_SALT, &[&[]], &mut out).unwrap();
+        assert_eq!(out, h(tc.okm));
+    }
+
+    /// Info parts are concatenated: split info gives the same OKM as whole info (test case 1).
+    #[test]
+    fn hkdf_info_parts_concatenate() {
+        let tc = &RFC5869[0];
+        let info = h(tc.info);
+        let mut out = vec![0u8; 42];
+        hkdf_sha256(&h(tc.ikm), &h(tc.salt), &[&info[..3], &info[3..7], &[], &info[7..]], &mut out).unwrap();
+        assert_eq!(out, h(tc.okm));
+    }
+
+    #[test]
+    fn hkdf_too_long_output_is_an_error() {
+        let mut out = vec![0u8; 255 * 32 + 1];
+        assert!(operation(|| hkdf_sha256(b"ikm", &ZERO_SALT, &[b"info"], &mut out)).is_err());
+        assert_eq!(last_operation_approved(), Approval::Unknown);
+    }
+
+    // ---- NIST SP 800-38F KWP (CAVP KWP_AE_256 / KWP_AD_256) through kwp_wrap / kwp_unwrap ----
+
+    /// One CAVP record: `K`, `P` (absent for FAIL), `C`.
+    struct Cavp {
+        count: String,
+        k: Vec<u8>,
+        p: Option<Vec<u8>>,
+        c: Vec<u8>,
+        fail: bool,
+    }
+
+    fn cavp(file: &str) -> Vec<Cavp> {
+        let path = format!("{}/tests/data/{file}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let mut out = Vec::new();
+        let mut cur: Option<Cavp> = None;
+        for line in text.lines().map(str::trim) {
+            if let Some(v) = line.strip_prefix("COUNT = ") {
+                out.extend(cur.take());
+                cur = Some(Cavp { count: v.to_string(), k: vec![], p: None, c: vec![], fail: false });
+            } else if let Some(c) = cur.as_mut() {
+                if let Some(v) = line.strip_prefix("K = ") {
+                    c.k = h(v);
+                } else if let Some(v) = line.strip_prefix("P = ") {
+                    c.p = Some(h(v));
+                } else if let Some(v) = line.strip_prefix("C = ") {
+                    c.c = h(v);
+                } else if line == "FAIL" {
+                    c.fail = true;
+                }
+            }
+        }
+        out.extend(cur);
+        out
+    }
+
+    #[test]
+    fn kwp_ae_256_cavp() {
+        let vectors = cavp("KWP_AE_256.txt");
+        assert_eq!(vectors.len(), 500);
+        for v in &vectors {
+            let p = v.p.as_ref().expect("AE vectors have P");
+            let mut out = vec![0xAA];
+            operation(|| kwp_wrap(&v.k, p, &mut out)).unwrap();
+            assert_eq!(last_operation_approved(), Approval::Approved, "COUNT {}", v.count);
+            assert_eq!(out[0], 0xAA, "kwp_wrap appends");
+            assert_eq!(out[1..], v.c[..], "KWP_AE_256 COUNT {} (|P| = {})", v.count, p.len());
+            assert_eq!(kwp_len(p.len()), v.c.len());
+        }
+    }
+
+    #[test]
+    fn kwp_ad_256_cavp_including_failures() {
+        let vectors = cavp("KWP_AD_256.txt");
+        assert_eq!(vectors.len(), 500);
+        let fails = vectors.iter().filter(|v| v.fail).count();
+        assert_eq!(fails, 100, "the file's FAIL cases are all read");
+        for v in &vectors {
+            let r = operation(|| kwp_unwrap(&v.k, &v.c));
+            if v.fail {
+                assert!(v.p.is_none());
+                assert_eq!(
+                    r.err(),
+                    Some(Error::AuthenticationFailed("AES-KWP integrity check failed")),
+                    "KWP_AD_256 COUNT {} must fail",
+                    v.count
+                );
+                assert_eq!(last_operation_approved(), Approval::Unknown);
+            } else {
+                let p = r.unwrap_or_else(|e| panic!("KWP_AD_256 COUNT {}: {e}", v.count));
+                assert_eq!(&p[..], &v.p.as_ref().unwrap()[..], "KWP_AD_256 COUNT {}", v.count);
+                assert_eq!(last_operation_approved(), Approval::Approved);
+            }
+        }
+    }
+
+    // ---- Formats and checks the public tests cannot reach (they need the KWP primitive) ----
+
+    fn kek() -> Key {
+        Key::import(KeyType::Aes256, &[7u8; 32]).unwrap()
+    }
+
+    /// A blob with a valid KWP layer around `inner`, as `wrap` would frame it.
+    fn frame(kek: &Key, inner: &[u8]) -> Vec<u8> {
+        let mut blob = vec![WRAP_MAGIC, BLOB_FORMAT_V1];
+        blob.extend_from_slice(&kek.id());
+        kwp_wrap(kek.material(), inner, &mut blob).unwrap();
+        blob
+    }
+
+    #[test]
+    fn wrap_layout_matches_the_format() {
+        let kek = kek();
+        let key = Key::import(KeyType::Aes256Xts, &(0u8..64).collect::<Vec<_>>()).unwrap();
+        let blob = wrap(&kek, &key, 0x0102_0304).unwrap();
+        assert_eq!(blob.len(), wrapped_len(KeyType::Aes256Xts));
+        assert_eq!(&blob[..2], &[0x57, 0x01]);
+        assert_eq!(&blob[2..18], &kek.id());
+        let inner = kwp_unwrap(kek.material(), &blob[18..]).unwrap();
+        assert_eq!(inner[0], 2);
+        assert_eq!(&inner[1..5], &[1, 2, 3, 4]);
+        assert_eq!(&inner[5..21], &key.id());
+        assert_eq!(&inner[21..], key.material());
+        assert_eq!(wrapped_len(KeyType::Aes256), 82);
+        assert_eq!(wrapped_len(KeyType::Aes256Xts), 114);
+        assert_eq!(password_file_len(KeyType::Aes256), 86);
+        assert_eq!(password_file_len(KeyType::Aes256Xts), 118);
+    }
+
+    /// Well-wrapped records whose contents are inconsistent are refused: the KWP check alone is
+    /// not enough (wrong inner key id, unknown type, wrong length, equal XTS halves).
+    #[test]
+    fn unwrap_checks_the_inner_record() {
+        let kek = kek();
+        let material = [9u8; 32];
+        let key = Key::import(KeyType::Aes256, &material).unwrap();
+        let good = encode_inner(&key, 5);
+        assert_eq!(unwrap(&kek, &frame(&kek, &good)).unwrap().1, 5);
+
+        let mut bad_id = good.to_vec();
+        bad_id[5] ^= 1;
+        let mut bad_type = good.to_vec();
+        bad_type[0] = 3;
+        let mut xts_type = good.to_vec();
+        xts_type[0] = 2; // AES-256-XTS with 32 bytes of material
+        let mut short = good.to_vec();
+        short.pop();
+        let mut long = good.to_vec();
+        long.push(0);
+        let xts_equal = {
+            let mut v = vec![2u8, 0, 0, 0, 1];
+            let m = [3u8; 64];
+            v.extend_from_slice(&compute_id(&m));
+            v.extend_from_slice(&m);
+            v
+        };
+        let header_only = good[..INNER_HEADER_LEN].to_vec();
+        for (what, inner) in [
+            ("inner key id", bad_id),
+            ("unknown type", bad_type),
+            ("type/length mismatch", xts_type),
+            ("short material", short),
+            ("long material", long),
+            ("equal XTS halves", xts_equal),
+            ("no material", header_only),
+            ("tiny record", vec![1u8]),
+        ] {
+            let r = unwrap(&kek, &frame(&kek, &inner));
+            assert!(
+                matches!(r, Err(Error::AuthenticationFailed(_))),
+                "{what}: {:?}",
+                r.map(|(k, v)| (k.id(), v))
+            );
+            assert_eq!(last_operation_approved(), Approval::Unknown);
+        }
+    }
+
+    #[test]
+    fn password_open_checks_shape_before_pbkdf2() {
+        let blob = password_seal(PASSWORD_MAGIC, &[1u8; 32], b"correct horse battery", MIN_PASSWORD_ITERATIONS).unwrap();
+        assert_eq!(&blob[..6], &[0x50, 0x01, 0x00, 0x01, 0x86, 0xa0]);
+        let opened = password_open(PASSWORD_MAGIC, &blob, b"correct horse battery").unwrap();
+        assert_eq!(&opened[..], &[1u8; 32]);
+        // Another magic is refused: password_seal serves other blob kinds too.
+        assert!(matches!(password_open(b'X', &blob, b"correct horse battery"), Err(Error::AuthenticationFailed(_))));
+        // A salt is random per file.
+        let again = password_seal(PASSWORD_MAGIC, &[1u8; 32], b"correct horse battery", MIN_PASSWORD_ITERATIONS).unwrap();
+        assert_ne!(blob[6..22], again[6..22]);
+    }
+
+    #[test]
+    fn xts_halves_must_differ() {
+        let mut m = [5u8; 64];
+        assert_eq!(
+            Key::import(KeyType::Aes256Xts, &m).unwrap_err(),
+            Error::InvalidKey("AES-256-XTS key halves must differ")
+        );
+        m[63] = 6;
+        assert!(Key::import(KeyType::Aes256Xts, &m).is_ok());
+        m[63] = 5;
+        m[0] = 6;
+        assert!(Key::import(KeyType::Aes256Xts, &m).is_ok());
+    }
+
+    #[test]
+    fn usage_reservation() {
+        let k = kek();
+        k.set_usage_limit(3).unwrap();
+        k.reserve_encryptions(2).unwrap();
+        assert!(matches!(k.reserve_encryptions(2), Err(Error::UsageLimit(_))));
+        assert_eq!(k.usage_count(), 2, "a refused reservation reserves nothing");
+        k.reserve_encryptions(1).unwrap();
+        assert!(matches!(k.reserve_encryptions(1), Err(Error::UsageLimit(_))));
+        assert!(matches!(k.reserve_encryptions(u64::MAX), Err(Error::UsageLimit(_))));
+        assert_eq!(k.usage_count(), 3);
+        // Clones share the counter.
+        assert_eq!(k.clone().usage_count(), 3);
+    }
+
+    #[test]
+    fn debug_shows_no_material() {
+        let k = Key::import(KeyType::Aes256, &[0xABu8; 32]).unwrap();
+        let d = format!("{k:?}");
+        assert!(d.contains("AES-256"));
+        assert!(d.contains(&hex::encode(k.id())));
+        assert!(!d.contains("abababab"), "{d}");
+    }
 }

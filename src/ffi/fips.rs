@@ -65,7 +65,9 @@ pub extern "C" fn cellar_last_error(buf: *mut c_char, cap: usize) -> usize {
 
 /// The calling thread's indicator for its last Cellar operation that performed cryptography:
 /// 1 when it succeeded and the module counted every service it used as approved, 0 when it
-/// succeeded but some service was not counted, -1 when it failed or none has run on this thread.
+/// succeeded but some service was not counted, -1 when none has run on this thread or the last
+/// call failed (every call that returns an error status sets -1). Successful calls that do no
+/// cryptography (ids, types, sizes, names, raw export) leave it unchanged.
 #[no_mangle]
 pub extern "C" fn cellar_last_operation_approved() -> i32 {
     fips::last_operation_approved() as i32

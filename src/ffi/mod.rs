@@ -116,6 +116,8 @@ pub(crate) fn boundary(name: &'static str, f: impl FnOnce() -> FfiResult) -> cel
             CELLAR_OK
         }
         Ok(Err(fail)) => {
+            // A failed call reports "unknown", also when it failed before any cryptography.
+            crate::fips::mark_failed();
             match fail.detail {
                 Some(d) => set_last_error(&format!("{name}: {d}")),
                 None => set_last_error(&format!("{name}: {}", fail.error)),
@@ -245,19 +247,28 @@ pub(crate) fn new_handle<C: Castable>(value: C::Inner) -> *mut C {
     Box::into_raw(Box::new(Handle { magic: C::MAGIC, value })).cast::<C>()
 }
 
+/// Whether `p` (non-NULL) carries `C`'s magic. A misaligned pointer cannot be a handle (they are
+/// boxed), so it is refused before anything is read through it.
+fn has_magic<C: Castable>(p: *const Handle<C::Inner>) -> bool {
+    if !p.is_aligned() {
+        return false;
+    }
+    // SAFETY: the caller promises `p` points to readable memory of at least a handle header;
+    // every Cellar handle is a `Handle<_>` whose first field is the `u64` magic.
+    unsafe { core::ptr::addr_of!((*p).magic).read() == C::MAGIC }
+}
+
 /// Borrows the core value behind a handle, checking NULL and its kind.
 pub(crate) fn handle<'a, C: Castable>(p: *const C, name: &'static str) -> FfiResult<&'a C::Inner> {
     let p = non_null(p, name)?.cast::<Handle<C::Inner>>();
-    // SAFETY: every handle Cellar hands out is a `Handle<_>` whose first field is the `u64` magic;
-    // the caller promises `p` is a live Cellar handle.
-    let h = unsafe { &*p };
-    if h.magic != C::MAGIC {
+    if !has_magic::<C>(p) {
         return Err(Fail::with_detail(
             Error::InvalidArgument("wrong handle kind"),
             format!("invalid argument: {name} is not a live {}", C::NAME),
         ));
     }
-    Ok(&h.value)
+    // SAFETY: the magic matched, so `p` came from `new_handle::<C>` and is live (caller's promise).
+    Ok(unsafe { &(*p).value })
 }
 
 /// Frees a handle; NULL does nothing, a handle of another kind is ignored (never freed as this
@@ -267,11 +278,11 @@ pub(crate) fn free_handle<C: Castable>(p: *mut C) {
         return;
     }
     let p = p.cast::<Handle<C::Inner>>();
+    if !has_magic::<C>(p) {
+        return;
+    }
     // SAFETY: see `handle`; the caller gives up `p`, which came from `new_handle::<C>`.
     unsafe {
-        if (*p).magic != C::MAGIC {
-            return;
-        }
         (*p).magic = 0;
         drop(Box::from_raw(p));
     }
