@@ -11,7 +11,7 @@ CC ?= cc
 CXX ?= c++
 REL := target/release
 LIB := $(REL)/libcellar.so
-BUILD := build
+BUILD := target/c
 CWARN := -Wall -Wextra -Wpedantic -Werror
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDLIB := -L$(REL) -Wl,-rpath,$(abspath $(REL)) -lcellar -lpthread
@@ -101,4 +101,4 @@ install: build
 
 clean:
 	$(CARGO) clean
-	rm -rf $(BUILD)
+	rm -rf build

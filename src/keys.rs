@@ -451,7 +451,7 @@ pub(crate) fn password_open(magic: u8, blob: &[u8], password: &[u8]) -> Result<Z
         return Err(BAD);
     }
     let kek = password_kek(password, &blob[6..PASSWORD_HEADER_LEN], iterations)?;
-    kwp_unwrap(&kek[..], &blob[PASSWORD_HEADER_LEN..])
+    kwp_unwrap(&kek[..], &blob[PASSWORD_HEADER_LEN..]).map_err(|_| BAD)
 }
 
 /// Exports `key` (with its `key_version`) as a password-protected key file:
