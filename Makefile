@@ -2,7 +2,7 @@
 #   make demo    builds the library (FIPS) and runs the C demo host program
 #   make test    runs every test: Rust, C (ASan+UBSan), C++, Python, valgrind, exported symbols
 #   make bench   criterion benchmarks (each beside its AWS-LC baseline)
-#   make install PREFIX=/usr/local
+#   make install PREFIX=/usr/local   (make test-install checks it in a temporary prefix)
 SHELL := /bin/bash
 PREFIX ?= /usr/local
 CARGO ?= cargo
@@ -19,7 +19,7 @@ C_TESTS := $(patsubst ffi-tests/c/%.c,%,$(wildcard ffi-tests/c/test_*.c))
 PY_REQS := pytest cryptography cryptography-vectors
 
 .PHONY: all setup build header demo test test-rust test-c test-cpp test-python test-valgrind \
-        test-symbols bench install clean
+        test-symbols test-install bench install clean
 
 all: build
 
@@ -52,7 +52,7 @@ demo: build | $(BUILD)
 	$(BUILD)/demo
 
 test: build
-	@$(MAKE) --no-print-directory test-rust test-c test-cpp test-python test-valgrind test-symbols
+	@$(MAKE) --no-print-directory test-rust test-c test-cpp test-python test-valgrind test-symbols test-install
 	@echo "all test suites passed"
 
 test-rust:
@@ -86,6 +86,21 @@ test-symbols:
 	if [ -n "$$bad" ]; then echo "non-cellar symbols exported:"; echo "$$bad"; exit 1; fi; \
 	n=$$(nm -D --defined-only $(LIB) | wc -l); echo "exported symbols: $$n, all cellar_"; \
 	soname=$$(readelf -d $(LIB) | grep SONAME); echo "$$soname"; echo "$$soname" | grep -q 'libcellar.so.1'
+
+# Installs into a temporary prefix and builds a host program with nothing but pkg-config,
+# linked against the shared library and, separately, the static one.
+test-install: build
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(MAKE) --no-print-directory install PREFIX=$$tmp/prefix >/dev/null; \
+	export PKG_CONFIG_PATH=$$tmp/prefix/lib/pkgconfig; \
+	echo "pkg-config --cflags --libs cellar: $$(pkg-config --cflags --libs cellar)"; \
+	$(CC) $(CWARN) ffi-tests/install/main.c $$(pkg-config --cflags --libs cellar) -o $$tmp/host; \
+	LD_LIBRARY_PATH=$$tmp/prefix/lib $$tmp/host; \
+	if LD_LIBRARY_PATH=$$tmp/prefix/lib ldd $$tmp/host | grep -q "libcellar.so.1 => $$tmp/prefix/lib/"; then echo "shared: links the installed libcellar.so.1"; \
+	else echo "host does not load the installed library"; LD_LIBRARY_PATH=$$tmp/prefix/lib ldd $$tmp/host; exit 1; fi; \
+	$(CC) $(CWARN) ffi-tests/install/main.c $$(pkg-config --cflags cellar) \
+	  $$(pkg-config --static --libs cellar | sed 's/-lcellar/-l:libcellar.a/') -o $$tmp/host-static; \
+	$$tmp/host-static; echo "static: links libcellar.a with pkg-config --static"
 
 bench: build
 	$(CARGO) bench
