@@ -4,6 +4,8 @@
 #   make bench   criterion benchmarks (each beside its AWS-LC baseline)
 #   make install PREFIX=/usr/local   (make test-install checks it in a temporary prefix)
 SHELL := /bin/bash
+# rustup's default location, so a Rust installed by `make setup` is found in the same run.
+export PATH := $(HOME)/.cargo/bin:$(PATH)
 PREFIX ?= /usr/local
 CARGO ?= cargo
 PYTHON ?= python3
@@ -16,26 +18,40 @@ CWARN := -Wall -Wextra -Wpedantic -Werror
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDLIB := -L$(REL) -Wl,-rpath,$(abspath $(REL)) -lcellar -lpthread
 C_TESTS := $(patsubst ffi-tests/c/%.c,%,$(wildcard ffi-tests/c/test_*.c))
-PY_REQS := pytest cryptography cryptography-vectors
+# The KWP vectors come from cryptography-vectors but are committed under tests/data.
+PY_REQS := pytest cryptography
 
 .PHONY: all setup build header demo test test-rust test-c test-cpp test-python test-valgrind \
         test-symbols test-install bench install clean
 
 all: build
 
-# Installs what a fresh Debian machine lacks. Idempotent and quick when everything is present.
+# Installs what a fresh Debian machine lacks: the C toolchain, CMake, Go and Perl for the AWS-LC
+# FIPS build, valgrind and pkg-config for the tests, Rust (rustup, when cargo is absent) and the
+# Python test packages (pip; on an externally managed Python, Debian's own packages). Idempotent
+# and quick when everything is present.
 setup:
 	@missing=""; \
-	for t in cmake:cmake go:golang-go valgrind:valgrind pkg-config:pkg-config; do \
+	for t in cc:gcc c++:g++ make:make perl:perl cmake:cmake go:golang-go valgrind:valgrind \
+	         pkg-config:pkg-config curl:curl python3:python3; do \
 	  command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t##*:}"; \
 	done; \
+	$(PYTHON) -m pip --version >/dev/null 2>&1 || missing="$$missing python3-pip"; \
 	if [ -n "$$missing" ]; then \
 	  echo "setup: installing$$missing"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	    $$missing ca-certificates >/dev/null; \
 	fi
-	@$(PYTHON) -c "import pytest, cryptography, cryptography_vectors" 2>/dev/null || \
-	  { echo "setup: installing Python test packages"; $(PYTHON) -m pip install -q $(PY_REQS); }
+	@command -v $(CARGO) >/dev/null 2>&1 || { \
+	  echo "setup: installing Rust with rustup"; \
+	  curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y -q --profile minimal; }
+	@$(PYTHON) -c "import pytest, cryptography" 2>/dev/null || { \
+	  echo "setup: installing Python test packages"; \
+	  $(PYTHON) -m pip install -q $(PY_REQS) 2>/dev/null || \
+	  $(PYTHON) -m pip install -q --user --break-system-packages $(PY_REQS) 2>/dev/null || \
+	  { SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq python3-pytest python3-cryptography >/dev/null; }; }
 
 build: setup
 	$(CARGO) build --release
