@@ -200,6 +200,44 @@ static void test_indicator_semantics(void) {
     cellar_key_free(k);
 }
 
+/* A host may call Cellar from a thread-exit destructor, after the library's own thread-locals
+ * are gone: the calls must still return statuses (not abort). */
+static pthread_key_t exit_key;
+static cellar_status exit_status_fail = -100, exit_status_ok = -100;
+static size_t exit_error_len = 999;
+
+static void at_thread_exit(void *arg) {
+    (void)arg;
+    cellar_key *k = NULL;
+    exit_status_fail = cellar_key_generate(CELLAR_KEY_AES256, NULL);
+    char buf[64];
+    exit_error_len = cellar_last_error(buf, sizeof buf);
+    exit_status_ok = cellar_key_generate(CELLAR_KEY_AES256, &k);
+    cellar_key_free(k);
+}
+
+static void *exiting_thread(void *arg) {
+    (void)arg;
+    cellar_key *k = NULL;
+    /* Use the library first so its thread-locals exist and are destroyed at exit. */
+    CHECK_STATUS(cellar_key_generate(0, &k), CELLAR_ERR_INVALID_ARGUMENT);
+    CHECK_OK(cellar_key_generate(CELLAR_KEY_AES256, &k));
+    cellar_key_free(k);
+    pthread_setspecific(exit_key, (void *)1);
+    return NULL;
+}
+
+static void test_calls_during_thread_exit(void) {
+    CHECK(pthread_key_create(&exit_key, at_thread_exit) == 0);
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, exiting_thread, NULL) == 0);
+    CHECK(pthread_join(t, NULL) == 0);
+    CHECK(exit_status_fail == CELLAR_ERR_NULL_POINTER);
+    CHECK(exit_status_ok == CELLAR_OK);
+    CHECK(exit_error_len != 999);
+    pthread_key_delete(exit_key);
+}
+
 int main(void) {
     /* Before anything ran on this thread the indicator is unknown and the error empty. */
     CHECK(cellar_last_operation_approved() == -1);
@@ -210,5 +248,6 @@ int main(void) {
     test_per_thread_state();
     test_init_and_fips();
     test_indicator_semantics();
+    test_calls_during_thread_exit();
     CHECK_SUMMARY();
 }

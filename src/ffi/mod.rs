@@ -75,8 +75,10 @@ thread_local! {
     static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
+// `try_with` throughout: a host may call Cellar from a thread-exit destructor after this
+// thread-local was destroyed; that must not panic outside `catch_unwind` (an abort).
 fn set_last_error(text: &str) {
-    LAST_ERROR.with(|e| {
+    let _ = LAST_ERROR.try_with(|e| {
         let mut e = e.borrow_mut();
         e.clear();
         e.push_str(text);
@@ -85,15 +87,13 @@ fn set_last_error(text: &str) {
 
 /// Clears without freeing, so the success path of a hot call does not allocate.
 fn clear_last_error() {
-    LAST_ERROR.with(|e| e.borrow_mut().clear());
+    let _ = LAST_ERROR.try_with(|e| e.borrow_mut().clear());
 }
 
 /// Copies the thread's last error text into `buf` (NUL-terminated, truncated to `cap - 1`) and
 /// returns its full length in bytes, excluding the NUL.
 pub(crate) fn copy_last_error(buf: *mut u8, cap: usize) -> usize {
-    LAST_ERROR.with(|e| {
-        let e = e.borrow();
-        let bytes = e.as_bytes();
+    let copy = |bytes: &[u8]| {
         if !buf.is_null() && cap > 0 {
             let n = bytes.len().min(cap - 1);
             // SAFETY: the caller promises `buf` holds `cap` bytes; we write at most `cap`.
@@ -103,7 +103,8 @@ pub(crate) fn copy_last_error(buf: *mut u8, cap: usize) -> usize {
             }
         }
         bytes.len()
-    })
+    };
+    LAST_ERROR.try_with(|e| copy(e.borrow().as_bytes())).unwrap_or_else(|_| copy(&[]))
 }
 
 /// Runs one export's body: catches panics, maps errors to status codes, sets or clears the
