@@ -35,7 +35,8 @@ setup:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 	@$(PYTHON) -c "import pytest, cryptography, cryptography_vectors" 2>/dev/null || \
-	  { echo "setup: installing Python test packages"; $(PYTHON) -m pip install -q $(PY_REQS); }
+	  { echo "setup: installing Python test packages"; $(PYTHON) -m pip install -q $(PY_REQS) || \
+	    $(PYTHON) -m pip install -q --break-system-packages $(PY_REQS); }
 
 build: setup
 	$(CARGO) build --release
