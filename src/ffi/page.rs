@@ -62,13 +62,24 @@ pub extern "C" fn cellar_page_cipher_new(
     out_cipher: *mut *mut cellar_page_cipher,
 ) -> cellar_status {
     ffi_boundary!("cellar_page_cipher_new", {
-        let out = out_ptr(out_cipher, "out_cipher")?;
-        let key = handle::<cellar_key>(key, "key")?;
-        let mode = PageMode::from_u32(mode)?;
-        let cipher = PageCipher::new(key, mode, file_id, key_version, flags)?;
-        write_out(out, new_handle::<cellar_page_cipher>(cipher));
-        Ok(())
+        op((|| {
+            let out = out_ptr(out_cipher, "out_cipher")?;
+            let key = handle::<cellar_key>(key, "key")?;
+            let mode = PageMode::from_u32(mode)?;
+            let cipher = PageCipher::new(key, mode, file_id, key_version, flags)?;
+            write_out(out, new_handle::<cellar_page_cipher>(cipher));
+            Ok(())
+        })())
     })
+}
+
+/// A page operation that failed before reaching the core (NULL, size, overlap) still reports
+/// "failed" (-1) from `cellar_last_operation_approved`, as a failure inside the core does.
+fn op(r: Result<(), Fail>) -> Result<(), Fail> {
+    if r.is_err() {
+        crate::fips::mark_failed();
+    }
+    r
 }
 
 /// Checks the two buffers of `len` bytes and builds the in-place or out-of-place view.
@@ -123,11 +134,13 @@ pub extern "C" fn cellar_page_encrypt(
     page_size: usize,
 ) -> cellar_status {
     ffi_boundary!("cellar_page_encrypt", {
-        let cipher = handle::<cellar_page_cipher>(cipher, "cipher")?;
-        non_null(in_, "in")?;
-        out_ptr(out, "out")?;
-        page::check_page_size(page_size)?;
-        Ok(one_page(cipher, page_no, in_out(in_, out, page_size)?, true)?)
+        op((|| {
+            let cipher = handle::<cellar_page_cipher>(cipher, "cipher")?;
+            non_null(in_, "in")?;
+            out_ptr(out, "out")?;
+            page::check_page_size(page_size)?;
+            Ok(one_page(cipher, page_no, in_out(in_, out, page_size)?, true)?)
+        })())
     })
 }
 
@@ -147,11 +160,13 @@ pub extern "C" fn cellar_page_decrypt(
     page_size: usize,
 ) -> cellar_status {
     ffi_boundary!("cellar_page_decrypt", {
-        let cipher = handle::<cellar_page_cipher>(cipher, "cipher")?;
-        non_null(in_, "in")?;
-        out_ptr(out, "out")?;
-        page::check_page_size(page_size)?;
-        Ok(one_page(cipher, page_no, in_out(in_, out, page_size)?, false)?)
+        op((|| {
+            let cipher = handle::<cellar_page_cipher>(cipher, "cipher")?;
+            non_null(in_, "in")?;
+            out_ptr(out, "out")?;
+            page::check_page_size(page_size)?;
+            Ok(one_page(cipher, page_no, in_out(in_, out, page_size)?, false)?)
+        })())
     })
 }
 
@@ -203,7 +218,7 @@ pub extern "C" fn cellar_page_encrypt_pages(
     threads: u32,
 ) -> cellar_status {
     ffi_boundary!("cellar_page_encrypt_pages", {
-        batch(cipher, first_page_no, in_, out, page_size, page_count, threads, true)
+        op(batch(cipher, first_page_no, in_, out, page_size, page_count, threads, true))
     })
 }
 
@@ -221,7 +236,7 @@ pub extern "C" fn cellar_page_decrypt_pages(
     threads: u32,
 ) -> cellar_status {
     ffi_boundary!("cellar_page_decrypt_pages", {
-        batch(cipher, first_page_no, in_, out, page_size, page_count, threads, false)
+        op(batch(cipher, first_page_no, in_, out, page_size, page_count, threads, false))
     })
 }
 
