@@ -73,6 +73,38 @@
 #define CELLAR_PASSWORD_DEFAULT_ITERATIONS 600000
 
 /**
+ * Page mode: AES-256-XTS, length-preserving, confidentiality only (no tamper detection).
+ * Needs a `CELLAR_KEY_AES256_XTS` key. Tweak = page_no (u64 LE) | file_id (u64 LE).
+ */
+#define CELLAR_PAGE_XTS 1
+
+/**
+ * Page mode: AES-256-GCM, authenticated; the last `CELLAR_PAGE_GCM_TRAILER_LEN` bytes of each
+ * page are the trailer. Needs a `CELLAR_KEY_AES256` key.
+ */
+#define CELLAR_PAGE_GCM 2
+
+/**
+ * Page cipher flag: an all-zero page (never written) decrypts to zeros instead of failing.
+ */
+#define CELLAR_PAGE_ZERO_IS_EMPTY 1
+
+/**
+ * Smallest page size in bytes.
+ */
+#define CELLAR_PAGE_MIN_SIZE 512
+
+/**
+ * Largest page size in bytes. Page sizes are also a multiple of 16.
+ */
+#define CELLAR_PAGE_MAX_SIZE 65536
+
+/**
+ * Bytes reserved at the end of each GCM page for the trailer.
+ */
+#define CELLAR_PAGE_GCM_TRAILER_LEN 48
+
+/**
  * An opaque key handle (AES-256 or AES-256-XTS).
  *
  * Immutable and safe to share between threads: any number of threads may use one handle at
@@ -82,6 +114,17 @@
  * the material once nothing else references it. No call consumes a key handle.
  */
 typedef struct cellar_key cellar_key;
+
+/**
+ * An opaque TDE page cipher: a page key, a mode, a file id, a key version and flags.
+ *
+ * Immutable and safe to share between threads: any number of threads may encrypt and decrypt
+ * with one handle at once (it keeps per-thread state internally, so two threads run at twice
+ * one thread's speed). The cipher holds its own reference to the key, so the key handle may be
+ * freed first. Create with `cellar_page_cipher_new`, free with `cellar_page_cipher_free`
+ * (only once no other thread is using it). No call consumes it.
+ */
+typedef struct cellar_page_cipher cellar_page_cipher;
 
 /**
  * Status code returned by every fallible Cellar function. `CELLAR_OK` (0) is success; the other
@@ -357,6 +400,103 @@ cellar_status cellar_key_set_usage_limit(const struct cellar_key *key, uint64_t 
  * references the key. The handle must not be used afterwards.
  */
 void cellar_key_free(struct cellar_key *key);
+
+/**
+ * Makes a page cipher for one file. `mode` is `CELLAR_PAGE_XTS` (key must be
+ * `CELLAR_KEY_AES256_XTS`) or `CELLAR_PAGE_GCM` (key must be `CELLAR_KEY_AES256`); another key
+ * type is `CELLAR_ERR_INVALID_KEY`, an unknown mode or flag bit `CELLAR_ERR_INVALID_ARGUMENT`.
+ * `file_id` is bound into every page; `key_version` is written into every GCM trailer and
+ * required on decrypt. `flags` is 0 or `CELLAR_PAGE_ZERO_IS_EMPTY`. A GCM cipher draws a random
+ * salt here and again after every 2^31 encryptions. On success `*out_cipher` receives a new
+ * handle (free with `cellar_page_cipher_free`).
+ */
+cellar_status cellar_page_cipher_new(const struct cellar_key *key,
+                                     uint32_t mode,
+                                     uint64_t file_id,
+                                     uint32_t key_version,
+                                     uint32_t flags,
+                                     struct cellar_page_cipher **out_cipher);
+
+/**
+ * Encrypts one page of `page_size` bytes (512 to 65536, a multiple of 16) from `in` to `out`,
+ * which are equal (in place) or disjoint (any other overlap is `CELLAR_ERR_INVALID_ARGUMENT`).
+ * XTS: all `page_size` bytes are encrypted. GCM: the first `page_size - 48` bytes are the
+ * payload and the last 48 bytes of `in` are ignored; `out` receives the sealed payload and the
+ * trailer. Allocates nothing in the steady state; safe to call from many threads at once.
+ */
+cellar_status cellar_page_encrypt(const struct cellar_page_cipher *cipher,
+                                  uint64_t page_no,
+                                  const uint8_t *in_,
+                                  uint8_t *out,
+                                  size_t page_size);
+
+/**
+ * Decrypts one page (see `cellar_page_encrypt` for sizes and buffers). On any failure `out`
+ * is all zeros. GCM: a page changed in any byte, moved to another page number or file, or
+ * sealed under another key is `CELLAR_ERR_AUTHENTICATION_FAILED`, as is a page whose trailer
+ * names another key version (the last-error text says so; read it with
+ * `cellar_page_key_version`). A decrypted GCM page has zeros in its last 48 bytes. An all-zero
+ * page decrypts to zeros when the cipher has `CELLAR_PAGE_ZERO_IS_EMPTY`, else fails (GCM);
+ * for XTS without the flag it decrypts like any other ciphertext.
+ */
+cellar_status cellar_page_decrypt(const struct cellar_page_cipher *cipher,
+                                  uint64_t page_no,
+                                  const uint8_t *in_,
+                                  uint8_t *out,
+                                  size_t page_size);
+
+/**
+ * Encrypts `page_count` contiguous pages of `page_size` bytes (`page_count * page_size` bytes
+ * at `in` and at `out`, equal or disjoint); page `i` gets page number `first_page_no + i`
+ * (which must not pass 2^64 - 1). `threads` 0 or 1 runs on the calling thread; N > 1 splits the
+ * run into N contiguous chunks (at most one per page, at most 64) on threads spawned for this
+ * call and joined before it returns; each spawn costs some 10-30 us and allocates, so use it
+ * for runs of hundreds of KiB, not single pages. `page_count` 0 does nothing (`in`/`out` may be
+ * NULL). On failure every page of `out` is zeroed and the last-error text names the failing
+ * page index.
+ */
+cellar_status cellar_page_encrypt_pages(const struct cellar_page_cipher *cipher,
+                                        uint64_t first_page_no,
+                                        const uint8_t *in_,
+                                        uint8_t *out,
+                                        size_t page_size,
+                                        size_t page_count,
+                                        uint32_t threads);
+
+/**
+ * Decrypts `page_count` contiguous pages (see `cellar_page_encrypt_pages`). If any page fails,
+ * every page of `out` is zeroed, the status is that page's error and the last-error text names
+ * the first failing page index ("page index I (page_no N): ...").
+ */
+cellar_status cellar_page_decrypt_pages(const struct cellar_page_cipher *cipher,
+                                        uint64_t first_page_no,
+                                        const uint8_t *in_,
+                                        uint8_t *out,
+                                        size_t page_size,
+                                        size_t page_count,
+                                        uint32_t threads);
+
+/**
+ * Reads the key version from a GCM page's trailer without any key, to drive an online
+ * re-encryption scan. Not authenticated until the page is decrypted. `page_size` as for
+ * `cellar_page_encrypt`. A page without a Cellar GCM trailer (format byte 0x01, zero reserved
+ * bytes), such as a never-written all-zero page, is `CELLAR_ERR_UNSUPPORTED_FORMAT`. Does no
+ * cryptography (leaves the approval indicator unchanged).
+ */
+cellar_status cellar_page_key_version(const uint8_t *page,
+                                      size_t page_size,
+                                      uint32_t *out_key_version);
+
+/**
+ * Bytes a mode reserves at the end of each page: 0 for `CELLAR_PAGE_XTS`, 48 for
+ * `CELLAR_PAGE_GCM`, and `SIZE_MAX` for an unknown mode (so it cannot be mistaken for XTS).
+ */
+size_t cellar_page_reserved_bytes(uint32_t mode);
+
+/**
+ * Frees a page cipher. NULL does nothing. No other thread may be using it.
+ */
+void cellar_page_cipher_free(struct cellar_page_cipher *cipher);
 
 #ifdef __cplusplus
 }  // extern "C"
