@@ -429,6 +429,9 @@ proptest! {
     }
 }
 
+/// A blob and the id of the data key inside it.
+type Made = (Vec<u8>, KeyId);
+
 /// Several threads wrap and unwrap while another rotates, locks and unlocks. Every success must
 /// be right (the data key that was wrapped, under a real version); every failure must be
 /// tenant-locked; at the end every blob ever made still opens.
@@ -439,7 +442,7 @@ fn concurrency_stress() {
     const ROUNDS: usize = 15;
     let first = aes();
     let kr = Arc::new(Keyring::new(Some(&first)).unwrap());
-    let made: Arc<Mutex<Vec<(Vec<u8>, KeyId)>>> = Arc::new(Mutex::new(Vec::new()));
+    let made: Arc<Mutex<Vec<Made>>> = Arc::new(Mutex::new(Vec::new()));
     let stop = Arc::new(AtomicBool::new(false));
     let ok_count = Arc::new(AtomicUsize::new(0));
     let locked_count = Arc::new(AtomicUsize::new(0));
