@@ -73,6 +73,80 @@
 #define CELLAR_PASSWORD_DEFAULT_ITERATIONS 600000
 
 /**
+ * Page mode: AES-256-XTS, length-preserving, confidentiality only (no tamper detection).
+ * Needs a `CELLAR_KEY_AES256_XTS` key. Tweak = page_no (u64 LE) | file_id (u64 LE).
+ */
+#define CELLAR_PAGE_XTS 1
+
+/**
+ * Page mode: AES-256-GCM, authenticated; the last `CELLAR_PAGE_GCM_TRAILER_LEN` bytes of each
+ * page are the trailer. Needs a `CELLAR_KEY_AES256` key.
+ */
+#define CELLAR_PAGE_GCM 2
+
+/**
+ * Page cipher flag: an all-zero page (never written) decrypts to zeros instead of failing.
+ */
+#define CELLAR_PAGE_ZERO_IS_EMPTY 1
+
+/**
+ * Smallest page size in bytes.
+ */
+#define CELLAR_PAGE_MIN_SIZE 512
+
+/**
+ * Largest page size in bytes. Page sizes are also a multiple of 16.
+ */
+#define CELLAR_PAGE_MAX_SIZE 65536
+
+/**
+ * Bytes reserved at the end of each GCM page for the trailer.
+ */
+#define CELLAR_PAGE_GCM_TRAILER_LEN 48
+
+/**
+ * `cellar_keyring_version_info` flag: the active version.
+ */
+#define CELLAR_KEYRING_VERSION_ACTIVE 1
+
+/**
+ * `cellar_keyring_version_info` flag: held by an external key provider.
+ */
+#define CELLAR_KEYRING_VERSION_PROVIDER 2
+
+/**
+ * `cellar_keyring_version_info` flag: retained, but its material (or provider) is not in the
+ * process (locked, or imported without its provider).
+ */
+#define CELLAR_KEYRING_VERSION_LOCKED 4
+
+/**
+ * `cellar_keyring_version_info` flag: retired; material destroyed, blobs unreadable for good.
+ */
+#define CELLAR_KEYRING_VERSION_RETIRED 8
+
+/**
+ * Longest data-key blob a keyring writes (530): a local version writes
+ * `cellar_key_wrapped_len(type)` bytes (82 or 114), a provider version 18 + what its wrap returns.
+ */
+#define CELLAR_KEYRING_MAX_WRAPPED_LEN 530
+
+/**
+ * The `out_cap` Cellar passes to a provider's wrap callback (512).
+ */
+#define CELLAR_PROVIDER_MAX_WRAPPED_LEN 512
+
+/**
+ * The `out_cap` Cellar passes to a provider's unwrap callback (128; records are 53 or 85 bytes).
+ */
+#define CELLAR_PROVIDER_MAX_UNWRAPPED_LEN 128
+
+/**
+ * Most versions (retired ones included) in one keyring.
+ */
+#define CELLAR_KEYRING_MAX_VERSIONS 4096
+
+/**
  * An opaque key handle (AES-256 or AES-256-XTS).
  *
  * Immutable and safe to share between threads: any number of threads may use one handle at
@@ -84,10 +158,91 @@
 typedef struct cellar_key cellar_key;
 
 /**
+ * An opaque tenant keyring: one active tenant key, retained older versions, lock state.
+ *
+ * Internally locked (a reader-writer lock): any number of threads may call any keyring
+ * function on one handle at once. Create with `cellar_keyring_new` or `cellar_keyring_import`;
+ * free with `cellar_keyring_free`, which wipes every tenant key it holds (no other call may be
+ * running on the handle then). The keyring never shares its tenant keys: it copies a key it is
+ * given, and unwrap returns data keys only.
+ */
+typedef struct cellar_keyring cellar_keyring;
+
+/**
+ * An opaque TDE page cipher: a page key, a mode, a file id, a key version and flags.
+ *
+ * Immutable and safe to share between threads: any number of threads may encrypt and decrypt
+ * with one handle at once (it keeps per-thread state internally, so two threads run at twice
+ * one thread's speed). The cipher holds its own reference to the key, so the key handle may be
+ * freed first. Create with `cellar_page_cipher_new`, free with `cellar_page_cipher_free`
+ * (only once no other thread is using it). No call consumes it.
+ */
+typedef struct cellar_page_cipher cellar_page_cipher;
+
+/**
  * Status code returned by every fallible Cellar function. `CELLAR_OK` (0) is success; the other
  * values are listed below and are never renumbered or reused.
  */
 typedef int32_t cellar_status;
+
+/**
+ * A provider's wrap callback. Wraps `record[0..record_len]` (a data key's inner record,
+ * `type (1) | tenant version (u32 BE) | key id (16) | material`, 53 or 85 bytes: secret) under
+ * the provider's key into `out[0..out_cap]` (`out_cap` is `CELLAR_PROVIDER_MAX_WRAPPED_LEN`) and
+ * sets `*out_len` to 1..out_cap. Returns `CELLAR_OK`; any other value fails the operation with
+ * `CELLAR_ERR_PROVIDER_FAILED`. `*out_len` starts at 0: returning `CELLAR_OK` without setting it
+ * is a failure too. Must not keep `record`.
+ */
+typedef cellar_status (*cellar_provider_wrap_fn)(void *context,
+                                                 const uint8_t *record,
+                                                 size_t record_len,
+                                                 uint8_t *out,
+                                                 size_t out_cap,
+                                                 size_t *out_len);
+
+/**
+ * A provider's unwrap callback. Unwraps `wrapped[0..wrapped_len]` (what its wrap returned) into
+ * `out[0..out_cap]` (`out_cap` is `CELLAR_PROVIDER_MAX_UNWRAPPED_LEN`; Cellar wipes it after
+ * use) and sets `*out_len`. Returns `CELLAR_OK`; `CELLAR_ERR_AUTHENTICATION_FAILED` when the
+ * input does not authenticate under its key (reported as such: a tampered blob); any other value
+ * is `CELLAR_ERR_PROVIDER_FAILED`. `*out_len` starts at 0.
+ */
+typedef cellar_status (*cellar_provider_unwrap_fn)(void *context,
+                                                   const uint8_t *wrapped,
+                                                   size_t wrapped_len,
+                                                   uint8_t *out,
+                                                   size_t out_cap,
+                                                   size_t *out_len);
+
+/**
+ * An external key provider: callbacks that stand in for a tenant key held outside the process
+ * (an HSM, a cloud KMS), registered as a keyring version with `cellar_keyring_add_provider`.
+ *
+ * Cellar copies this struct; `context` must stay valid, and the callbacks callable, until
+ * `cellar_keyring_free` returns on every keyring it was given to (also after the version is
+ * retired or the keyring locked: a call may be in flight). Callbacks may be called from any
+ * thread and concurrently with each other; no keyring lock is held during a call, so a callback
+ * may call Cellar. `key_id` names the version in blobs and must differ from every other
+ * version's id (if the provider key is an AES-256 key, its Cellar key id is a good choice).
+ */
+typedef struct cellar_key_provider {
+    /**
+     * Passed unchanged to both callbacks.
+     */
+    void *context;
+    /**
+     * The provider key's public 16-byte id.
+     */
+    uint8_t key_id[16];
+    /**
+     * Wraps a record (required).
+     */
+    cellar_provider_wrap_fn wrap;
+    /**
+     * Unwraps a record (required).
+     */
+    cellar_provider_unwrap_fn unwrap;
+} cellar_key_provider;
 
 /**
  * Success.
@@ -359,6 +514,280 @@ cellar_status cellar_key_set_usage_limit(const struct cellar_key *key, uint64_t 
  * references the key. The handle must not be used afterwards.
  */
 void cellar_key_free(struct cellar_key *key);
+
+/**
+ * Makes a page cipher for one file. `mode` is `CELLAR_PAGE_XTS` (key must be
+ * `CELLAR_KEY_AES256_XTS`) or `CELLAR_PAGE_GCM` (key must be `CELLAR_KEY_AES256`); another key
+ * type is `CELLAR_ERR_INVALID_KEY`, an unknown mode or flag bit `CELLAR_ERR_INVALID_ARGUMENT`.
+ * `file_id` is bound into every page; `key_version` is written into every GCM trailer and
+ * required on decrypt. `flags` is 0 or `CELLAR_PAGE_ZERO_IS_EMPTY`. A GCM cipher draws a random
+ * salt here and again after every 2^31 encryptions. On success `*out_cipher` receives a new
+ * handle (free with `cellar_page_cipher_free`).
+ */
+cellar_status cellar_page_cipher_new(const struct cellar_key *key,
+                                     uint32_t mode,
+                                     uint64_t file_id,
+                                     uint32_t key_version,
+                                     uint32_t flags,
+                                     struct cellar_page_cipher **out_cipher);
+
+/**
+ * Encrypts one page of `page_size` bytes (512 to 65536, a multiple of 16) from `in` to `out`,
+ * which are equal (in place) or disjoint (any other overlap is `CELLAR_ERR_INVALID_ARGUMENT`).
+ * XTS: all `page_size` bytes are encrypted. GCM: the first `page_size - 48` bytes are the
+ * payload and the last 48 bytes of `in` are ignored; `out` receives the sealed payload and the
+ * trailer. Allocates nothing in the steady state; safe to call from many threads at once.
+ */
+cellar_status cellar_page_encrypt(const struct cellar_page_cipher *cipher,
+                                  uint64_t page_no,
+                                  const uint8_t *in_,
+                                  uint8_t *out,
+                                  size_t page_size);
+
+/**
+ * Decrypts one page (see `cellar_page_encrypt` for sizes and buffers). On any failure `out`
+ * is all zeros. GCM: a page changed in any byte, moved to another page number or file, or
+ * sealed under another key is `CELLAR_ERR_AUTHENTICATION_FAILED`, as is a page whose trailer
+ * names another key version (the last-error text says so; read it with
+ * `cellar_page_key_version`). A decrypted GCM page has zeros in its last 48 bytes. An all-zero
+ * page decrypts to zeros when the cipher has `CELLAR_PAGE_ZERO_IS_EMPTY`, else fails (GCM);
+ * for XTS without the flag it decrypts like any other ciphertext.
+ */
+cellar_status cellar_page_decrypt(const struct cellar_page_cipher *cipher,
+                                  uint64_t page_no,
+                                  const uint8_t *in_,
+                                  uint8_t *out,
+                                  size_t page_size);
+
+/**
+ * Encrypts `page_count` contiguous pages of `page_size` bytes (`page_count * page_size` bytes
+ * at `in` and at `out`, equal or disjoint); page `i` gets page number `first_page_no + i`
+ * (which must not pass 2^64 - 1). `threads` 0 or 1 runs on the calling thread; N > 1 splits the
+ * run into N contiguous chunks (at most one per page, at most 64) on threads spawned for this
+ * call and joined before it returns; each spawn costs some 10-30 us and allocates, so use it
+ * for runs of hundreds of KiB, not single pages. `page_count` 0 does nothing (`in`/`out` may be
+ * NULL). On failure every page of `out` is zeroed and the last-error text names the failing
+ * page index.
+ */
+cellar_status cellar_page_encrypt_pages(const struct cellar_page_cipher *cipher,
+                                        uint64_t first_page_no,
+                                        const uint8_t *in_,
+                                        uint8_t *out,
+                                        size_t page_size,
+                                        size_t page_count,
+                                        uint32_t threads);
+
+/**
+ * Decrypts `page_count` contiguous pages (see `cellar_page_encrypt_pages`). If any page fails,
+ * every page of `out` is zeroed, the status is that page's error and the last-error text names
+ * the first failing page index ("page index I (page_no N): ...").
+ */
+cellar_status cellar_page_decrypt_pages(const struct cellar_page_cipher *cipher,
+                                        uint64_t first_page_no,
+                                        const uint8_t *in_,
+                                        uint8_t *out,
+                                        size_t page_size,
+                                        size_t page_count,
+                                        uint32_t threads);
+
+/**
+ * Reads the key version from a GCM page's trailer without any key, to drive an online
+ * re-encryption scan. Not authenticated until the page is decrypted. `page_size` as for
+ * `cellar_page_encrypt`. A page without a Cellar GCM trailer (format byte 0x01, zero reserved
+ * bytes), such as a never-written all-zero page, is `CELLAR_ERR_UNSUPPORTED_FORMAT`. Does no
+ * cryptography (leaves the approval indicator unchanged).
+ */
+cellar_status cellar_page_key_version(const uint8_t *page,
+                                      size_t page_size,
+                                      uint32_t *out_key_version);
+
+/**
+ * Bytes a mode reserves at the end of each page: 0 for `CELLAR_PAGE_XTS`, 48 for
+ * `CELLAR_PAGE_GCM`, and `SIZE_MAX` for an unknown mode (so it cannot be mistaken for XTS).
+ */
+size_t cellar_page_reserved_bytes(uint32_t mode);
+
+/**
+ * Frees a page cipher. NULL does nothing. No other thread may be using it.
+ */
+void cellar_page_cipher_free(struct cellar_page_cipher *cipher);
+
+/**
+ * Creates a keyring whose version 1 is `customer_key` (an AES-256 key, copied: the caller may
+ * free its handle) or, when `customer_key` is NULL, a key generated by the module (the
+ * service-managed default). To start from a password file or a blob under a host root key, turn
+ * it into a key with `cellar_key_import_password` or `cellar_key_unwrap` first. An XTS key is
+ * `CELLAR_ERR_INVALID_KEY`. On success `*out_keyring` receives a new handle.
+ */
+cellar_status cellar_keyring_new(const struct cellar_key *customer_key,
+                                 struct cellar_keyring **out_keyring);
+
+/**
+ * Writes the active version number (1, 2, ...) to `*out_version`; also works while locked.
+ */
+cellar_status cellar_keyring_active_version(const struct cellar_keyring *keyring,
+                                            uint32_t *out_version);
+
+/**
+ * Lists the retained (not retired) versions, ascending: `out_versions[i]` and the 16-byte key
+ * id at `out_key_ids + 16*i`, for `*out_count` entries. Both arrays hold `cap` entries. When
+ * `cap` is too small, returns `CELLAR_ERR_BUFFER_TOO_SMALL` with the count in `*out_count`
+ * (the arrays may be NULL when `cap` is 0). Works while locked.
+ */
+cellar_status cellar_keyring_versions(const struct cellar_keyring *keyring,
+                                      uint32_t *out_versions,
+                                      uint8_t *out_key_ids,
+                                      size_t cap,
+                                      size_t *out_count);
+
+/**
+ * Writes one version's key id (16 bytes) to `out_key_id` and its `CELLAR_KEYRING_VERSION_*`
+ * flags to `*out_flags`. Retired versions are still known (flag RETIRED); a number that never
+ * existed is `CELLAR_ERR_KEY_NOT_FOUND`.
+ */
+cellar_status cellar_keyring_version_info(const struct cellar_keyring *keyring,
+                                          uint32_t version,
+                                          uint8_t *out_key_id,
+                                          uint32_t *out_flags);
+
+/**
+ * Rotates: adds a new version, which becomes active, from `new_key` (a customer AES-256 key,
+ * copied) or, when NULL, a generated key; writes its number to `*out_version`. Older versions
+ * keep unwrapping. Locked: `CELLAR_ERR_TENANT_LOCKED`. A key whose id is already a version (or
+ * was retired), or an XTS key: `CELLAR_ERR_INVALID_KEY`.
+ */
+cellar_status cellar_keyring_rotate(struct cellar_keyring *keyring,
+                                    const struct cellar_key *new_key,
+                                    uint32_t *out_version);
+
+/**
+ * Wraps `data_key` (any type) under the active version into `out`: the blob format of
+ * `cellar_key_wrap`, with the active version's key id as KEK id and the active version number
+ * as the inner key version. Size: `cellar_key_wrapped_len(type)` for a local version; a provider
+ * version's blob is 18 + its wrap output, at most `CELLAR_KEYRING_MAX_WRAPPED_LEN`. Too small:
+ * `CELLAR_ERR_BUFFER_TOO_SMALL` with the size in `*out_len` (found by wrapping; nothing is
+ * stored). Locked: `CELLAR_ERR_TENANT_LOCKED`.
+ */
+cellar_status cellar_keyring_wrap(const struct cellar_keyring *keyring,
+                                  const struct cellar_key *data_key,
+                                  uint8_t *out,
+                                  size_t out_cap,
+                                  size_t *out_len);
+
+/**
+ * Unwraps a data-key blob under the version its KEK id names. On success `*out_key` receives
+ * a new data-key handle and `*out_version` the tenant version. Retired or unknown version:
+ * `CELLAR_ERR_KEY_NOT_FOUND`; keyring locked (or that version still locked):
+ * `CELLAR_ERR_TENANT_LOCKED`; tampered: `CELLAR_ERR_AUTHENTICATION_FAILED`.
+ */
+cellar_status cellar_keyring_unwrap(const struct cellar_keyring *keyring,
+                                    const uint8_t *blob,
+                                    size_t blob_len,
+                                    struct cellar_key **out_key,
+                                    uint32_t *out_version);
+
+/**
+ * Rewraps a data-key blob to the active version into `out` (the data key itself, and so the
+ * data it protects, is unchanged). Errors as `cellar_keyring_unwrap` and `cellar_keyring_wrap`.
+ * `out` must not overlap `blob`.
+ */
+cellar_status cellar_keyring_rewrap(const struct cellar_keyring *keyring,
+                                    const uint8_t *blob,
+                                    size_t blob_len,
+                                    uint8_t *out,
+                                    size_t out_cap,
+                                    size_t *out_len);
+
+/**
+ * Retires `version`: its material (or provider reference) is destroyed before this returns and
+ * its blobs fail with `CELLAR_ERR_KEY_NOT_FOUND` for good (crypto-shredding). Retiring a retired
+ * version succeeds and does nothing. The active version: `CELLAR_ERR_INVALID_ARGUMENT`; a
+ * number that never existed: `CELLAR_ERR_KEY_NOT_FOUND`. Allowed while locked. Does no
+ * cryptography (the approval indicator is unchanged).
+ */
+cellar_status cellar_keyring_retire(struct cellar_keyring *keyring, uint32_t version);
+
+/**
+ * Locks the tenant: every version's material is wiped and provider references dropped before
+ * this returns (waiting for in-flight wraps); versions, ids and the active version remain.
+ * Operations needing material then fail with `CELLAR_ERR_TENANT_LOCKED`. Idempotent. Does no
+ * cryptography (the approval indicator is unchanged).
+ */
+cellar_status cellar_keyring_lock(struct cellar_keyring *keyring);
+
+/**
+ * Gives back one version's material: `key` (AES-256, copied) is accepted only when its key id
+ * matches a retained local version; otherwise `CELLAR_ERR_KEY_NOT_FOUND` (also for a retired
+ * version), `CELLAR_ERR_INVALID_KEY` for an XTS key, `CELLAR_ERR_INVALID_ARGUMENT` for a
+ * provider version (use `cellar_keyring_unlock_provider`). Unlocking an unlocked version
+ * succeeds. The keyring is usable again once its active version is back.
+ */
+cellar_status cellar_keyring_unlock(struct cellar_keyring *keyring, const struct cellar_key *key);
+
+/**
+ * Writes 1 to `*out_locked` when the keyring is locked (its active version's material or
+ * provider is not in the process), else 0.
+ */
+cellar_status cellar_keyring_is_locked(const struct cellar_keyring *keyring, int32_t *out_locked);
+
+/**
+ * Registers an external key provider as a new version, which becomes active; writes its
+ * number to `*out_version`. The provider is first checked with one wrap and one unwrap of a
+ * random record; if a callback fails or does not round-trip, the result is
+ * `CELLAR_ERR_PROVIDER_FAILED` and the keyring is unchanged. Locked: `CELLAR_ERR_TENANT_LOCKED`;
+ * a `key_id` already in the keyring: `CELLAR_ERR_INVALID_KEY`; a NULL callback:
+ * `CELLAR_ERR_NULL_POINTER`. See `cellar_key_provider` for the thread and lifetime rules.
+ */
+cellar_status cellar_keyring_add_provider(struct cellar_keyring *keyring,
+                                          const struct cellar_key_provider *provider,
+                                          uint32_t *out_version);
+
+/**
+ * Attaches a provider to the provider version with its `key_id` (after `cellar_keyring_lock`,
+ * or after `cellar_keyring_import`, which brings provider versions back detached); checked like
+ * `cellar_keyring_add_provider`. Writes the version to `*out_version`. No such id:
+ * `CELLAR_ERR_KEY_NOT_FOUND`; a local version's id: `CELLAR_ERR_INVALID_ARGUMENT`.
+ */
+cellar_status cellar_keyring_unlock_provider(struct cellar_keyring *keyring,
+                                             const struct cellar_key_provider *provider,
+                                             uint32_t *out_version);
+
+/**
+ * Exports the whole keyring state (every version's number, key id, kind and material; the
+ * active version; retired and provider markers, without provider material) sealed under
+ * exactly one of `root_key` (AES-256; then `password` is NULL with length 0 and `iterations`
+ * is ignored) or `password` (>= `CELLAR_PASSWORD_MIN_LEN` bytes, `iterations` between
+ * `CELLAR_PASSWORD_MIN_ITERATIONS` and `CELLAR_PASSWORD_MAX_ITERATIONS`; `root_key` NULL).
+ * Formats in docs/KEYS.md. Call with `out_cap` 0 to learn the size (no sealing is done). A
+ * locked version: `CELLAR_ERR_TENANT_LOCKED`.
+ */
+cellar_status cellar_keyring_export(const struct cellar_keyring *keyring,
+                                    const struct cellar_key *root_key,
+                                    const uint8_t *password,
+                                    size_t password_len,
+                                    uint32_t iterations,
+                                    uint8_t *out,
+                                    size_t out_cap,
+                                    size_t *out_len);
+
+/**
+ * Imports `cellar_keyring_export` output into a new keyring, given exactly one of `root_key`
+ * and `password` (the one it was sealed with; the other kind is `CELLAR_ERR_INVALID_ARGUMENT`).
+ * Wrong key or password, or any tampering: `CELLAR_ERR_AUTHENTICATION_FAILED`. Provider
+ * versions come back detached (flag LOCKED): attach them with `cellar_keyring_unlock_provider`.
+ */
+cellar_status cellar_keyring_import(const uint8_t *blob,
+                                    size_t blob_len,
+                                    const struct cellar_key *root_key,
+                                    const uint8_t *password,
+                                    size_t password_len,
+                                    struct cellar_keyring **out_keyring);
+
+/**
+ * Frees a keyring, wiping every tenant key it holds. NULL does nothing. No other call may be
+ * running on the handle; it must not be used afterwards.
+ */
+void cellar_keyring_free(struct cellar_keyring *keyring);
 
 #ifdef __cplusplus
 }  // extern "C"

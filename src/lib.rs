@@ -14,6 +14,8 @@
 pub mod error;
 pub mod fips;
 pub mod keys;
+pub mod page;
+pub mod keyring;
 mod sys;
 
 #[doc(hidden)]
@@ -22,6 +24,8 @@ pub mod ffi;
 pub use error::{Error, Result};
 pub use fips::{last_operation_approved, Approval};
 pub use keys::{Key, KeyId, KeyType};
+pub use page::{PageCipher, PageMode};
+pub use keyring::Keyring;
 
 /// ABI version of the C interface: `major << 16 | minor`.
 pub const ABI_VERSION: u32 = ffi::CELLAR_ABI_VERSION;

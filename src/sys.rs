@@ -40,3 +40,233 @@ pub(crate) fn run_self_tests() -> bool {
     // SAFETY: no arguments.
     unsafe { ffi::BORINGSSL_self_test() == 1 }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Pages: AES-256-XTS contexts and raw AES-256-GCM (module nonce) gather/scatter, owned by page.rs.
+
+/// Input and output of one in-place or out-of-place cipher call. The two slices of `Separate`
+/// never alias (Rust guarantees it), so the only aliasing the module ever sees is `in == out`,
+/// which both XTS and GCM allow.
+pub(crate) enum InOut<'a> {
+    /// Transform the buffer in place.
+    InPlace(&'a mut [u8]),
+    /// Read `.0`, write `.1` (same length).
+    Separate(&'a [u8], &'a mut [u8]),
+}
+
+impl<'a> InOut<'a> {
+    /// Length of the data (both sides have it).
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            InOut::InPlace(b) => b.len(),
+            InOut::Separate(i, _) => i.len(),
+        }
+    }
+
+    /// The input bytes (for in place, the buffer as it is now).
+    #[inline]
+    pub(crate) fn input(&self) -> &[u8] {
+        match self {
+            InOut::InPlace(b) => b,
+            InOut::Separate(i, _) => i,
+        }
+    }
+
+    /// The output buffer.
+    #[inline]
+    pub(crate) fn output(&mut self) -> &mut [u8] {
+        match self {
+            InOut::InPlace(b) => b,
+            InOut::Separate(_, o) => o,
+        }
+    }
+
+    /// Reborrows for a shorter lifetime.
+    #[inline]
+    pub(crate) fn reborrow(&mut self) -> InOut<'_> {
+        match self {
+            InOut::InPlace(b) => InOut::InPlace(b),
+            InOut::Separate(i, o) => InOut::Separate(i, o),
+        }
+    }
+
+    /// Splits into `[0, mid)` and `[mid, len)`.
+    pub(crate) fn split_at(self, mid: usize) -> (InOut<'a>, InOut<'a>) {
+        match self {
+            InOut::InPlace(b) => {
+                let (x, y) = b.split_at_mut(mid);
+                (InOut::InPlace(x), InOut::InPlace(y))
+            }
+            InOut::Separate(i, o) => {
+                let (ix, iy) = i.split_at(mid);
+                let (ox, oy) = o.split_at_mut(mid);
+                (InOut::Separate(ix, ox), InOut::Separate(iy, oy))
+            }
+        }
+    }
+
+    /// Raw pointers for the module: `(in, out, len)`; `in == out` for in place.
+    #[inline]
+    fn raw(&mut self) -> (*const u8, *mut u8, usize) {
+        match self {
+            InOut::InPlace(b) => (b.as_ptr(), b.as_mut_ptr(), b.len()),
+            InOut::Separate(i, o) => {
+                debug_assert_eq!(i.len(), o.len());
+                (i.as_ptr(), o.as_mut_ptr(), i.len().min(o.len()))
+            }
+        }
+    }
+}
+
+/// One AES-256-XTS `EVP_CIPHER_CTX`, keyed once for one direction. Setting the tweak mutates
+/// it, hence `&mut self` on use: a context serves one thread at a time (page.rs pools them).
+/// The key schedule lives in memory the module wipes (`OPENSSL_free` cleanses) on drop.
+pub(crate) struct XtsCtx {
+    ctx: *mut ffi::EVP_CIPHER_CTX,
+}
+
+// SAFETY: the context is owned exclusively; the module keeps no thread affinity for it.
+unsafe impl Send for XtsCtx {}
+
+impl XtsCtx {
+    /// Schedules `key` (64 bytes, K1 | K2, distinct halves) for encryption or decryption.
+    /// `None` when the module refuses the key (equal halves) or cannot allocate.
+    pub(crate) fn new(key: &[u8], encrypt: bool) -> Option<XtsCtx> {
+        if key.len() != 64 {
+            return None;
+        }
+        // SAFETY: plain allocation; checked for NULL below.
+        let ctx = unsafe { ffi::EVP_CIPHER_CTX_new() };
+        if ctx.is_null() {
+            return None;
+        }
+        let this = XtsCtx { ctx };
+        // SAFETY: `ctx` is a fresh context, `key` holds the 64 bytes EVP_aes_256_xts reads.
+        let ok = unsafe {
+            ffi::EVP_CipherInit_ex(
+                ctx,
+                ffi::EVP_aes_256_xts(),
+                core::ptr::null_mut(),
+                key.as_ptr(),
+                core::ptr::null(),
+                i32::from(encrypt),
+            )
+        };
+        (ok == 1).then_some(this)
+    }
+
+    /// Encrypts or decrypts (the direction chosen at `new`) one data unit under `tweak` with the
+    /// one-shot `EVP_Cipher`, the call the module's indicator counts. For AES-XTS (not a
+    /// "custom cipher") `EVP_Cipher` returns 1 on success and 0 on failure (length < 16 or
+    /// over 2^20 blocks). Returns whether it succeeded.
+    #[inline]
+    pub(crate) fn cipher(&mut self, tweak: &[u8; 16], mut io: InOut<'_>) -> bool {
+        let (inp, out, len) = io.raw();
+        // SAFETY: `ctx` is keyed; with a NULL cipher and key EVP_CipherInit_ex only copies the
+        // 16-byte tweak into the context (enc = -1 keeps the direction).
+        let ok = unsafe {
+            ffi::EVP_CipherInit_ex(self.ctx, core::ptr::null(), core::ptr::null_mut(), core::ptr::null(), tweak.as_ptr(), -1)
+        };
+        if ok != 1 {
+            return false;
+        }
+        // SAFETY: `inp` and `out` each cover `len` bytes and are either equal or disjoint.
+        unsafe { ffi::EVP_Cipher(self.ctx, out, inp, len) == 1 }
+    }
+}
+
+impl Drop for XtsCtx {
+    fn drop(&mut self) {
+        // SAFETY: `ctx` came from EVP_CIPHER_CTX_new and is freed once; cleanup cleanses it.
+        unsafe { ffi::EVP_CIPHER_CTX_free(self.ctx) }
+    }
+}
+
+/// Length of the module's randomized-nonce GCM "tag": the 16-byte tag followed by the 12-byte
+/// nonce the module generated.
+pub(crate) const GCM_TAG_NONCE_LEN: usize = 28;
+
+/// An AES-256-GCM `EVP_AEAD_CTX` of the module's randomized-nonce AEAD
+/// (`EVP_aead_aes_256_gcm_randnonce`, what `aws-lc-rs`'s `RandomizedNonceKey` uses), called
+/// through its gather/scatter entry points so that a page can be sealed out of place without
+/// a copy. Immutable after creation and safe to share between threads (the module's seal and
+/// open take a `const` context). Wiped by the module on drop.
+pub(crate) struct GcmKey {
+    ctx: *mut ffi::EVP_AEAD_CTX,
+}
+
+// SAFETY: seal_scatter/open_gather take `const EVP_AEAD_CTX *` and keep no per-call state in it.
+unsafe impl Send for GcmKey {}
+// SAFETY: as above.
+unsafe impl Sync for GcmKey {}
+
+impl GcmKey {
+    /// Schedules a 32-byte key. `None` when the module refuses or cannot allocate.
+    pub(crate) fn new(key: &[u8; 32]) -> Option<GcmKey> {
+        // SAFETY: `key` holds 32 bytes; tag length 28 = 16-byte tag + 12-byte module nonce
+        // (0 would select the same default).
+        let ctx = unsafe {
+            ffi::EVP_AEAD_CTX_new(ffi::EVP_aead_aes_256_gcm_randnonce(), key.as_ptr(), key.len(), GCM_TAG_NONCE_LEN)
+        };
+        (!ctx.is_null()).then_some(GcmKey { ctx })
+    }
+
+    /// Seals `io` (payload only) with a nonce the module draws from its DRBG, writing
+    /// `tag (16) | nonce (12)` to `tag_nonce`. Returns whether it succeeded.
+    #[inline]
+    pub(crate) fn seal(&self, mut io: InOut<'_>, aad: &[u8], tag_nonce: &mut [u8; GCM_TAG_NONCE_LEN]) -> bool {
+        let (inp, out, len) = io.raw();
+        let mut tag_len = 0usize;
+        // SAFETY: `inp`/`out` cover `len` bytes, equal or disjoint; `tag_nonce` holds 28 bytes;
+        // no caller nonce (length 0), as the randomized-nonce AEAD requires.
+        let ok = unsafe {
+            ffi::EVP_AEAD_CTX_seal_scatter(
+                self.ctx,
+                out,
+                tag_nonce.as_mut_ptr(),
+                &mut tag_len,
+                GCM_TAG_NONCE_LEN,
+                core::ptr::null(),
+                0,
+                inp,
+                len,
+                core::ptr::null(),
+                0,
+                aad.as_ptr(),
+                aad.len(),
+            )
+        };
+        ok == 1 && tag_len == GCM_TAG_NONCE_LEN
+    }
+
+    /// Opens `io` (payload only) given `tag (16) | nonce (12)`. Returns whether the tag
+    /// verified; on failure the output holds unspecified bytes (the caller wipes it).
+    #[inline]
+    pub(crate) fn open(&self, mut io: InOut<'_>, aad: &[u8], tag_nonce: &[u8; GCM_TAG_NONCE_LEN]) -> bool {
+        let (inp, out, len) = io.raw();
+        // SAFETY: as in `seal`; the nonce travels at the end of the 28-byte tag.
+        let ok = unsafe {
+            ffi::EVP_AEAD_CTX_open_gather(
+                self.ctx,
+                out,
+                core::ptr::null(),
+                0,
+                inp,
+                len,
+                tag_nonce.as_ptr(),
+                GCM_TAG_NONCE_LEN,
+                aad.as_ptr(),
+                aad.len(),
+            )
+        };
+        ok == 1
+    }
+}
+
+impl Drop for GcmKey {
+    fn drop(&mut self) {
+        // SAFETY: `ctx` came from EVP_AEAD_CTX_new and is freed once; OPENSSL_free cleanses it.
+        unsafe { ffi::EVP_AEAD_CTX_free(self.ctx) }
+    }
+}

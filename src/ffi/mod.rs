@@ -10,6 +10,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 pub mod fips;
 pub mod keys;
+pub mod page;
+pub mod keyring;
 
 /// Status code returned by every fallible Cellar function. `CELLAR_OK` (0) is success; the other
 /// values are listed below and are never renumbered or reused.

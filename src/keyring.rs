@@ -1,0 +1,748 @@
+//! The tenant keyring ("manage keys", SPEC section 3): one active tenant key plus retained older
+//! versions, rotation, rewrap, retirement (crypto-shredding), lock and unlock, external key
+//! providers and a sealed export of the whole state. Hierarchy, lifecycle and byte formats:
+//! `docs/KEYS.md`.
+//!
+//! Data-key blobs are exactly the wrapped-key blobs of [`crate::keys::wrap`]:
+//! `0x57 | 0x01 | kek_id (16) | AES-KWP(tenant key, type | version BE | key_id | material)`, where
+//! `kek_id` is the tenant version's key id (which selects the version on unwrap) and the inner
+//! `version` is the tenant version number. A provider version writes the same header and puts
+//! whatever its `wrap` returns (for an HSM doing AES-KWP: the same bytes) after it.
+//!
+//! Thread rules: every method takes `&self`; the state sits behind an `RwLock`. Operations with
+//! a local tenant key hold the read lock for the whole key-wrap, so once [`Keyring::lock`] or
+//! [`Keyring::retire`] returns no copy of the wiped material remains anywhere in Cellar. Provider
+//! callbacks run with no lock held, so they may be slow or call back into Cellar.
+
+use crate::error::{Error, Result};
+use crate::fips::{operation, service};
+use crate::keys::{self, Key, KeyId, KeyType, KEY_ID_LEN};
+use aws_lc_rs::key_wrap::{self, KeyWrapPadded};
+use core::fmt;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use zeroize::Zeroizing;
+
+/// Most versions (including retired ones, which keep their id) one keyring holds.
+pub const MAX_VERSIONS: usize = 4096;
+/// Most bytes a provider's `wrap` may return.
+pub const MAX_PROVIDER_WRAPPED_LEN: usize = 512;
+/// Size of the buffer a provider's `unwrap` writes into (the largest inner record is 85 bytes).
+pub const MAX_PROVIDER_UNWRAPPED_LEN: usize = 128;
+/// Longest data-key blob a keyring produces: header (18) + [`MAX_PROVIDER_WRAPPED_LEN`].
+/// Blobs under a local version are [`keys::wrapped_len`] bytes (82 or 114).
+pub const MAX_WRAPPED_LEN: usize = WRAP_HEADER_LEN + MAX_PROVIDER_WRAPPED_LEN;
+/// Exported state sealed under a root key: magic byte `'R'`.
+pub const EXPORT_ROOT_MAGIC: u8 = 0x52;
+/// Exported state sealed under a password: magic byte `'K'`.
+pub const EXPORT_PASSWORD_MAGIC: u8 = 0x4B;
+/// Format byte of both export forms and of the state record inside them.
+pub const EXPORT_FORMAT_V1: u8 = 0x01;
+
+const WRAP_HEADER_LEN: usize = 2 + KEY_ID_LEN;
+const ROOT_HEADER_LEN: usize = 2 + KEY_ID_LEN;
+const PASSWORD_HEADER_LEN: usize = 2 + 4 + 16;
+const INNER_HEADER_LEN: usize = 1 + 4 + KEY_ID_LEN;
+const STATE_HEADER_LEN: usize = 2 + 4 + 4;
+const ENTRY_HEADER_LEN: usize = 4 + 1 + KEY_ID_LEN;
+const KIND_LOCAL: u8 = 1;
+const KIND_PROVIDER: u8 = 2;
+const KIND_RETIRED: u8 = 3;
+const TENANT_MATERIAL_LEN: usize = 32;
+
+/// Why a provider callback failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderError {
+    /// `unwrap` was given bytes that do not authenticate under the provider's key (a tampered
+    /// blob): reported as [`Error::AuthenticationFailed`].
+    Rejected,
+    /// Any other failure (the HSM or KMS is unreachable, refused, timed out...): reported as
+    /// [`Error::ProviderFailed`].
+    Failed,
+}
+
+/// An external key provider: stands in for a tenant key held outside the process (an HSM, a
+/// cloud KMS). Cellar gives it the inner record of a data key
+/// (`type (1) | tenant version (u32 BE) | data key id (16) | material`) to wrap, and the wrapped
+/// bytes to unwrap. Methods may be called from any thread, concurrently, with no keyring lock held.
+pub trait KeyProvider: Send + Sync {
+    /// The provider key's public 16-byte id; it names the provider version in blobs. It must
+    /// differ from every other version's id in the keyring.
+    fn key_id(&self) -> KeyId;
+    /// Wraps `record`; the result must be 1 to [`MAX_PROVIDER_WRAPPED_LEN`] bytes.
+    fn wrap(&self, record: &[u8]) -> core::result::Result<Vec<u8>, ProviderError>;
+    /// Unwraps what [`KeyProvider::wrap`] returned; the result must be at most
+    /// [`MAX_PROVIDER_UNWRAPPED_LEN`] bytes.
+    fn unwrap(&self, wrapped: &[u8]) -> core::result::Result<Zeroizing<Vec<u8>>, ProviderError>;
+}
+
+/// Public facts about one version ([`Keyring::version_info`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VersionInfo {
+    /// The version number (1, 2, ...).
+    pub version: u32,
+    /// The tenant key's id (for a provider version, the provider's id).
+    pub key_id: KeyId,
+    /// This is the active version (new wraps use it).
+    pub active: bool,
+    /// Held by an external key provider.
+    pub provider: bool,
+    /// Retained but its material (or provider) is not in the process: locked, or imported
+    /// without its provider. Unlock to use it.
+    pub locked: bool,
+    /// Retired: its material is destroyed and its blobs are unreadable for good.
+    pub retired: bool,
+}
+
+enum Slot {
+    /// A tenant key in process; `None` while locked.
+    Local(Option<Key>),
+    /// A provider; `None` while locked or after import until it is attached again.
+    Provider(Option<Arc<dyn KeyProvider>>),
+    /// Material destroyed; only the id remains (so the id cannot come back as a new version).
+    Retired,
+}
+
+struct Version {
+    number: u32,
+    id: KeyId,
+    provider: bool,
+    slot: Slot,
+}
+
+impl Version {
+    fn available(&self) -> bool {
+        matches!(self.slot, Slot::Local(Some(_)) | Slot::Provider(Some(_)))
+    }
+}
+
+struct State {
+    /// Ascending by number.
+    versions: Vec<Version>,
+    active: u32,
+}
+
+const LOCKED: Error = Error::TenantLocked("the tenant keyring is locked; unlock it with the active version's key");
+
+impl State {
+    fn by_number(&self, n: u32) -> Option<&Version> {
+        self.versions.binary_search_by_key(&n, |v| v.number).ok().map(|i| &self.versions[i])
+    }
+
+    fn by_id(&self, id: &KeyId) -> Option<&Version> {
+        self.versions.iter().find(|v| &v.id == id)
+    }
+
+    fn by_id_mut(&mut self, id: &KeyId) -> Option<&mut Version> {
+        self.versions.iter_mut().find(|v| &v.id == id)
+    }
+
+    fn active(&self) -> Result<&Version> {
+        self.by_number(self.active).ok_or(Error::Internal("the active version is missing"))
+    }
+
+    /// The tenant is usable only while the active version is available.
+    fn ensure_unlocked(&self) -> Result<()> {
+        if self.active()?.available() {
+            Ok(())
+        } else {
+            Err(LOCKED)
+        }
+    }
+
+    fn ensure_new_id(&self, id: &KeyId) -> Result<()> {
+        if self.by_id(id).is_some() {
+            return Err(Error::InvalidKey("a version with this key id is already in the keyring (or was retired)"));
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, id: KeyId, slot: Slot) -> Result<u32> {
+        if self.versions.len() >= MAX_VERSIONS {
+            return Err(Error::InvalidArgument("the keyring holds the maximum number of versions"));
+        }
+        let last = self.versions.last().map_or(0, |v| v.number);
+        let n = last.checked_add(1).ok_or(Error::InvalidArgument("version numbers are exhausted"))?;
+        let provider = matches!(slot, Slot::Provider(_));
+        self.versions.push(Version { number: n, id, provider, slot });
+        self.active = n;
+        Ok(n)
+    }
+}
+
+/// A tenant keyring. See the module documentation; safe to share between threads (`Send + Sync`).
+pub struct Keyring {
+    state: RwLock<State>,
+}
+
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Keyring>();
+};
+
+impl fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Keyring");
+        if let Ok(st) = self.state.read() {
+            d.field("active", &st.active).field("versions", &st.versions.len());
+        }
+        d.finish_non_exhaustive()
+    }
+}
+
+/// A keyring-owned copy of a tenant key (never an `Arc` shared with the caller, so lock and
+/// retire really wipe), or a fresh one from the DRBG.
+fn tenant_copy(key: Option<&Key>) -> Result<Key> {
+    match key {
+        None => Key::generate(KeyType::Aes256),
+        Some(k) => {
+            k.expect_type(KeyType::Aes256, "a tenant key must be an AES-256 key")?;
+            Key::import(KeyType::Aes256, k.material())
+        }
+    }
+}
+
+/// `key_type (1) | version (u32 BE) | key_id (16) | material`: the inner record of SPEC 3.
+fn encode_record(key: &Key, version: u32) -> Zeroizing<Vec<u8>> {
+    let mut v = Zeroizing::new(Vec::with_capacity(INNER_HEADER_LEN + key.key_type().material_len()));
+    v.push(key.key_type() as u8);
+    v.extend_from_slice(&version.to_be_bytes());
+    v.extend_from_slice(&key.id());
+    v.extend_from_slice(key.material());
+    v
+}
+
+fn decode_record(rec: &[u8]) -> Result<(Key, u32)> {
+    const BAD: Error = Error::AuthenticationFailed("the provider returned an invalid key record");
+    if rec.len() < INNER_HEADER_LEN {
+        return Err(BAD);
+    }
+    let kt = KeyType::from_u32(u32::from(rec[0])).map_err(|_| BAD)?;
+    let key = Key::import(kt, &rec[INNER_HEADER_LEN..]).map_err(|_| BAD)?;
+    if key.id()[..] != rec[5..INNER_HEADER_LEN] {
+        return Err(BAD);
+    }
+    Ok((key, u32::from_be_bytes([rec[1], rec[2], rec[3], rec[4]])))
+}
+
+fn map_provider(e: ProviderError) -> Error {
+    match e {
+        ProviderError::Rejected => Error::AuthenticationFailed("the key provider rejected the wrapped key"),
+        ProviderError::Failed => Error::ProviderFailed("the key provider's callback failed"),
+    }
+}
+
+fn provider_wrap(p: &dyn KeyProvider, record: &[u8]) -> Result<Vec<u8>> {
+    let w = p.wrap(record).map_err(|e| match e {
+        // A wrap cannot be "unauthentic": any failure of it is the provider's.
+        ProviderError::Rejected | ProviderError::Failed => map_provider(ProviderError::Failed),
+    })?;
+    if w.is_empty() || w.len() > MAX_PROVIDER_WRAPPED_LEN {
+        return Err(Error::ProviderFailed("the key provider's wrap returned a bad length"));
+    }
+    Ok(w)
+}
+
+fn provider_unwrap(p: &dyn KeyProvider, wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    let r = p.unwrap(wrapped).map_err(map_provider)?;
+    if r.len() > MAX_PROVIDER_UNWRAPPED_LEN {
+        return Err(Error::ProviderFailed("the key provider's unwrap returned a bad length"));
+    }
+    Ok(r)
+}
+
+/// Registration check: a fresh random record must round-trip through the provider.
+fn probe(p: &dyn KeyProvider) -> Result<()> {
+    let dk = Key::generate(KeyType::Aes256)?;
+    let rec = encode_record(&dk, 0);
+    let w = provider_wrap(p, &rec)?;
+    let back = provider_unwrap(p, &w).map_err(|e| match e {
+        Error::AuthenticationFailed(_) => Error::ProviderFailed("the key provider could not unwrap its own wrap"),
+        e => e,
+    })?;
+    if back[..] != rec[..] {
+        return Err(Error::ProviderFailed("the key provider's unwrap did not return what its wrap was given"));
+    }
+    Ok(())
+}
+
+fn kwp_len(n: usize) -> usize {
+    n.div_ceil(8) * 8 + 8
+}
+
+fn kwp_seal(kek: &Key, plain: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    let start = out.len();
+    out.resize(start + kwp_len(plain.len()), 0);
+    let k = key_wrap::AesKek::new(&key_wrap::AES_256, kek.material())
+        .map_err(|_| Error::Internal("KWP key setup failed"))?;
+    let n = service(|| k.wrap_with_padding(plain, &mut out[start..]).map(|o| o.len()))
+        .map_err(|_| Error::Internal("AES-KWP wrap failed"))?;
+    out.truncate(start + n);
+    Ok(())
+}
+
+fn kwp_open(kek: &Key, wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    const BAD: Error = Error::AuthenticationFailed("the keyring export does not authenticate under this key");
+    if wrapped.len() < 16 || wrapped.len() % 8 != 0 {
+        return Err(BAD);
+    }
+    let mut out = Zeroizing::new(vec![0u8; wrapped.len()]);
+    let k = key_wrap::AesKek::new(&key_wrap::AES_256, kek.material())
+        .map_err(|_| Error::Internal("KWP key setup failed"))?;
+    let n = service(|| k.unwrap_with_padding(wrapped, &mut out).map(|o| o.len())).map_err(|_| BAD)?;
+    out.truncate(n);
+    Ok(out)
+}
+
+impl Keyring {
+    fn read(&self) -> Result<RwLockReadGuard<'_, State>> {
+        self.state.read().map_err(|_| Error::Internal("keyring lock poisoned"))
+    }
+
+    fn write(&self) -> Result<RwLockWriteGuard<'_, State>> {
+        self.state.write().map_err(|_| Error::Internal("keyring lock poisoned"))
+    }
+
+    /// Creates a keyring whose version 1 is `customer_key` (an AES-256 key; the keyring keeps
+    /// its own copy, so the caller may free its handle) or, with `None`, a key generated by the
+    /// module's DRBG (service-managed, the default).
+    pub fn new(customer_key: Option<&Key>) -> Result<Self> {
+        operation(|| {
+            let key = tenant_copy(customer_key)?;
+            let v = Version { number: 1, id: key.id(), provider: false, slot: Slot::Local(Some(key)) };
+            Ok(Keyring { state: RwLock::new(State { versions: vec![v], active: 1 }) })
+        })
+    }
+
+    /// The active version number (known also while locked).
+    pub fn active_version(&self) -> Result<u32> {
+        Ok(self.read()?.active)
+    }
+
+    /// Retained (not retired) versions with their key ids, ascending.
+    pub fn versions(&self) -> Result<Vec<(u32, KeyId)>> {
+        let st = self.read()?;
+        Ok(st
+            .versions
+            .iter()
+            .filter(|v| !matches!(v.slot, Slot::Retired))
+            .map(|v| (v.number, v.id))
+            .collect())
+    }
+
+    /// Facts about `version` (retired versions included); [`Error::KeyNotFound`] if it never existed.
+    pub fn version_info(&self, version: u32) -> Result<VersionInfo> {
+        let st = self.read()?;
+        let v = st.by_number(version).ok_or(Error::KeyNotFound("no such keyring version"))?;
+        Ok(VersionInfo {
+            version: v.number,
+            key_id: v.id,
+            active: v.number == st.active,
+            provider: v.provider,
+            locked: matches!(v.slot, Slot::Local(None) | Slot::Provider(None)),
+            retired: matches!(v.slot, Slot::Retired),
+        })
+    }
+
+    /// Whether the keyring is locked: the active version's material (or provider) is absent.
+    pub fn is_locked(&self) -> Result<bool> {
+        Ok(!self.read()?.active()?.available())
+    }
+
+    /// Adds a new version, which becomes active: `new_key` (a customer AES-256 key, copied) or,
+    /// with `None`, a generated key. Returns its number. Older versions keep unwrapping.
+    /// Refused while locked ([`Error::TenantLocked`]) and for a key id already present or
+    /// retired ([`Error::InvalidKey`]).
+    pub fn rotate(&self, new_key: Option<&Key>) -> Result<u32> {
+        operation(|| {
+            let key = tenant_copy(new_key)?;
+            let mut st = self.write()?;
+            st.ensure_unlocked()?;
+            st.ensure_new_id(&key.id())?;
+            let id = key.id();
+            st.push(id, Slot::Local(Some(key)))
+        })
+    }
+
+    /// Adds an external key provider as a new, active version and returns its number. The
+    /// provider is first checked with one wrap and unwrap of a random record (no keyring lock
+    /// held); any failure is [`Error::ProviderFailed`] and nothing is added.
+    pub fn add_provider(&self, provider: Arc<dyn KeyProvider>) -> Result<u32> {
+        operation(|| {
+            let id = provider.key_id();
+            {
+                let st = self.read()?;
+                st.ensure_unlocked()?;
+                st.ensure_new_id(&id)?;
+            }
+            probe(&*provider)?;
+            let mut st = self.write()?;
+            st.ensure_unlocked()?;
+            st.ensure_new_id(&id)?;
+            st.push(id, Slot::Provider(Some(provider)))
+        })
+    }
+
+    /// Wraps `data_key` under the active version: a SPEC 3 wrapped-key blob whose KEK id is the
+    /// active version's key id and whose inner key version is the active version number.
+    pub fn wrap(&self, data_key: &Key) -> Result<Vec<u8>> {
+        operation(|| self.wrap_active(data_key))
+    }
+
+    fn wrap_active(&self, data_key: &Key) -> Result<Vec<u8>> {
+        let st = self.read()?;
+        let v = st.active()?;
+        let (n, id) = (v.number, v.id);
+        let provider = match &v.slot {
+            // The read lock stays held across the key-wrap: lock() waits for it.
+            Slot::Local(Some(k)) => return keys::wrap_inner(k, data_key, n),
+            Slot::Provider(Some(p)) => Arc::clone(p),
+            Slot::Local(None) | Slot::Provider(None) => return Err(LOCKED),
+            Slot::Retired => return Err(Error::Internal("the active version is retired")),
+        };
+        drop(st);
+        let rec = encode_record(data_key, n);
+        let w = provider_wrap(&*provider, &rec)?;
+        let mut blob = Vec::with_capacity(WRAP_HEADER_LEN + w.len());
+        blob.push(keys::WRAP_MAGIC);
+        blob.push(keys::BLOB_FORMAT_V1);
+        blob.extend_from_slice(&id);
+        blob.extend_from_slice(&w);
+        Ok(blob)
+    }
+
+    /// Unwraps a data-key blob under whichever retained version its KEK id names; returns the
+    /// data key and that version number. Unknown or retired version: [`Error::KeyNotFound`];
+    /// keyring locked, or that version still locked: [`Error::TenantLocked`]; any tampering or
+    /// an inner version that differs from the version: [`Error::AuthenticationFailed`].
+    pub fn unwrap(&self, blob: &[u8]) -> Result<(Key, u32)> {
+        operation(|| self.unwrap_any(blob))
+    }
+
+    fn unwrap_any(&self, blob: &[u8]) -> Result<(Key, u32)> {
+        let kek_id = keys::wrapped_kek_id(blob)?;
+        let st = self.read()?;
+        st.ensure_unlocked()?;
+        let v = st.by_id(&kek_id).ok_or(Error::KeyNotFound("no version of this keyring wrapped this blob"))?;
+        let n = v.number;
+        let provider = match &v.slot {
+            Slot::Local(Some(k)) => {
+                let (dk, inner) = keys::unwrap_inner(k, blob)?;
+                return check_version(dk, inner, n);
+            }
+            Slot::Provider(Some(p)) => Arc::clone(p),
+            Slot::Local(None) | Slot::Provider(None) => {
+                return Err(Error::TenantLocked("this blob's version is locked; unlock it with its key"))
+            }
+            Slot::Retired => return Err(Error::KeyNotFound("this blob's version was retired")),
+        };
+        drop(st);
+        let rec = provider_unwrap(&*provider, &blob[WRAP_HEADER_LEN..])?;
+        let (dk, inner) = decode_record(&rec)?;
+        check_version(dk, inner, n)
+    }
+
+    /// Rewraps a data-key blob to the active version (unwrap, then wrap); the data it protects
+    /// is untouched. The same errors as [`Keyring::unwrap`] and [`Keyring::wrap`].
+    pub fn rewrap(&self, blob: &[u8]) -> Result<Vec<u8>> {
+        operation(|| {
+            let (dk, _) = self.unwrap_any(blob)?;
+            self.wrap_active(&dk)
+        })
+    }
+
+    /// Retires `version`: its material (or provider reference) is destroyed now, its blobs fail
+    /// with [`Error::KeyNotFound`] for good, and its key id can never be added again. Retiring
+    /// a retired version does nothing. The active version cannot be retired
+    /// ([`Error::InvalidArgument`]); an unknown one is [`Error::KeyNotFound`]. Allowed while locked.
+    pub fn retire(&self, version: u32) -> Result<()> {
+        let mut st = self.write()?;
+        if version == st.active {
+            return Err(Error::InvalidArgument("the active version cannot be retired; rotate first"));
+        }
+        let i = st
+            .versions
+            .binary_search_by_key(&version, |v| v.number)
+            .map_err(|_| Error::KeyNotFound("no such keyring version"))?;
+        // Dropping the keyring's only reference zeroizes the material before the lock is released.
+        st.versions[i].slot = Slot::Retired;
+        Ok(())
+    }
+
+    /// Locks the tenant: every version's material is wiped (and provider references dropped)
+    /// before this returns, while versions, ids and the active version stay. Every operation
+    /// that needs material then fails with [`Error::TenantLocked`]. Idempotent.
+    pub fn lock(&self) -> Result<()> {
+        let mut st = self.write()?;
+        for v in st.versions.iter_mut() {
+            match &mut v.slot {
+                Slot::Local(k) => *k = None,
+                Slot::Provider(p) => *p = None,
+                Slot::Retired => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives one version its material back: accepted only when `key`'s id matches a retained,
+    /// local version ([`Error::KeyNotFound`] otherwise, also for a retired one; a provider
+    /// version is [`Error::InvalidArgument`]: use [`Keyring::unlock_provider`]). Returns the
+    /// version. The tenant is usable again once its active version is back.
+    pub fn unlock(&self, key: &Key) -> Result<u32> {
+        operation(|| {
+            key.expect_type(KeyType::Aes256, "a tenant key must be an AES-256 key")?;
+            let copy = tenant_copy(Some(key))?;
+            let mut st = self.write()?;
+            let v = st
+                .by_id_mut(&copy.id())
+                .ok_or(Error::KeyNotFound("no version of this keyring has this key id"))?;
+            match &mut v.slot {
+                Slot::Local(slot) => {
+                    if slot.is_none() {
+                        *slot = Some(copy);
+                    }
+                    Ok(v.number)
+                }
+                Slot::Provider(_) => Err(Error::InvalidArgument("that version is held by a key provider")),
+                Slot::Retired => Err(Error::KeyNotFound("that version was retired")),
+            }
+        })
+    }
+
+    /// Attaches `provider` to the provider version with its key id (after a lock, or after
+    /// import), checked first like [`Keyring::add_provider`]. Returns the version.
+    pub fn unlock_provider(&self, provider: Arc<dyn KeyProvider>) -> Result<u32> {
+        operation(|| {
+            let id = provider.key_id();
+            {
+                let st = self.read()?;
+                let v = st.by_id(&id).ok_or(Error::KeyNotFound("no version of this keyring has this key id"))?;
+                match v.slot {
+                    Slot::Provider(_) => {}
+                    Slot::Local(_) => return Err(Error::InvalidArgument("that version is not a provider version")),
+                    Slot::Retired => return Err(Error::KeyNotFound("that version was retired")),
+                }
+            }
+            probe(&*provider)?;
+            let mut st = self.write()?;
+            let v = st.by_id_mut(&id).ok_or(Error::KeyNotFound("no version of this keyring has this key id"))?;
+            match &mut v.slot {
+                Slot::Provider(p) => {
+                    *p = Some(provider);
+                    Ok(v.number)
+                }
+                Slot::Local(_) => Err(Error::InvalidArgument("that version is not a provider version")),
+                Slot::Retired => Err(Error::KeyNotFound("that version was retired")),
+            }
+        })
+    }
+
+    fn state_len(st: &State) -> usize {
+        STATE_HEADER_LEN
+            + st.versions
+                .iter()
+                .map(|v| ENTRY_HEADER_LEN + if matches!(v.slot, Slot::Local(_)) { 1 + TENANT_MATERIAL_LEN } else { 0 })
+                .sum::<usize>()
+    }
+
+    /// Length in bytes of [`Keyring::export_with_root_key`] (`password == false`) or
+    /// [`Keyring::export_with_password`] output for the current state.
+    pub fn export_len(&self, password: bool) -> Result<usize> {
+        let n = kwp_len(Self::state_len(&*self.read()?));
+        Ok(n + if password { PASSWORD_HEADER_LEN } else { ROOT_HEADER_LEN })
+    }
+
+    /// `magic | 0x01 | active (u32 BE) | count (u32 BE) | entries`; needs every retained local
+    /// version's material ([`Error::TenantLocked`] otherwise).
+    fn encode_state(&self, magic: u8) -> Result<Zeroizing<Vec<u8>>> {
+        let st = self.read()?;
+        let mut s = Zeroizing::new(Vec::with_capacity(Self::state_len(&st)));
+        s.push(magic);
+        s.push(EXPORT_FORMAT_V1);
+        s.extend_from_slice(&st.active.to_be_bytes());
+        s.extend_from_slice(&(st.versions.len() as u32).to_be_bytes());
+        for v in &st.versions {
+            s.extend_from_slice(&v.number.to_be_bytes());
+            match &v.slot {
+                Slot::Local(Some(k)) => {
+                    s.push(KIND_LOCAL);
+                    s.extend_from_slice(&v.id);
+                    s.push(KeyType::Aes256 as u8);
+                    s.extend_from_slice(k.material());
+                }
+                Slot::Local(None) => {
+                    return Err(Error::TenantLocked("a version is locked; unlock every version before exporting"))
+                }
+                Slot::Provider(_) => {
+                    s.push(KIND_PROVIDER);
+                    s.extend_from_slice(&v.id);
+                }
+                Slot::Retired => {
+                    s.push(KIND_RETIRED);
+                    s.extend_from_slice(&v.id);
+                }
+            }
+        }
+        Ok(s)
+    }
+
+    fn decode_state(magic: u8, s: &[u8]) -> Result<Self> {
+        const BAD: Error = Error::AuthenticationFailed("the keyring export holds an invalid state");
+        if s.len() < STATE_HEADER_LEN || s[0] != magic || s[1] != EXPORT_FORMAT_V1 {
+            return Err(BAD);
+        }
+        let be32 = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+        let active = be32(&s[2..6]);
+        let count = be32(&s[6..10]) as usize;
+        if count == 0 || count > MAX_VERSIONS {
+            return Err(BAD);
+        }
+        let mut versions: Vec<Version> = Vec::with_capacity(count);
+        let mut p = STATE_HEADER_LEN;
+        for _ in 0..count {
+            let e = s.get(p..p + ENTRY_HEADER_LEN).ok_or(BAD)?;
+            let number = be32(&e[0..4]);
+            let mut id = [0u8; KEY_ID_LEN];
+            id.copy_from_slice(&e[5..]);
+            p += ENTRY_HEADER_LEN;
+            if number == 0 || versions.last().is_some_and(|l| l.number >= number) || versions.iter().any(|v| v.id == id) {
+                return Err(BAD);
+            }
+            let (provider, slot) = match e[4] {
+                KIND_LOCAL => {
+                    let m = s.get(p..p + 1 + TENANT_MATERIAL_LEN).ok_or(BAD)?;
+                    p += 1 + TENANT_MATERIAL_LEN;
+                    if m[0] != KeyType::Aes256 as u8 {
+                        return Err(BAD);
+                    }
+                    let k = Key::import(KeyType::Aes256, &m[1..]).map_err(|_| BAD)?;
+                    if k.id() != id {
+                        return Err(BAD);
+                    }
+                    (false, Slot::Local(Some(k)))
+                }
+                // A provider comes back detached: the host attaches it with unlock_provider.
+                KIND_PROVIDER => (true, Slot::Provider(None)),
+                // Whether a retired version was a provider is not recorded.
+                KIND_RETIRED => (false, Slot::Retired),
+                _ => return Err(BAD),
+            };
+            versions.push(Version { number, id, provider, slot });
+        }
+        if p != s.len() {
+            return Err(BAD);
+        }
+        let st = State { versions, active };
+        match st.by_number(active) {
+            Some(v) if !matches!(v.slot, Slot::Retired) => {}
+            _ => return Err(BAD),
+        }
+        Ok(Keyring { state: RwLock::new(st) })
+    }
+
+    /// Exports the whole state sealed under `root_key` (AES-256):
+    /// `0x52 | 0x01 | root_key_id (16) | AES-KWP(root_key, state)` (state: `docs/KEYS.md`).
+    pub fn export_with_root_key(&self, root_key: &Key) -> Result<Vec<u8>> {
+        operation(|| {
+            root_key.expect_type(KeyType::Aes256, "the root key must be an AES-256 key")?;
+            let state = self.encode_state(EXPORT_ROOT_MAGIC)?;
+            let mut blob = Vec::with_capacity(ROOT_HEADER_LEN + kwp_len(state.len()));
+            blob.push(EXPORT_ROOT_MAGIC);
+            blob.push(EXPORT_FORMAT_V1);
+            blob.extend_from_slice(&root_key.id());
+            kwp_seal(root_key, &state, &mut blob)?;
+            Ok(blob)
+        })
+    }
+
+    /// Exports the whole state sealed under a password:
+    /// `0x4B | 0x01 | iterations (u32 BE) | salt (16) | AES-KWP(PBKDF2-HMAC-SHA256(pw, salt,
+    /// iterations, 32), state)`. Password at least 14 bytes; iterations 100 000 to 10 000 000.
+    pub fn export_with_password(&self, password: &[u8], iterations: u32) -> Result<Vec<u8>> {
+        operation(|| {
+            let state = self.encode_state(EXPORT_PASSWORD_MAGIC)?;
+            keys::password_seal(EXPORT_PASSWORD_MAGIC, &state, password, iterations)
+        })
+    }
+
+    /// Imports [`Keyring::export_with_root_key`] output. Another root key, or any tampering:
+    /// [`Error::AuthenticationFailed`]. Provider versions come back locked (detached).
+    pub fn import_with_root_key(blob: &[u8], root_key: &Key) -> Result<Self> {
+        operation(|| {
+            const BAD: Error = Error::AuthenticationFailed("not a keyring export sealed under a root key");
+            root_key.expect_type(KeyType::Aes256, "the root key must be an AES-256 key")?;
+            if blob.len() < ROOT_HEADER_LEN + 16 || blob[1] != EXPORT_FORMAT_V1 {
+                return Err(BAD);
+            }
+            match blob[0] {
+                EXPORT_ROOT_MAGIC => {}
+                EXPORT_PASSWORD_MAGIC => {
+                    return Err(Error::InvalidArgument("this keyring export is sealed under a password"))
+                }
+                _ => return Err(BAD),
+            }
+            if blob[2..ROOT_HEADER_LEN] != root_key.id() {
+                return Err(Error::AuthenticationFailed("the keyring export was sealed under another root key"));
+            }
+            let state = kwp_open(root_key, &blob[ROOT_HEADER_LEN..])?;
+            Self::decode_state(EXPORT_ROOT_MAGIC, &state)
+        })
+    }
+
+    /// Imports [`Keyring::export_with_password`] output. A wrong password or any tampering:
+    /// [`Error::AuthenticationFailed`]. Provider versions come back locked (detached).
+    pub fn import_with_password(blob: &[u8], password: &[u8]) -> Result<Self> {
+        operation(|| {
+            if blob.first() == Some(&EXPORT_ROOT_MAGIC) {
+                return Err(Error::InvalidArgument("this keyring export is sealed under a root key"));
+            }
+            let state = keys::password_open(EXPORT_PASSWORD_MAGIC, blob, password)?;
+            Self::decode_state(EXPORT_PASSWORD_MAGIC, &state)
+        })
+    }
+}
+
+fn check_version(dk: Key, inner: u32, version: u32) -> Result<(Key, u32)> {
+    if inner != version {
+        return Err(Error::AuthenticationFailed("the blob's inner version does not match its tenant version"));
+    }
+    Ok((dk, version))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Lock must leave no material in the keyring itself (white-box: the slots are empty).
+    #[test]
+    fn lock_empties_every_slot_and_retire_destroys() {
+        let kr = Keyring::new(None).unwrap();
+        kr.rotate(None).unwrap();
+        kr.retire(1).unwrap();
+        {
+            let st = kr.state.read().unwrap();
+            assert!(matches!(st.versions[0].slot, Slot::Retired));
+            assert!(matches!(st.versions[1].slot, Slot::Local(Some(_))));
+        }
+        kr.lock().unwrap();
+        let st = kr.state.read().unwrap();
+        assert!(st.versions.iter().all(|v| !v.available()));
+        assert_eq!(st.versions.len(), 2);
+        assert_eq!(st.active, 2);
+    }
+
+    #[test]
+    fn state_round_trips_byte_for_byte() {
+        let kr = Keyring::new(None).unwrap();
+        kr.rotate(None).unwrap();
+        kr.retire(1).unwrap();
+        let s = kr.encode_state(EXPORT_ROOT_MAGIC).unwrap();
+        assert_eq!(s.len(), Keyring::state_len(&kr.state.read().unwrap()));
+        let back = Keyring::decode_state(EXPORT_ROOT_MAGIC, &s).unwrap();
+        assert_eq!(back.encode_state(EXPORT_ROOT_MAGIC).unwrap()[..], s[..]);
+        // Any trailing byte or a wrong magic is refused.
+        let mut longer = s.to_vec();
+        longer.push(0);
+        assert!(Keyring::decode_state(EXPORT_ROOT_MAGIC, &longer).is_err());
+        assert!(Keyring::decode_state(EXPORT_PASSWORD_MAGIC, &s).is_err());
+    }
+}
