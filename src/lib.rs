@@ -13,6 +13,7 @@
 
 pub mod error;
 pub mod fips;
+pub mod cell;
 pub mod keys;
 mod sys;
 
@@ -21,6 +22,7 @@ pub mod ffi;
 
 pub use error::{Error, Result};
 pub use fips::{last_operation_approved, Approval};
+pub use cell::{BlindIndexKey, CellCipher, CellMode};
 pub use keys::{Key, KeyId, KeyType};
 
 /// ABI version of the C interface: `major << 16 | minor`.
