@@ -54,11 +54,21 @@
  */
 #define CELLAR_CELL_MSSQL_DETERMINISTIC 4
 
+/**
+ * Contexts up to this many bytes cost no heap allocation; longer ones cost one per RANDOMIZED
+ * cell (for the contiguous AAD).
+ */
+#define CELLAR_CELL_CONTEXT_INLINE_MAX 1024
 
+/**
+ * Shortest blind index, in bytes.
+ */
+#define CELLAR_BLIND_INDEX_MIN_LEN 4
 
-
-
-
+/**
+ * Longest blind index, in bytes (a full HMAC-SHA256).
+ */
+#define CELLAR_BLIND_INDEX_MAX_LEN 32
 
 /**
  * `cellar_init` flag: fail with `CELLAR_ERR_NOT_FIPS` unless the module runs in FIPS mode and

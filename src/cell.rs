@@ -750,7 +750,15 @@ impl BlindIndexKey {
     fn new_inner(key: &Key) -> Result<Self> {
         key.expect_type(KeyType::Aes256, "blind indexes need an AES-256 key")?;
         let mut b = Zeroizing::new([0u8; 32]);
-        keys::hkdf_sha256(key.material(), &ZERO_SALT, &[BLIND_INFO], &mut b[..])?;
+        // The module's one-shot HKDF: aws-lc-rs's allocates, and `cellar_blind_index` derives
+        // per call (SPEC 7: no heap allocation per cell operation).
+        service(|| {
+            if crate::sys::hkdf_sha256_oneshot(&mut b[..], key.material(), &ZERO_SALT, BLIND_INFO) {
+                Ok(())
+            } else {
+                Err(Error::Internal("HKDF failed"))
+            }
+        })?;
         Ok(BlindIndexKey { bkey: hmac::Key::new(hmac::HMAC_SHA256, &b[..]) })
     }
 

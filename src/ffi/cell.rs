@@ -37,11 +37,18 @@ pub const CELLAR_CELL_MSSQL_RANDOMIZED: u32 = 3;
 pub const CELLAR_CELL_MSSQL_DETERMINISTIC: u32 = 4;
 /// Contexts up to this many bytes cost no heap allocation; longer ones cost one per RANDOMIZED
 /// cell (for the contiguous AAD).
-pub const CELLAR_CELL_CONTEXT_INLINE_MAX: usize = cell::CONTEXT_INLINE_MAX;
+pub const CELLAR_CELL_CONTEXT_INLINE_MAX: usize = 1024;
 /// Shortest blind index, in bytes.
-pub const CELLAR_BLIND_INDEX_MIN_LEN: usize = cell::BLIND_INDEX_MIN;
+pub const CELLAR_BLIND_INDEX_MIN_LEN: usize = 4;
 /// Longest blind index, in bytes (a full HMAC-SHA256).
-pub const CELLAR_BLIND_INDEX_MAX_LEN: usize = cell::BLIND_INDEX_MAX;
+pub const CELLAR_BLIND_INDEX_MAX_LEN: usize = 32;
+
+// cbindgen needs literals; keep them equal to the core's constants.
+const _: () = assert!(
+    CELLAR_CELL_CONTEXT_INLINE_MAX == cell::CONTEXT_INLINE_MAX
+        && CELLAR_BLIND_INDEX_MIN_LEN == cell::BLIND_INDEX_MIN
+        && CELLAR_BLIND_INDEX_MAX_LEN == cell::BLIND_INDEX_MAX
+);
 
 impl From<BatchError> for Fail {
     fn from(e: BatchError) -> Self {
