@@ -371,7 +371,8 @@ impl CellCipher {
         Ok(room)
     }
 
-    fn check_context(&self, context: &[u8]) -> Result<()> {
+    /// The context rules of the mode (none for MSSQL; under 2^32 bytes).
+    pub(crate) fn check_context(&self, context: &[u8]) -> Result<()> {
         if self.mode.is_mssql() && !context.is_empty() {
             return Err(Error::InvalidArgument("Always Encrypted cells take no context"));
         }

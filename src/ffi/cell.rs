@@ -151,6 +151,7 @@ pub extern "C" fn cellar_cell_encrypt(
         let c = handle::<cellar_cell_cipher>(cipher, "cipher")?;
         let ctx = in_slice(context, context_len, "context")?;
         let pt = in_slice(plaintext, plaintext_len, "plaintext")?;
+        c.check_context(ctx)?;
         let needed = c.ciphertext_len(pt.len()).ok_or(Error::InvalidArgument("plaintext is too long"))?;
         no_overlap(out, out_cap, plaintext, plaintext_len, "out overlaps plaintext")?;
         no_overlap(out, out_cap, context, context_len, "out overlaps context")?;
@@ -183,6 +184,7 @@ pub extern "C" fn cellar_cell_decrypt(
         let c = handle::<cellar_cell_cipher>(cipher, "cipher")?;
         let ctx = in_slice(context, context_len, "context")?;
         let ct = in_slice(ciphertext, ciphertext_len, "ciphertext")?;
+        c.check_context(ctx)?;
         no_overlap(out, out_cap, ciphertext, ciphertext_len, "out overlaps ciphertext")?;
         no_overlap(out, out_cap, context, context_len, "out overlaps context")?;
         let buf = out_buffer(out, out_cap, out_len, c.plaintext_max_len(ct.len()))?;
@@ -263,6 +265,7 @@ fn batch_args<'a>(
 ) -> FfiResult<BatchArgs<'a>> {
     let cipher = handle::<cellar_cell_cipher>(cipher, "cipher")?;
     let context = in_slice(context, context_len, "context")?;
+    cipher.check_context(context)?;
     let offsets = offsets_slice(offsets, count, "offsets")?;
     let out_offsets_p = out_ptr(out_offsets, "out_offsets")?;
     out_ptr(out_len, "out_len")?;
