@@ -345,7 +345,7 @@ fn batch_failure_names_the_index_and_zeroes_everything() {
     let k = key();
     for mode in MODES {
         let c = CellCipher::new(&k, mode, 3).unwrap();
-        let vals: Vec<Vec<u8>> = (0..6).map(|i| c.encrypt(ctx(mode), &vec![i as u8; 20]).unwrap()).collect();
+        let vals: Vec<Vec<u8>> = (0..6).map(|i| c.encrypt(ctx(mode), &[i as u8; 20]).unwrap()).collect();
         let mut refs: Vec<Vec<u8>> = vals.clone();
         refs[4][10] ^= 1;
         let r: Vec<&[u8]> = refs.iter().map(|v| &v[..]).collect();

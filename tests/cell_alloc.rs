@@ -6,6 +6,7 @@
 //! * AWS-LC's own `OPENSSL_malloc` (C code inside the module): counting hooks installed with
 //!   `CRYPTO_set_mem_functions`, which keep AWS-LC's default 8-byte size prefix so that blocks
 //!   allocated before the hooks were installed are still freed correctly.
+//!
 //! After a warm-up call (first use of a thread's DRBG and last-error slot allocates once), a
 //! thousand calls of each kind must allocate nothing. One test function: the counters are per
 //! thread, but the hooks are process-wide and can be installed only once.

@@ -272,7 +272,7 @@ fn batch_args<'a>(
     let total = needed(cipher.mode(), offsets).ok_or(Error::InvalidArgument("offsets decrease or the batch is too large"))?;
     let values_len = offsets[count];
     let values = in_slice(values, values_len, "values")?;
-    let off_bytes = offsets.len() * core::mem::size_of::<usize>();
+    let off_bytes = core::mem::size_of_val(offsets);
     no_overlap(out, out_cap, values.as_ptr(), values_len, "out overlaps values")?;
     no_overlap(out, out_cap, context.as_ptr(), context_len, "out overlaps context")?;
     no_overlap(out, out_cap, out_offsets_p.cast(), off_bytes, "out overlaps out_offsets")?;
