@@ -32,6 +32,45 @@
 #define CELLAR_ABI_VERSION 65536
 
 /**
+ * Cell mode: AES-256-GCM with a module nonce.
+ * `0x01 | key_version (u32 BE) | nonce (12) | ciphertext | tag (16)`, AAD = `ct[0..5] | context`.
+ */
+#define CELLAR_CELL_RANDOMIZED 1
+
+/**
+ * Cell mode: deterministic (synthetic IV, AES-256-CBC + HMAC-SHA256), for equality lookups.
+ * `0x02 | key_version (u32 BE) | iv (16) | c | tag (32)`.
+ */
+#define CELLAR_CELL_DETERMINISTIC 2
+
+/**
+ * Cell mode: SQL Server Always Encrypted AEAD_AES_256_CBC_HMAC_SHA256, randomized type.
+ * `0x01 | mac (32) | iv (16) | c`; no key version, no context.
+ */
+#define CELLAR_CELL_MSSQL_RANDOMIZED 3
+
+/**
+ * Cell mode: SQL Server Always Encrypted AEAD_AES_256_CBC_HMAC_SHA256, deterministic type.
+ */
+#define CELLAR_CELL_MSSQL_DETERMINISTIC 4
+
+/**
+ * Contexts up to this many bytes cost no heap allocation; longer ones cost one per RANDOMIZED
+ * cell (for the contiguous AAD).
+ */
+#define CELLAR_CELL_CONTEXT_INLINE_MAX 1024
+
+/**
+ * Shortest blind index, in bytes.
+ */
+#define CELLAR_BLIND_INDEX_MIN_LEN 4
+
+/**
+ * Longest blind index, in bytes (a full HMAC-SHA256).
+ */
+#define CELLAR_BLIND_INDEX_MAX_LEN 32
+
+/**
  * `cellar_init` flag: fail with `CELLAR_ERR_NOT_FIPS` unless the module runs in FIPS mode and
  * its self tests pass.
  */
@@ -145,6 +184,16 @@
  * Most versions (retired ones included) in one keyring.
  */
 #define CELLAR_KEYRING_MAX_VERSIONS 4096
+
+/**
+ * An opaque cell cipher: a key, a cell mode and a key version, with its subkeys derived once.
+ *
+ * Immutable and safe to share between threads: any number of threads may encrypt and decrypt
+ * with one handle at once. It holds its own reference to the key, so the key handle may be freed
+ * first. Create with `cellar_cell_cipher_new`, free with `cellar_cell_cipher_free`. No call
+ * consumes it.
+ */
+typedef struct cellar_cell_cipher cellar_cell_cipher;
 
 /**
  * An opaque key handle (AES-256 or AES-256-XTS).
@@ -318,6 +367,159 @@ typedef struct cellar_key_provider {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Makes a cell cipher from an AES-256 `key` (an XTS key is `CELLAR_ERR_INVALID_KEY`), a mode
+ * (`CELLAR_CELL_*`; another integer is `CELLAR_ERR_INVALID_ARGUMENT`) and a `key_version` that
+ * native cells carry and decryption requires. The Always Encrypted modes have no key version and
+ * ignore it. The CBC modes derive their subkeys here, once. On success `*out_cipher` receives a
+ * new handle (free with `cellar_cell_cipher_free`).
+ */
+cellar_status cellar_cell_cipher_new(const struct cellar_key *key,
+                                     uint32_t mode,
+                                     uint32_t key_version,
+                                     struct cellar_cell_cipher **out_cipher);
+
+/**
+ * Frees a cell cipher. NULL does nothing. The handle must not be used afterwards.
+ */
+void cellar_cell_cipher_free(struct cellar_cell_cipher *cipher);
+
+/**
+ * Exact ciphertext length in bytes of a `plaintext_len`-byte value in `mode`: plaintext + 33
+ * (RANDOMIZED), 53 + the PKCS7-padded length (DETERMINISTIC), 49 + the padded length (MSSQL
+ * modes; the padded length is `(plaintext_len / 16 + 1) * 16`). The CBC lengths are also the
+ * maximum. 0 for an unknown mode or on overflow. Does no cryptography.
+ */
+size_t cellar_cell_ciphertext_len(uint32_t mode, size_t plaintext_len);
+
+/**
+ * Room in bytes that `cellar_cell_decrypt` needs for a `ciphertext_len`-byte cell: exact for
+ * RANDOMIZED (ciphertext - 33), the longest possible plaintext for the CBC modes (ciphertext -
+ * 54 for DETERMINISTIC, ciphertext - 50 for MSSQL; the exact length comes back in `*out_len`).
+ * 0 for an unknown mode or a length no cell of that mode has.
+ */
+size_t cellar_cell_plaintext_max_len(uint32_t mode, size_t ciphertext_len);
+
+/**
+ * Encrypts `plaintext` bound to `context` (caller bytes naming the cell's place, for example
+ * tenant, table, column and row key; they must be given again to decrypt) into
+ * `out[0..out_cap]`, setting `*out_len`. `out_cap` below `cellar_cell_ciphertext_len` is
+ * `CELLAR_ERR_BUFFER_TOO_SMALL` with the size in `*out_len`. The MSSQL modes take no context: a
+ * non-empty one is `CELLAR_ERR_INVALID_ARGUMENT`; so is `out` overlapping `plaintext` or
+ * `context`. RANDOMIZED counts one encryption against the key's usage limit
+ * (`CELLAR_ERR_USAGE_LIMIT` past it). No heap allocation for contexts up to
+ * `CELLAR_CELL_CONTEXT_INLINE_MAX` bytes. Thread-safe.
+ */
+cellar_status cellar_cell_encrypt(const struct cellar_cell_cipher *cipher,
+                                  const uint8_t *context,
+                                  size_t context_len,
+                                  const uint8_t *plaintext,
+                                  size_t plaintext_len,
+                                  uint8_t *out,
+                                  size_t out_cap,
+                                  size_t *out_len);
+
+/**
+ * Decrypts a cell bound to `context` into `out[0..out_cap]`, setting `*out_len` to the
+ * plaintext length. `out_cap` below `cellar_cell_plaintext_max_len` is
+ * `CELLAR_ERR_BUFFER_TOO_SMALL` with that bound in `*out_len`. Any authentication failure
+ * (tampered, truncated or extended cell, other key, key version, mode or context) is
+ * `CELLAR_ERR_AUTHENTICATION_FAILED` and leaves `out[0..bound]` zeroed. The MSSQL modes take no
+ * context (non-empty: `CELLAR_ERR_INVALID_ARGUMENT`) and decrypt both MSSQL types alike, as SQL
+ * Server's drivers do. No heap allocation (see `cellar_cell_encrypt`). Thread-safe.
+ */
+cellar_status cellar_cell_decrypt(const struct cellar_cell_cipher *cipher,
+                                  const uint8_t *context,
+                                  size_t context_len,
+                                  const uint8_t *ciphertext,
+                                  size_t ciphertext_len,
+                                  uint8_t *out,
+                                  size_t out_cap,
+                                  size_t *out_len);
+
+/**
+ * Reads the key version of a native cell (RANDOMIZED, format 0x01, at least 33 bytes; or
+ * DETERMINISTIC, format 0x02, at least 69 bytes) without any key, to drive a re-encryption scan.
+ * Anything else is `CELLAR_ERR_UNSUPPORTED_FORMAT`. An Always Encrypted cell also begins with
+ * 0x01 and would be read as RANDOMIZED: call this only on native columns. The version is not
+ * authenticated until the cell is decrypted. Does no cryptography.
+ */
+cellar_status cellar_cell_key_version(const uint8_t *ciphertext,
+                                      size_t ciphertext_len,
+                                      uint32_t *out_key_version);
+
+/**
+ * Total ciphertext bytes `cellar_cell_encrypt_batch` writes for the values laid out by
+ * `offsets` (`count + 1` entries): the sum of `cellar_cell_ciphertext_len` over the values.
+ * 0 for an unknown mode, NULL `offsets`, decreasing offsets or overflow (and for `count == 0`).
+ */
+size_t cellar_cell_batch_ciphertext_len(uint32_t mode, const size_t *offsets, size_t count);
+
+/**
+ * Total room `cellar_cell_decrypt_batch` needs for the cells laid out by `offsets` (`count + 1`
+ * entries): the sum of `cellar_cell_plaintext_max_len`. 0 for an unknown mode, NULL `offsets`,
+ * decreasing offsets or overflow.
+ */
+size_t cellar_cell_batch_plaintext_max_len(uint32_t mode, const size_t *offsets, size_t count);
+
+/**
+ * Encrypts a column of `count` values in one call (Arrow-like layout). Value `i` is
+ * `values[offsets[i] .. offsets[i+1]]`; `offsets` has `count + 1` non-decreasing entries and
+ * `offsets[0]` may be non-zero (a sliced Arrow array); `values` must hold `offsets[count]` bytes.
+ * Ciphertexts are written back to back into `out`; `out_offsets` (`count + 1` entries) receives
+ * their bounds, starting at 0, and `*out_len` the total. `out_cap` below
+ * `cellar_cell_batch_ciphertext_len` is `CELLAR_ERR_BUFFER_TOO_SMALL` with that total in
+ * `*out_len`. Every value is bound to the same `context` (empty for the MSSQL modes).
+ * RANDOMIZED reserves `count` encryptions of the key's usage limit up front. If any value fails,
+ * the whole batch fails, the last-error text names the value's index ("value 7: ..."), and
+ * `out[0..total]` and `out_offsets` are zeroed. Equal to `count` single calls, byte for byte in
+ * the deterministic modes. No heap allocation per value.
+ */
+cellar_status cellar_cell_encrypt_batch(const struct cellar_cell_cipher *cipher,
+                                        const uint8_t *context,
+                                        size_t context_len,
+                                        const uint8_t *values,
+                                        const size_t *offsets,
+                                        size_t count,
+                                        uint8_t *out,
+                                        size_t out_cap,
+                                        size_t *out_offsets,
+                                        size_t *out_len);
+
+/**
+ * Decrypts a column of `count` cells in one call (layout as in `cellar_cell_encrypt_batch`).
+ * `out_cap` below `cellar_cell_batch_plaintext_max_len` is `CELLAR_ERR_BUFFER_TOO_SMALL` with
+ * that total in `*out_len`. Plaintexts are packed back to back; `out_offsets` gives their bounds
+ * and `*out_len` the total used. One cell that fails to authenticate fails the whole batch with
+ * its index in the last-error text, and leaves `out[0..bound]` and `out_offsets` zeroed.
+ */
+cellar_status cellar_cell_decrypt_batch(const struct cellar_cell_cipher *cipher,
+                                        const uint8_t *context,
+                                        size_t context_len,
+                                        const uint8_t *values,
+                                        const size_t *offsets,
+                                        size_t count,
+                                        uint8_t *out,
+                                        size_t out_cap,
+                                        size_t *out_offsets,
+                                        size_t *out_len);
+
+/**
+ * Computes a blind index of `value` bound to `context` for equality lookups without
+ * deterministic ciphertexts: `HMAC-SHA256(bkey, len(context) (u32 BE) | context | value)`
+ * truncated to `out_len` bytes (`CELLAR_BLIND_INDEX_MIN_LEN` to `CELLAR_BLIND_INDEX_MAX_LEN`,
+ * else `CELLAR_ERR_INVALID_ARGUMENT`), where `bkey = HKDF-SHA256(ikm = key, salt = 32 zero
+ * bytes, info = "cellar blind index v1")`. `key` must be AES-256 (`CELLAR_ERR_INVALID_KEY`).
+ * Writes exactly `out_len` bytes to `out`.
+ */
+cellar_status cellar_blind_index(const struct cellar_key *key,
+                                 const uint8_t *context,
+                                 size_t context_len,
+                                 const uint8_t *value,
+                                 size_t value_len,
+                                 uint8_t *out,
+                                 size_t out_len);
 
 /**
  * Returns `CELLAR_ABI_VERSION` as compiled into the library. Compare it with the header's

@@ -13,6 +13,7 @@
 
 pub mod error;
 pub mod fips;
+pub mod cell;
 pub mod keys;
 pub mod page;
 pub mod keyring;
@@ -23,6 +24,7 @@ pub mod ffi;
 
 pub use error::{Error, Result};
 pub use fips::{last_operation_approved, Approval};
+pub use cell::{BlindIndexKey, CellCipher, CellMode};
 pub use keys::{Key, KeyId, KeyType};
 pub use page::{PageCipher, PageMode};
 pub use keyring::Keyring;

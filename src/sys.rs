@@ -270,3 +270,27 @@ impl Drop for GcmKey {
         unsafe { ffi::EVP_AEAD_CTX_free(self.ctx) }
     }
 }
+
+// --- cells ---
+
+/// One-shot HKDF-SHA256 (RFC 5869) through the module's `HKDF`, which counts as approved with a
+/// non-empty salt and info. Used on hot paths (blind indexes derive their key per call) because
+/// `aws-lc-rs`'s HKDF allocates on the heap (it boxes the secret and concatenates the info).
+/// Returns false if the module refused (it does not for SHA-256 and `out.len() <= 8160`).
+pub(crate) fn hkdf_sha256_oneshot(out: &mut [u8], secret: &[u8], salt: &[u8], info: &[u8]) -> bool {
+    // SAFETY: every pointer comes from a live slice with its own length; `out` is writable;
+    // EVP_sha256 returns a static digest description.
+    unsafe {
+        ffi::HKDF(
+            out.as_mut_ptr(),
+            out.len(),
+            ffi::EVP_sha256(),
+            secret.as_ptr(),
+            secret.len(),
+            salt.as_ptr(),
+            salt.len(),
+            info.as_ptr(),
+            info.len(),
+        ) == 1
+    }
+}

@@ -8,6 +8,7 @@ use crate::error::Error;
 use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+pub mod cell;
 pub mod fips;
 pub mod keys;
 pub mod page;
