@@ -33,7 +33,7 @@ all: build
 setup:
 	@missing=""; \
 	for t in cc:gcc c++:g++ make:make perl:perl cmake:cmake go:golang-go valgrind:valgrind \
-	         pkg-config:pkg-config curl:curl python3:python3; do \
+	         pkg-config:pkg-config python3:python3; do \
 	  command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t##*:}"; \
 	done; \
 	$(PYTHON) -m pip --version >/dev/null 2>&1 || missing="$$missing python3-pip"; \
@@ -44,8 +44,7 @@ setup:
 	    $$missing ca-certificates >/dev/null; \
 	fi
 	@command -v $(CARGO) >/dev/null 2>&1 || { \
-	  echo "setup: installing Rust with rustup"; \
-	  curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y -q --profile minimal; }
+	  echo "setup: no cargo on PATH: install a Rust toolchain (1.80 or newer) first"; exit 1; }
 	@$(PYTHON) -c "import pytest, cryptography" 2>/dev/null || { \
 	  echo "setup: installing Python test packages"; \
 	  $(PYTHON) -m pip install -q $(PY_REQS) 2>/dev/null || \
