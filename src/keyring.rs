@@ -47,6 +47,9 @@ const ENTRY_HEADER_LEN: usize = 4 + 1 + KEY_ID_LEN;
 const KIND_LOCAL: u8 = 1;
 const KIND_PROVIDER: u8 = 2;
 const KIND_RETIRED: u8 = 3;
+/// A local version whose material is not in process (locked): exported as its id only, and
+/// imported locked, awaiting `unlock` with its key.
+const KIND_LOCKED: u8 = 4;
 const TENANT_MATERIAL_LEN: usize = 32;
 
 /// Why a provider callback failed.
@@ -540,7 +543,7 @@ impl Keyring {
         STATE_HEADER_LEN
             + st.versions
                 .iter()
-                .map(|v| ENTRY_HEADER_LEN + if matches!(v.slot, Slot::Local(_)) { 1 + TENANT_MATERIAL_LEN } else { 0 })
+                .map(|v| ENTRY_HEADER_LEN + if matches!(v.slot, Slot::Local(Some(_))) { 1 + TENANT_MATERIAL_LEN } else { 0 })
                 .sum::<usize>()
     }
 
@@ -551,10 +554,12 @@ impl Keyring {
         Ok(n + if password { PASSWORD_HEADER_LEN } else { ROOT_HEADER_LEN })
     }
 
-    /// `magic | 0x01 | active (u32 BE) | count (u32 BE) | entries`; needs every retained local
-    /// version's material ([`Error::TenantLocked`] otherwise).
+    /// `magic | 0x01 | active (u32 BE) | count (u32 BE) | entries`. Needs the active version
+    /// ([`Error::TenantLocked`] while the keyring is locked); other versions still locked are
+    /// recorded by id only and come back locked.
     fn encode_state(&self, magic: u8) -> Result<Zeroizing<Vec<u8>>> {
         let st = self.read()?;
+        st.ensure_unlocked()?;
         let mut s = Zeroizing::new(Vec::with_capacity(Self::state_len(&st)));
         s.push(magic);
         s.push(EXPORT_FORMAT_V1);
@@ -570,7 +575,8 @@ impl Keyring {
                     s.extend_from_slice(k.material());
                 }
                 Slot::Local(None) => {
-                    return Err(Error::TenantLocked("a version is locked; unlock every version before exporting"))
+                    s.push(KIND_LOCKED);
+                    s.extend_from_slice(&v.id);
                 }
                 Slot::Provider(_) => {
                     s.push(KIND_PROVIDER);
@@ -622,6 +628,8 @@ impl Keyring {
                 }
                 // A provider comes back detached: the host attaches it with unlock_provider.
                 KIND_PROVIDER => (true, Slot::Provider(None)),
+                // A version that was locked at export comes back locked: unlock supplies its key.
+                KIND_LOCKED => (false, Slot::Local(None)),
                 // Whether a retired version was a provider is not recorded.
                 KIND_RETIRED => (false, Slot::Retired),
                 _ => return Err(BAD),
