@@ -1,0 +1,79 @@
+"""Cellar for Python: a FIPS-oriented cryptographic kernel for database encryption at rest.
+
+A ctypes binding over ``libcellar`` (Rust on the AWS-LC FIPS 140-3 validated module)::
+
+    import cellar
+
+    print(cellar.fips_status())                      # names the module, FIPS mode, self tests
+    with cellar.Key.generate(cellar.KeyType.AES256) as column_key:
+        cells = cellar.CellCipher(column_key, cellar.CellMode.RANDOMIZED)
+        ct = cells.encrypt(b"alice@example.com", context=b"users/email/42")
+        assert cells.decrypt(ct, context=b"users/email/42") == b"alice@example.com"
+        assert cellar.last_operation_approved() is True
+
+Objects own C handles: close them (or use ``with``) to free them deterministically; the garbage
+collector frees forgotten ones. Keys and ciphers may be shared between threads (the GIL is
+released during every C call). Errors are :class:`CellarError` subclasses.
+"""
+
+from __future__ import annotations
+
+from . import _handles
+from ._native import LibraryError, library_path
+from .cells import CellCipher, CellMode, blind_index
+from .errors import (
+    AuthenticationError,
+    BufferTooSmallError,
+    CellarError,
+    InternalError,
+    InvalidArgumentError,
+    InvalidKeyError,
+    KeyNotFoundError,
+    NotFipsError,
+    NullPointerError,
+    ProviderError,
+    RandomError,
+    TenantLockedError,
+    UnsupportedFormatError,
+    UsageLimitError,
+)
+from .fips import FipsStatus, abi_version, fips_status, init, last_operation_approved, version
+from .keyring import Keyring, VersionInfo
+from .keys import Key, KeyType
+from .pages import PageCipher, PageMode
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AuthenticationError",
+    "BufferTooSmallError",
+    "CellCipher",
+    "CellMode",
+    "CellarError",
+    "FipsStatus",
+    "InternalError",
+    "InvalidArgumentError",
+    "InvalidKeyError",
+    "Key",
+    "KeyNotFoundError",
+    "KeyType",
+    "Keyring",
+    "LibraryError",
+    "NotFipsError",
+    "NullPointerError",
+    "PageCipher",
+    "PageMode",
+    "ProviderError",
+    "RandomError",
+    "TenantLockedError",
+    "UnsupportedFormatError",
+    "UsageLimitError",
+    "VersionInfo",
+    "abi_version",
+    "blind_index",
+    "fips_status",
+    "init",
+    "last_operation_approved",
+    "library_path",
+    "version",
+]

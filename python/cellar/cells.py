@@ -1,0 +1,352 @@
+"""Cell encryption: single column values, randomized (AES-256-GCM with a module nonce),
+deterministic (synthetic IV from approved primitives), or byte-compatible with SQL Server Always
+Encrypted; column batches; blind indexes.
+
+``context`` binds a ciphertext to its place (for example tenant, table, column and row key) and
+must be given again to decrypt; a ``str`` context is UTF-8 encoded. The Always Encrypted modes take
+no context.
+
+Batches: :meth:`CellCipher.encrypt_many` and :meth:`CellCipher.decrypt_many` take a list of
+values and return a list, with one C call per batch (the values are packed into one buffer with
+offsets); :meth:`CellCipher.encrypt_packed` and :meth:`CellCipher.decrypt_packed` take and return
+that packed layout directly (Arrow-like: one byte buffer plus ``count + 1`` offsets).
+"""
+
+from __future__ import annotations
+
+import array
+import ctypes
+import enum
+import threading
+from ctypes import byref, c_char, c_size_t, c_uint32, c_void_p
+from itertools import accumulate
+from typing import Any, Iterable, List, Optional, Sequence, Tuple, Union
+
+from ._buffers import SIZE_T_CODE, BytesLike, readable, text_or_bytes, writable
+from ._handles import Handle
+from ._native import lib
+from .errors import raise_status
+from .keys import Key
+
+__all__ = ["CellMode", "CellCipher", "blind_index", "Context"]
+
+Context = Union[str, BytesLike]
+
+#: Bytes a RANDOMIZED cell adds to its value: header (5) + nonce (12) + tag (16).
+RANDOMIZED_OVERHEAD = 33
+BLIND_INDEX_MIN_LEN = 4
+BLIND_INDEX_MAX_LEN = 32
+
+_free = lib.cellar_cell_cipher_free
+_encrypt = lib.cellar_cell_encrypt
+_decrypt = lib.cellar_cell_decrypt
+_encrypt_batch = lib.cellar_cell_encrypt_batch
+_decrypt_batch = lib.cellar_cell_decrypt_batch
+_ct_len = lib.cellar_cell_ciphertext_len
+_pt_max = lib.cellar_cell_plaintext_max_len
+_batch_ct_len = lib.cellar_cell_batch_ciphertext_len
+_batch_pt_max = lib.cellar_cell_batch_plaintext_max_len
+_create = ctypes.create_string_buffer
+_string_at = ctypes.string_at
+_SIZE_T = ctypes.c_size_t
+_BUFFER_TOO_SMALL = 3
+
+
+class CellMode(enum.IntEnum):
+    """Cell modes (``CELLAR_CELL_*``)."""
+
+    #: AES-256-GCM with a module nonce: ``0x01 | version | nonce | ct | tag`` (value + 33 bytes).
+    RANDOMIZED = 1
+    #: Deterministic (SIV from AES-CBC + HMAC-SHA256), for equality lookups and joins.
+    DETERMINISTIC = 2
+    #: SQL Server Always Encrypted AEAD_AES_256_CBC_HMAC_SHA256, randomized type.
+    MSSQL_RANDOMIZED = 3
+    #: SQL Server Always Encrypted AEAD_AES_256_CBC_HMAC_SHA256, deterministic type.
+    MSSQL_DETERMINISTIC = 4
+
+
+def _context(context: Context) -> Tuple[Any, int, Any]:
+    if not context:
+        if context is None or isinstance(context, (bytes, bytearray, str, memoryview)):
+            return None, 0, None
+    if isinstance(context, str):
+        context = context.encode("utf-8")
+    return readable(context, "context")
+
+
+# Per-thread scratch output for encrypt_many: reused across calls so a big batch does not pay
+# for fresh pages each time. It only ever holds ciphertext.
+_scratch = threading.local()
+
+
+def _scratch_buffer(size: int) -> Any:
+    buf = getattr(_scratch, "buf", None)
+    if buf is None or len(buf) < size:
+        buf = _create(max(size, 4096))
+        _scratch.buf = buf
+    return buf
+
+
+def _pack(values: Sequence[Any]) -> Tuple[bytes, "array.array[int]"]:
+    """Joins ``values`` into one buffer and their ``count + 1`` offsets."""
+    try:
+        data = b"".join(values)
+    except TypeError:
+        for i, v in enumerate(values):
+            if isinstance(v, str):
+                raise TypeError(f"value {i} is a str; cell values must be bytes-like (encode them)") from None
+            try:
+                memoryview(v)
+            except TypeError:
+                raise TypeError(f"value {i} is a {type(v).__name__}, not a bytes-like object") from None
+        raise
+    offsets = array.array(SIZE_T_CODE, [0])
+    offsets.extend(accumulate(map(len, values)))
+    if offsets[-1] != len(data):  # memoryviews with items wider than a byte: len != nbytes
+        offsets = array.array(SIZE_T_CODE, [0])
+        offsets.extend(accumulate(memoryview(v).nbytes for v in values))
+    return data, offsets
+
+
+def _size_array(arr: "array.array[int]") -> Any:
+    return (_SIZE_T * len(arr)).from_buffer(arr)
+
+
+def _split(raw: bytes, offsets: "array.array[int]") -> List[bytes]:
+    # One slice per value; zip over the offsets keeps the loop in C.
+    return list(map(raw.__getitem__, map(slice, offsets, offsets[1:])))
+
+
+def _check_offsets(offsets: Any, data_len: int) -> "array.array[int]":
+    if isinstance(offsets, array.array) and offsets.typecode == SIZE_T_CODE:
+        arr = offsets
+    else:
+        try:
+            arr = array.array(SIZE_T_CODE, offsets)
+        except (TypeError, OverflowError):
+            raise ValueError("offsets must be non-negative integers") from None
+    if len(arr) < 1:
+        raise ValueError("offsets needs count + 1 entries (at least one)")
+    if any(b < a for a, b in zip(arr, arr[1:])):
+        raise ValueError("offsets must be non-decreasing")
+    if arr[-1] > data_len:
+        raise ValueError(f"offsets reach {arr[-1]} but the buffer holds {data_len} bytes")
+    return arr
+
+
+class CellCipher(Handle):
+    """A cell cipher: an AES-256 key, a mode and a key version, with subkeys derived once.
+
+    Immutable and safe to share between threads. It holds its own reference to the key, so
+    ``key`` may be closed afterwards. ``key_version`` is carried by native cells and required on
+    decrypt; the Always Encrypted modes ignore it.
+    """
+
+    _kind = "cell_cipher"
+
+    def __init__(self, key: Key, mode: CellMode = CellMode.RANDOMIZED, key_version: int = 1) -> None:
+        if not isinstance(key, Key):
+            raise TypeError("key must be a cellar.Key")
+        try:
+            self.mode = CellMode(mode)
+        except ValueError:
+            raise ValueError(f"unknown cell mode {mode!r}; use a cellar.CellMode") from None
+        if not isinstance(key_version, int) or not 0 <= key_version <= 0xFFFFFFFF:
+            raise ValueError("key_version must be an integer from 0 to 2**32 - 1")
+        self.key_version = key_version
+        self._mode = int(self.mode)
+        self._randomized = self.mode == CellMode.RANDOMIZED
+        out = c_void_p()
+        st = lib.cellar_cell_cipher_new(key._handle, self._mode, key_version, byref(out))
+        if st:
+            raise_status(st)
+        self._adopt(out.value, _free)
+
+    # Sizes ---------------------------------------------------------------------------------------
+
+    def ciphertext_len(self, plaintext_len: int) -> int:
+        """Exact ciphertext length of a ``plaintext_len``-byte value in this mode."""
+        return _ct_len(self._mode, plaintext_len)
+
+    def plaintext_max_len(self, ciphertext_len: int) -> int:
+        """Room a ``ciphertext_len``-byte cell needs to decrypt (0: no cell has that length)."""
+        return _pt_max(self._mode, ciphertext_len)
+
+    # Single values -------------------------------------------------------------------------------
+
+    def encrypt(self, value: BytesLike, context: Context = b"") -> bytes:
+        """Encrypts one value bound to ``context``."""
+        h = self._h
+        if h is None:
+            raise self._closed_error()
+        if type(value) is bytes:
+            p, n = value, len(value)
+        else:
+            p, n, keep = readable(value, "value")
+        cp, cn, ckeep = _context(context)
+        size = n + RANDOMIZED_OVERHEAD if self._randomized else _ct_len(self._mode, n)
+        out = _create(size)
+        out_len = c_size_t()
+        st = _encrypt(h, cp, cn, p, n, out, size, byref(out_len))
+        if st:
+            raise_status(st, out_len.value)
+        m = out_len.value
+        return out.raw if m == size else _string_at(out, m)
+
+    def encrypt_into(self, value: BytesLike, out: Any, context: Context = b"") -> int:
+        """Encrypts one value into the writable buffer ``out``; returns the ciphertext length.
+        Too small: :class:`~cellar.BufferTooSmallError` with ``needed`` set."""
+        h = self._handle
+        p, n, keep = readable(value, "value")
+        op, on = writable(out, "out")
+        cp, cn, ckeep = _context(context)
+        out_len = c_size_t()
+        st = _encrypt(h, cp, cn, p, n, op, on, byref(out_len))
+        if st:
+            raise_status(st, out_len.value)
+        return out_len.value
+
+    def decrypt(self, ciphertext: BytesLike, context: Context = b"") -> bytes:
+        """Decrypts one cell bound to ``context``. Any failure (tampered, truncated, other key,
+        version, mode or context) raises :class:`~cellar.AuthenticationError`."""
+        h = self._h
+        if h is None:
+            raise self._closed_error()
+        if type(ciphertext) is bytes:
+            p, n = ciphertext, len(ciphertext)
+        else:
+            p, n, keep = readable(ciphertext, "ciphertext")
+        cp, cn, ckeep = _context(context)
+        size = _pt_max(self._mode, n)
+        out = _create(size) if size else None
+        out_len = c_size_t()
+        st = _decrypt(h, cp, cn, p, n, out, size, byref(out_len))
+        if st:
+            raise_status(st, out_len.value)
+        m = out_len.value
+        if not m:
+            return b""
+        return out.raw if m == size else _string_at(out, m)
+
+    # Batches -------------------------------------------------------------------------------------
+
+    def encrypt_many(self, values: Iterable[BytesLike], context: Context = b"") -> List[bytes]:
+        """Encrypts many values of one column, all bound to ``context``, in one C call; returns
+        the ciphertexts in order. If any value fails the whole batch fails and the error's
+        ``detail`` names the value's index."""
+        h = self._handle
+        if not isinstance(values, (list, tuple)):
+            values = list(values)
+        count = len(values)
+        if not count:
+            return []
+        data, offsets = _pack(values)
+        out_offsets = array.array(SIZE_T_CODE, [0]) * (count + 1)
+        if self._randomized:
+            total = len(data) + RANDOMIZED_OVERHEAD * count
+        else:
+            total = _batch_ct_len(self._mode, _size_array(offsets), count)
+        cp, cn, ckeep = _context(context)
+        out = _scratch_buffer(total)
+        out_len = c_size_t()
+        st = _encrypt_batch(h, cp, cn, data, _size_array(offsets), count, out, len(out),
+                            _size_array(out_offsets), byref(out_len))
+        if st:
+            raise_status(st, out_len.value)
+        return _split(_string_at(out, out_len.value), out_offsets)
+
+    def decrypt_many(self, ciphertexts: Iterable[BytesLike], context: Context = b"") -> List[bytes]:
+        """Decrypts many cells bound to ``context`` in one C call; returns the plaintexts in
+        order. One cell that fails to authenticate fails the batch (its index is in ``detail``)."""
+        h = self._handle
+        if not isinstance(ciphertexts, (list, tuple)):
+            ciphertexts = list(ciphertexts)
+        count = len(ciphertexts)
+        if not count:
+            return []
+        data, offsets = _pack(ciphertexts)
+        raw, out_offsets = self._decrypt_packed(h, data, offsets, count, context)
+        return _split(raw, out_offsets)
+
+    def encrypt_packed(
+        self, data: BytesLike, offsets: Any, context: Context = b""
+    ) -> Tuple[bytes, "array.array[int]"]:
+        """Encrypts the values ``data[offsets[i]:offsets[i+1]]`` (``count + 1`` non-decreasing
+        offsets; ``offsets[0]`` may be non-zero) and returns ``(ciphertexts, out_offsets)`` in the
+        same layout: no per-value Python objects at all, for Arrow-style columns."""
+        h = self._handle
+        p, n, keep = readable(data, "data")
+        arr = _check_offsets(offsets, n)
+        count = len(arr) - 1
+        out_offsets = array.array(SIZE_T_CODE, [0]) * (count + 1)
+        if not count:
+            return b"", out_offsets
+        total = _batch_ct_len(self._mode, _size_array(arr), count)
+        cp, cn, ckeep = _context(context)
+        out = _create(total)
+        out_len = c_size_t()
+        st = _encrypt_batch(h, cp, cn, p, _size_array(arr), count, out, total,
+                            _size_array(out_offsets), byref(out_len))
+        if st:
+            raise_status(st, out_len.value)
+        return _string_at(out, out_len.value), out_offsets
+
+    def decrypt_packed(
+        self, data: BytesLike, offsets: Any, context: Context = b""
+    ) -> Tuple[bytes, "array.array[int]"]:
+        """The inverse of :meth:`encrypt_packed`: ``(plaintexts, out_offsets)``."""
+        h = self._handle
+        p, n, keep = readable(data, "data")
+        arr = _check_offsets(offsets, n)
+        count = len(arr) - 1
+        if not count:
+            return b"", array.array(SIZE_T_CODE, [0])
+        return self._decrypt_packed(h, p, arr, count, context)
+
+    def _decrypt_packed(self, h: int, data: Any, offsets: Any, count: int, context: Context) -> Tuple[bytes, Any]:
+        out_offsets = array.array(SIZE_T_CODE, [0]) * (count + 1)
+        total = _batch_pt_max(self._mode, _size_array(offsets), count)
+        cp, cn, ckeep = _context(context)
+        out = _create(total) if total else None
+        out_len = c_size_t()
+        st = _decrypt_batch(h, cp, cn, data, _size_array(offsets), count, out, total,
+                            _size_array(out_offsets), byref(out_len))
+        if st:
+            raise_status(st, out_len.value)
+        raw = _string_at(out, out_len.value) if out_len.value else b""
+        return raw, out_offsets
+
+    # Scans ---------------------------------------------------------------------------------------
+
+    @staticmethod
+    def key_version_of(ciphertext: BytesLike) -> int:
+        """The key version of a native cell (RANDOMIZED or DETERMINISTIC), read without any key
+        (not authenticated until decrypted). Anything else raises
+        :class:`~cellar.UnsupportedFormatError`. Do not call it on Always Encrypted cells."""
+        p, n, keep = readable(ciphertext, "ciphertext")
+        v = c_uint32()
+        st = lib.cellar_cell_key_version(p, n, byref(v))
+        if st:
+            raise_status(st)
+        return v.value
+
+    def __repr__(self) -> str:
+        state = " closed" if self._h is None else ""
+        return f"<cellar.CellCipher {self.mode.name} key_version={self.key_version}{state}>"
+
+
+def blind_index(key: Key, value: BytesLike, context: Context = b"", length: int = 16) -> bytes:
+    """A blind index of ``value`` bound to ``context``, for equality lookups without
+    deterministic ciphertexts: HMAC-SHA256 under a key derived from ``key`` (AES-256),
+    truncated to ``length`` bytes (4 to 32)."""
+    if not isinstance(key, Key):
+        raise TypeError("key must be a cellar.Key")
+    if not isinstance(length, int) or not BLIND_INDEX_MIN_LEN <= length <= BLIND_INDEX_MAX_LEN:
+        raise ValueError(f"length must be an integer from {BLIND_INDEX_MIN_LEN} to {BLIND_INDEX_MAX_LEN}")
+    p, n, keep = readable(value, "value")
+    cp, cn, ckeep = _context(context)
+    out = _create(length)
+    st = lib.cellar_blind_index(key._handle, cp, cn, p, n, out, length)
+    if st:
+        raise_status(st)
+    return out.raw

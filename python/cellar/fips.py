@@ -1,0 +1,81 @@
+"""The FIPS status surface: module name and version, FIPS mode, self tests, fail-closed init,
+and the per-thread "last operation approved" indicator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+from ._native import lib
+from .errors import raise_status
+
+__all__ = ["FipsStatus", "fips_status", "init", "last_operation_approved", "abi_version", "version"]
+
+INIT_REQUIRE_FIPS = 1
+
+_approved = lib.cellar_last_operation_approved
+
+
+@dataclass(frozen=True)
+class FipsStatus:
+    """What the library reports about its cryptographic module.
+
+    ``module`` is the module's name and version (for example ``"AWS-LC FIPS 4.2.0"``),
+    ``version`` Cellar's own version string, ``fips_mode`` whether this is a FIPS build running
+    in FIPS mode, ``self_test_passed`` whether the module's known-answer self tests passed.
+    """
+
+    module: str
+    version: str
+    fips_mode: bool
+    self_test_passed: bool
+
+    @property
+    def ok(self) -> bool:
+        """True when the module runs in FIPS mode and its self tests passed."""
+        return self.fips_mode and self.self_test_passed
+
+    def __str__(self) -> str:
+        mode = "FIPS mode" if self.fips_mode else "not in FIPS mode"
+        tests = "self tests passed" if self.self_test_passed else "self tests FAILED"
+        return f"{self.module} ({mode}, {tests})"
+
+
+def fips_status() -> FipsStatus:
+    """The module's status (runs the self tests on first call)."""
+    return FipsStatus(
+        module=lib.cellar_fips_module_version().decode("utf-8", "replace"),
+        version=lib.cellar_version().decode("utf-8", "replace"),
+        fips_mode=lib.cellar_fips_mode() == 1,
+        self_test_passed=lib.cellar_fips_self_test_passed() == 1,
+    )
+
+
+def init(require_fips: bool = False) -> None:
+    """Initialises the library (optional). With ``require_fips=True`` it fails closed with
+    :class:`~cellar.NotFipsError` unless the module is in FIPS mode and its self tests pass."""
+    st = lib.cellar_init(INIT_REQUIRE_FIPS if require_fips else 0)
+    if st:
+        raise_status(st)
+
+
+def last_operation_approved() -> Optional[bool]:
+    """Whether this thread's last Cellar operation that did cryptography used only services the
+    FIPS module counted as approved: True, False, or None (none yet, or the last one failed)."""
+    v = _approved()
+    if v == 1:
+        return True
+    if v == 0:
+        return False
+    return None
+
+
+def abi_version() -> Tuple[int, int]:
+    """The loaded library's C ABI version as ``(major, minor)``."""
+    v = lib.cellar_abi_version()
+    return v >> 16, v & 0xFFFF
+
+
+def version() -> str:
+    """Cellar's and the module's versions, e.g. ``"cellar 0.1.0 (AWS-LC FIPS 4.2.0)"``."""
+    return lib.cellar_version().decode("utf-8", "replace")

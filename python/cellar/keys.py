@@ -1,0 +1,244 @@
+"""Keys: opaque handles to AES-256 and AES-256-XTS keys held inside the library.
+
+A :class:`Key` never holds its material in a Python object; only :meth:`Key.export_raw` (a
+documented hazard) brings it into Python. ``repr`` shows the type and the public key id.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import enum
+from ctypes import byref, c_size_t, c_uint32, c_uint64, c_void_p
+from typing import Any, Optional, Tuple, Union
+
+from ._buffers import BytesLike, readable, text_or_bytes
+from ._handles import Handle
+from ._native import lib
+from .errors import raise_status
+
+__all__ = ["KeyType", "Key", "PASSWORD_MIN_LEN", "DEFAULT_ITERATIONS", "MIN_ITERATIONS", "MAX_ITERATIONS"]
+
+KEY_ID_LEN = 16
+#: Shortest password (bytes, after UTF-8 encoding) for password files and keyring exports.
+PASSWORD_MIN_LEN = 14
+#: Recommended and default PBKDF2 iteration count.
+DEFAULT_ITERATIONS = 600_000
+MIN_ITERATIONS = 100_000
+MAX_ITERATIONS = 10_000_000
+
+_free = lib.cellar_key_free
+
+
+class KeyType(enum.IntEnum):
+    """Key types (``CELLAR_KEY_*``)."""
+
+    #: 32-byte AES-256 key: GCM, key wrapping, cells, derivation, keyrings.
+    AES256 = 1
+    #: 64-byte AES-256-XTS key (two distinct halves), for XTS pages.
+    AES256_XTS = 2
+
+
+def _key_type(value: Any) -> KeyType:
+    try:
+        return KeyType(value)
+    except ValueError:
+        raise ValueError(f"unknown key type {value!r}; use cellar.KeyType.AES256 or AES256_XTS") from None
+
+
+def _password(pw: Union[str, BytesLike]) -> Tuple[Any, int, Any]:
+    return readable(text_or_bytes(pw, "password"), "password")
+
+
+def _iterations(iterations: int) -> int:
+    if not isinstance(iterations, int) or not MIN_ITERATIONS <= iterations <= MAX_ITERATIONS:
+        raise ValueError(f"iterations must be an integer from {MIN_ITERATIONS} to {MAX_ITERATIONS}")
+    return iterations
+
+
+def _u32(value: int, what: str) -> int:
+    if not isinstance(value, int) or not 0 <= value <= 0xFFFFFFFF:
+        raise ValueError(f"{what} must be an integer from 0 to 2**32 - 1")
+    return value
+
+
+class Key(Handle):
+    """An opaque key handle. Immutable and safe to share between threads.
+
+    Create with :meth:`generate`, :meth:`import_raw`, :meth:`derive`, :meth:`unwrap` or
+    :meth:`import_with_password`; free with :meth:`close` or a ``with`` block. Ciphers and
+    keyrings made from a key keep their own reference (or copy), so the key may be closed first.
+    """
+
+    _kind = "key"
+    def __init__(self) -> None:
+        raise TypeError("use Key.generate, Key.import_raw, Key.unwrap or Key.import_with_password")
+
+    @classmethod
+    def _from_handle(cls, ptr: Optional[int], stored_version: Optional[int] = None) -> "Key":
+        self = object.__new__(cls)
+        self._h = None
+        self._finalizer = None
+        self._adopt(ptr, _free)
+        self.stored_version = stored_version
+        id_buf = ctypes.create_string_buffer(KEY_ID_LEN)
+        st = lib.cellar_key_id(ptr, id_buf)
+        if st:
+            raise_status(st)
+        self._id = id_buf.raw
+        t = c_uint32()
+        st = lib.cellar_key_type(ptr, byref(t))
+        if st:
+            raise_status(st)
+        self._type = KeyType(t.value)
+        return self
+
+    # Construction -------------------------------------------------------------------------
+
+    @classmethod
+    def generate(cls, key_type: KeyType = KeyType.AES256) -> "Key":
+        """A new key of ``key_type`` from the module's DRBG."""
+        out = c_void_p()
+        st = lib.cellar_key_generate(_key_type(key_type), byref(out))
+        if st:
+            raise_status(st)
+        return cls._from_handle(out.value)
+
+    @classmethod
+    def import_raw(cls, key_type: KeyType, data: BytesLike) -> "Key":
+        """Imports raw material (bring your own key): 32 bytes for AES256, 64 bytes with distinct
+        halves for AES256_XTS (else :class:`~cellar.InvalidKeyError`). The material is copied
+        into the library; ``data`` is not kept (wipe it yourself if it is a ``bytearray``)."""
+        p, n, keep = readable(data, "key material")
+        out = c_void_p()
+        st = lib.cellar_key_import(_key_type(key_type), p, n, byref(out))
+        if st:
+            raise_status(st)
+        return cls._from_handle(out.value)
+
+    def derive(self, label: Union[str, BytesLike], key_type: KeyType = KeyType.AES256) -> "Key":
+        """A child key of ``key_type`` derived with HKDF-SHA256 from this key and a non-empty
+        ``label`` (``str`` is UTF-8 encoded), e.g. a table, column or file name. Same inputs,
+        same child."""
+        p, n, keep = readable(text_or_bytes(label, "label"), "label")
+        if not n:
+            raise ValueError("label must not be empty")
+        out = c_void_p()
+        st = lib.cellar_key_derive(self._handle, _key_type(key_type), p, n, byref(out))
+        if st:
+            raise_status(st)
+        return Key._from_handle(out.value)
+
+    # Properties -----------------------------------------------------------------------------
+
+    @property
+    def id(self) -> bytes:
+        """The public 16-byte key id (a fingerprint, safe to log and store)."""
+        return self._id
+
+    @property
+    def type(self) -> KeyType:
+        """The key's type."""
+        return self._type
+
+    @property
+    def usage(self) -> Tuple[int, int]:
+        """``(count, limit)``: encryptions counted against this key and its limit."""
+        count, limit = c_uint64(), c_uint64()
+        st = lib.cellar_key_usage(self._handle, byref(count), byref(limit))
+        if st:
+            raise_status(st)
+        return count.value, limit.value
+
+    def set_usage_limit(self, limit: int) -> None:
+        """Sets the encryption limit (1 to 2**32; default 2**32, the SP 800-38D bound for
+        random nonces). Encryptions past it raise :class:`~cellar.UsageLimitError`."""
+        if not isinstance(limit, int) or limit < 0 or limit >= 1 << 64:
+            raise ValueError("limit must be an integer from 1 to 2**32")
+        st = lib.cellar_key_set_usage_limit(self._handle, limit)
+        if st:
+            raise_status(st)
+
+    # Wrapping and export ---------------------------------------------------------------------
+
+    def wrap(self, kek: "Key", version: int = 1) -> bytes:
+        """This key with its ``version`` wrapped under ``kek`` (an AES-256 key) with AES-KWP:
+        an 82-byte (AES256) or 114-byte (XTS) blob naming ``kek`` by its id."""
+        if not isinstance(kek, Key):
+            raise TypeError("kek must be a cellar.Key")
+        size = lib.cellar_key_wrapped_len(self._type)
+        out = ctypes.create_string_buffer(size)
+        n = c_size_t()
+        st = lib.cellar_key_wrap(kek._handle, self._handle, _u32(version, "version"), out, size, byref(n))
+        if st:
+            raise_status(st, n.value)
+        return out.raw[: n.value]
+
+    @classmethod
+    def unwrap(cls, kek: "Key", blob: BytesLike) -> Tuple["Key", int]:
+        """Unwraps a blob made by :meth:`wrap` under ``kek``; returns ``(key, version)``.
+        Another KEK or any tampering raises :class:`~cellar.AuthenticationError`."""
+        if not isinstance(kek, Key):
+            raise TypeError("kek must be a cellar.Key")
+        p, n, keep = readable(blob, "blob")
+        out, ver = c_void_p(), c_uint32()
+        st = lib.cellar_key_unwrap(kek._handle, p, n, byref(out), byref(ver))
+        if st:
+            raise_status(st)
+        return cls._from_handle(out.value, ver.value), ver.value
+
+    def export_with_password(
+        self, password: Union[str, BytesLike], iterations: int = DEFAULT_ITERATIONS, version: int = 1
+    ) -> bytes:
+        """A password-protected key file (PBKDF2-HMAC-SHA256 + AES-KWP). ``password`` (``str``
+        is UTF-8 encoded) must be at least 14 bytes; ``iterations`` 100 000 to 10 000 000
+        (about 0.25 s at the default 600 000)."""
+        p, pn, keep = _password(password)
+        size = lib.cellar_key_password_file_len(self._type)
+        out = ctypes.create_string_buffer(size)
+        n = c_size_t()
+        st = lib.cellar_key_export_password(
+            self._handle, _u32(version, "version"), p, pn, _iterations(iterations), out, size, byref(n))
+        if st:
+            raise_status(st, n.value)
+        return out.raw[: n.value]
+
+    @classmethod
+    def import_with_password(cls, blob: BytesLike, password: Union[str, BytesLike]) -> "Key":
+        """Imports a key file made by :meth:`export_with_password`. A wrong password or any
+        tampering raises :class:`~cellar.AuthenticationError`. The version stored in the file is
+        the new key's :attr:`stored_version`."""
+        b, bn, keep1 = readable(blob, "blob")
+        p, pn, keep2 = _password(password)
+        out, ver = c_void_p(), c_uint32()
+        st = lib.cellar_key_import_password(b, bn, p, pn, byref(out), byref(ver))
+        if st:
+            raise_status(st)
+        return cls._from_handle(out.value, ver.value)
+
+    def export_raw(self) -> bytearray:
+        """**Hazard: the raw key material in plaintext.** Only for handing a key to a system
+        that accepts nothing else; prefer :meth:`wrap` or :meth:`export_with_password`. Returns
+        a ``bytearray`` so that you can wipe it (``buf[:] = bytes(len(buf))``) after use."""
+        size = 64 if self._type == KeyType.AES256_XTS else 32
+        out = bytearray(size)
+        n = c_size_t()
+        st = lib.cellar_key_dangerous_export_raw(
+            self._handle, (ctypes.c_char * size).from_buffer(out), size, byref(n))
+        if st:
+            raise_status(st, n.value)
+        return out
+
+    # Python protocol ------------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        state = " closed" if self._h is None else ""
+        return f"<cellar.Key {self._type.name} id={self._id.hex()}{state}>"
+
+    def __eq__(self, other: object) -> bool:
+        """Keys are equal when their key ids are (the id is a fingerprint of the material)."""
+        if not isinstance(other, Key):
+            return NotImplemented
+        return self._id == other._id and self._type == other._type
+
+    def __hash__(self) -> int:
+        return hash((self._type, self._id))
