@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import threading
-from typing import Dict, NoReturn, Optional, Type
+from typing import Any, Dict, NoReturn, Optional, Type
 
 from ._native import lib
 
@@ -45,11 +45,18 @@ class CellarError(Exception):
     #: The status code a subclass stands for (``None`` on the base class).
     STATUS: Optional[int] = None
 
-    def __init__(self, status: int, detail: str = "", name: Optional[str] = None) -> None:
+    def __init__(self, status: Any = None, detail: str = "", name: Optional[str] = None) -> None:
+        # CellarError(status, detail) as the binding raises it; a subclass may also be raised
+        # by user code (for example from a key provider callback) as Subclass("detail").
+        if not isinstance(status, int):
+            if self.STATUS is None:
+                raise TypeError("CellarError needs a status code: CellarError(status, detail)")
+            detail = status if status is not None else detail
+            status = self.STATUS
         self.status = int(status)
         self.name = name if name is not None else status_name(self.status)
-        self.detail = detail
-        super().__init__(f"{self.name}: {detail}" if detail else self.name)
+        self.detail = str(detail)
+        super().__init__(f"{self.name}: {self.detail}" if self.detail else self.name)
 
     def __reduce__(self):  # keep status/name/detail through pickling (multiprocessing)
         return (type(self), (self.status, self.detail, self.name))
