@@ -2,6 +2,7 @@
 #   make demo    builds the library (FIPS) and runs the C demo host program
 #   make test    runs every test: Rust, C (ASan+UBSan), C++, Python, valgrind, exported symbols
 #   make bench   criterion benchmarks (each beside its AWS-LC baseline)
+#   make bench-python   the Python package against `cryptography` (python/bench/bench.py)
 #   make install PREFIX=/usr/local   (make test-install checks it in a temporary prefix)
 SHELL := /bin/bash
 # rustup's default location, so a Rust installed by `make setup` is found in the same run.
@@ -22,7 +23,7 @@ C_TESTS := $(patsubst ffi-tests/c/%.c,%,$(wildcard ffi-tests/c/test_*.c))
 PY_REQS := pytest cryptography
 
 .PHONY: all setup build header demo test test-rust test-c test-cpp test-python test-valgrind \
-        test-symbols test-install bench install clean
+        test-symbols test-install bench bench-python install clean
 
 all: build
 
@@ -84,8 +85,14 @@ test-cpp: | $(BUILD)
 	$(CXX) -std=c++17 $(CWARN) -g $(SAN) -Iinclude ffi-tests/cpp/test_header.cpp -o $(BUILD)/test_header_cpp $(LDLIB)
 	$(BUILD)/test_header_cpp
 
+# The raw ctypes tests of the ABI and the `cellar` package's own tests, both against the library
+# `make build` produced (the package is imported from python/, no install needed).
 test-python:
-	CELLAR_LIBRARY=$(abspath $(LIB)) $(PYTHON) -m pytest -q ffi-tests/python $(wildcard python/tests)
+	CELLAR_LIBRARY=$(abspath $(LIB)) $(PYTHON) -m pytest -q ffi-tests/python python/tests
+
+# The Python package's benchmark (not a test): batch cells and page runs against `cryptography`.
+bench-python: build
+	CELLAR_LIBRARY=$(abspath $(LIB)) $(PYTHON) python/bench/bench.py
 
 test-valgrind: | $(BUILD)
 	@set -e; for t in $(C_TESTS); do \

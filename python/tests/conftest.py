@@ -1,32 +1,16 @@
-"""Shared set-up for the cellar package tests.
+"""Fixtures for the cellar package tests.
 
-The package is imported from this checkout (python/ is put first on sys.path), so the tests run
-without `pip install`; the library comes from CELLAR_LIBRARY (what `make test-python` sets) or the
-build tree (target/release, what `make build` produces).
+The package is imported from this checkout (python/ is put first on sys.path by pkg_helpers), so
+the tests run without `pip install`; the library comes from CELLAR_LIBRARY (what `make
+test-python` sets) or the build tree (target/release, what `make build` produces).
 """
 import gc
-import os
-import pathlib
-import sys
 
 import pytest
 
-PY_DIR = pathlib.Path(__file__).resolve().parents[1]
-REPO = PY_DIR.parent
-sys.path.insert(0, str(PY_DIR))
-
-import cellar  # noqa: E402
-from cellar import _handles  # noqa: E402
-
-
-def approved():
-    """Asserts this thread's last Cellar operation was counted as FIPS-approved."""
-    assert cellar.last_operation_approved() is True
-
-
-def raw_of(key):
-    """The key's material, for independent checks with `cryptography` (tests only)."""
-    return bytes(key.export_raw())
+import pkg_helpers  # noqa: F401  (puts python/ on sys.path)
+import cellar
+from cellar import _handles
 
 
 @pytest.fixture
@@ -50,9 +34,3 @@ def no_leaks():
     gc.collect()
     after = _handles.live_counts()
     assert {k: v for k, v in after.items() if v != before.get(k, 0)} == {}, (before, after)
-
-
-def subprocess_env():
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(PY_DIR) + os.pathsep + env.get("PYTHONPATH", "")
-    return env

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 import cellar
 from cellar import CellCipher, CellMode, Key, KeyType
-from conftest import approved, raw_of
+from pkg_helpers import approved, raw_of
 
 CTX = b"tenant=42/users/email/row=7"
 NATIVE = [CellMode.RANDOMIZED, CellMode.DETERMINISTIC]

@@ -6,7 +6,7 @@ import pytest
 
 import cellar
 from cellar import errors
-from conftest import approved
+from pkg_helpers import approved
 
 # status -> exception class; the ones the issue names first.
 CLASSES = {

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.keywrap import (
 
 import cellar
 from cellar import Key, Keyring, KeyType
-from conftest import approved, raw_of
+from pkg_helpers import approved, raw_of
 
 PW = "correct horse battery staple"
 FAST = 100_000

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.keywrap import aes_key_unwrap_with_padding
 
 import cellar
 from cellar import Key, KeyType
-from conftest import approved, raw_of
+from pkg_helpers import approved, raw_of
 
 PW = "correct horse battery staple"
 FAST = 100_000  # the minimum iteration count keeps the tests quick

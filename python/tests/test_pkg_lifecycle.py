@@ -11,7 +11,7 @@ import pytest
 
 import cellar
 from cellar import CellCipher, CellMode, Key, Keyring, KeyType, PageCipher, PageMode, _buffers, _handles
-from conftest import PY_DIR, approved, subprocess_env
+from pkg_helpers import PY_DIR, approved, subprocess_env
 
 PS = 4096
 

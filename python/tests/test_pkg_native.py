@@ -11,7 +11,7 @@ import pytest
 
 import cellar
 from cellar import _native
-from conftest import REPO, subprocess_env
+from pkg_helpers import REPO, subprocess_env
 
 HEADER = REPO / "include" / "cellar.h"
 

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 import cellar
 from cellar import Key, KeyType, PageCipher, PageMode
-from conftest import approved, raw_of
+from pkg_helpers import approved, raw_of
 
 PS = 8192
 
