@@ -215,9 +215,12 @@ class CellCipher(Handle):
             p, n = value, len(value)
         else:
             p, n, keep = readable(value, "value")
-        cp, cn, ckeep = _context(context)
+        if type(context) is bytes:  # the common case, without a helper call
+            cp, cn = context or None, len(context)
+        else:
+            cp, cn, ckeep = _context(context)
         size = n + RANDOMIZED_OVERHEAD if self._randomized else _ct_len(self._mode, n)
-        out = _create(size)
+        out = (c_char * size)()
         out_len = c_size_t()
         st = _encrypt(h, cp, cn, p, n, out, size, byref(out_len))
         if st:
@@ -248,9 +251,12 @@ class CellCipher(Handle):
             p, n = ciphertext, len(ciphertext)
         else:
             p, n, keep = readable(ciphertext, "ciphertext")
-        cp, cn, ckeep = _context(context)
+        if type(context) is bytes:
+            cp, cn = context or None, len(context)
+        else:
+            cp, cn, ckeep = _context(context)
         size = _pt_max(self._mode, n)
-        out = _create(size) if size else None
+        out = (c_char * size)() if size else None
         out_len = c_size_t()
         st = _decrypt(h, cp, cn, p, n, out, size, byref(out_len))
         if st:
