@@ -85,6 +85,7 @@ def bench_cells(n: int, size: int, rounds: int) -> None:
     results = run_rounds({
         "cellar encrypt_many (list in, list out)": lambda: cells.encrypt_many(values, CTX),
         "cellar encrypt_packed (buffer + offsets)": lambda: cells.encrypt_packed(packed, offsets, CTX),
+        "cellar encrypt_many threads=2": lambda: cells.encrypt_many(values, CTX, threads=2),
         "cellar encrypt, one call per value": lambda: [encrypt(v, CTX) for v in values],
         "cryptography AESGCM loop, os.urandom(12) nonces": aesgcm_loop,
         "cryptography AESGCM loop, nonce || ciphertext": aesgcm_loop_keep_nonce,
@@ -99,6 +100,7 @@ def bench_cells(n: int, size: int, rounds: int) -> None:
     gcm_cts = [(nonce, enc(nonce, v, CTX)) for nonce, v in pairs]
     results = run_rounds({
         "cellar decrypt_many": lambda: cells.decrypt_many(cts, CTX),
+        "cellar decrypt_many threads=2": lambda: cells.decrypt_many(cts, CTX, threads=2),
         "cryptography AESGCM decrypt loop": lambda: [dec(nonce, c, CTX) for nonce, c in gcm_cts],
     }, n, rounds)
     report(f"Cell decryption: {n} values of {size} B", results, "cryptography AESGCM decrypt loop")

@@ -18,6 +18,7 @@ import array
 import ctypes
 import enum
 import functools
+import re
 import struct
 import threading
 from ctypes import byref, c_char, c_size_t, c_uint32, c_void_p
@@ -27,7 +28,7 @@ from typing import Any, Iterable, List, Optional, Sequence, Tuple, Union
 from ._buffers import SIZE_T_CODE, BytesLike, readable, text_or_bytes, writable
 from ._handles import Handle
 from ._native import lib
-from .errors import raise_status
+from .errors import error_for_status, raise_status
 from .keys import Key
 
 __all__ = ["CellMode", "CellCipher", "blind_index", "Context"]
@@ -76,17 +77,60 @@ def _context(context: Context) -> Tuple[Any, int, Any]:
     return readable(context, "context")
 
 
-# Per-thread scratch output for encrypt_many: reused across calls so a big batch does not pay
-# for fresh pages each time. It only ever holds ciphertext.
-_scratch = threading.local()
+_MAX_THREADS = 64
+# Below this many values per chunk, another thread costs more than it saves.
+_MIN_CHUNK = 2048
 
 
-def _scratch_buffer(size: int) -> Any:
-    buf = getattr(_scratch, "buf", None)
-    if buf is None or len(buf) < size:
-        buf = _create(max(size, 4096))
-        _scratch.buf = buf
-    return buf
+def _run_batch(fn: Any, sizer: Any, h: int, mode: int, cp: Any, cn: int, data: Any,
+               offsets: "array.array[int]", count: int, threads: int) -> Tuple[Any, List[Tuple[int, int, Any]]]:
+    """Runs a batch call (``fn``: encrypt or decrypt batch) over ``count`` values, split into up
+    to ``threads`` chunks of contiguous values, each on its own thread, each writing its own
+    region of one output buffer. Returns the buffer and, per chunk in order, ``(start, used,
+    out_offsets)`` (offsets relative to ``start``). Raises the first failing chunk's error, with
+    the value index made absolute."""
+    n = max(1, min(threads, count // _MIN_CHUNK))
+    bounds = [count * i // n for i in range(n + 1)]
+    isz = offsets.itemsize
+    plan = []
+    total = 0
+    for a, b in zip(bounds, bounds[1:]):
+        m = b - a
+        offs = (_SIZE_T * (m + 1)).from_buffer(offsets, a * isz)  # a view: offsets[a..b]
+        cap = sizer(mode, offs, m)
+        plan.append((a, m, offs, total, cap))
+        total += cap
+    out = (c_char * total)() if total else None
+    base = ctypes.addressof(out) if out is not None else 0
+    results: List[Any] = [None] * n
+
+    def run(i: int) -> None:
+        a, m, offs, start, cap = plan[i]
+        out_offsets = array.array(SIZE_T_CODE, [0]) * (m + 1)
+        used = c_size_t()
+        st = fn(h, cp, cn, data, offs, m, base + start if cap else None, cap,
+                _size_array(out_offsets), byref(used))
+        if st:  # read this thread's last error here, on the thread that failed
+            exc = error_for_status(st)
+            if a:
+                exc.detail = re.sub(r"value (\d+)", lambda mo: f"value {int(mo.group(1)) + a}", exc.detail)
+                exc.args = (f"{exc.name}: {exc.detail}",)
+            results[i] = exc
+        else:
+            results[i] = (start, used.value, out_offsets)
+
+    workers = [threading.Thread(target=run, args=(i,), name=f"cellar-batch-{i}") for i in range(1, n)]
+    for w in workers:
+        w.start()
+    try:
+        run(0)
+    finally:
+        for w in workers:
+            w.join()
+    for r in results:
+        if isinstance(r, BaseException):
+            raise r
+    return out, results
 
 
 def _pack(values: Sequence[Any]) -> Tuple[bytes, "array.array[int]", int]:
@@ -268,47 +312,49 @@ class CellCipher(Handle):
 
     # Batches -------------------------------------------------------------------------------------
 
-    def encrypt_many(self, values: Iterable[BytesLike], context: Context = b"") -> List[bytes]:
-        """Encrypts many values of one column, all bound to ``context``, in one C call; returns
-        the ciphertexts in order. If any value fails the whole batch fails and the error's
-        ``detail`` names the value's index."""
+    def encrypt_many(
+        self, values: Iterable[BytesLike], context: Context = b"", threads: int = 1
+    ) -> List[bytes]:
+        """Encrypts many values of one column, all bound to ``context``, and returns the
+        ciphertexts in order. The values are packed into one buffer and encrypted by one C call
+        (per thread: ``threads`` > 1 splits a large batch into that many chunks, encrypted in
+        parallel with the GIL released). If any value fails the whole batch fails and the
+        error's ``detail`` names the value's index."""
+        return self._many(_encrypt_batch, _batch_ct_len, values, context, threads, True)
+
+    def decrypt_many(
+        self, ciphertexts: Iterable[BytesLike], context: Context = b"", threads: int = 1
+    ) -> List[bytes]:
+        """Decrypts many cells bound to ``context`` and returns the plaintexts in order (one C
+        call per thread, as :meth:`encrypt_many`). One cell that fails to authenticate fails the
+        batch (its index is in the error's ``detail``)."""
+        return self._many(_decrypt_batch, _batch_pt_max, ciphertexts, context, threads,
+                          self._randomized)
+
+    def _many(self, fn: Any, sizer: Any, values: Iterable[BytesLike], context: Context,
+              threads: int, exact: bool) -> List[bytes]:
+        # exact: every output has exactly the size `sizer` reserves (encryption in every mode,
+        # RANDOMIZED decryption), so the outputs are back to back with no gaps.
         h = self._handle
+        if not isinstance(threads, int) or not 1 <= threads <= _MAX_THREADS:
+            raise ValueError(f"threads must be an integer from 1 to {_MAX_THREADS}")
         if not isinstance(values, (list, tuple)):
             values = list(values)
         count = len(values)
         if not count:
             return []
         data, offsets, same_len = _pack(values)
-        out_offsets = array.array(SIZE_T_CODE, [0]) * (count + 1)
-        if self._randomized:
-            total = len(data) + RANDOMIZED_OVERHEAD * count
-        else:
-            total = _batch_ct_len(self._mode, _size_array(offsets), count)
         cp, cn, ckeep = _context(context)
-        out = _scratch_buffer(total)
-        out_len = c_size_t()
-        st = _encrypt_batch(h, cp, cn, data, _size_array(offsets), count, out, len(out),
-                            _size_array(out_offsets), byref(out_len))
-        if st:
-            raise_status(st, out_len.value)
-        if same_len >= 0:  # equal values give equal ciphertexts in every mode
-            return _split_equal(out, out_len.value // count, count)
-        return _split(_string_at(out, out_len.value), out_offsets)
-
-    def decrypt_many(self, ciphertexts: Iterable[BytesLike], context: Context = b"") -> List[bytes]:
-        """Decrypts many cells bound to ``context`` in one C call; returns the plaintexts in
-        order. One cell that fails to authenticate fails the batch (its index is in ``detail``)."""
-        h = self._handle
-        if not isinstance(ciphertexts, (list, tuple)):
-            ciphertexts = list(ciphertexts)
-        count = len(ciphertexts)
-        if not count:
-            return []
-        data, offsets, same_len = _pack(ciphertexts)
-        raw, out_offsets = self._decrypt_packed(h, data, offsets, count, context)
-        if same_len >= 0 and self._randomized:  # RANDOMIZED plaintexts are 33 bytes shorter
-            return _split_equal(raw, len(raw) // count, count)
-        return _split(raw, out_offsets)
+        chunks = _run_batch(fn, sizer, h, self._mode, cp, cn, data, offsets, count, threads)
+        out, results = chunks
+        if same_len >= 0 and exact:  # equal inputs: equal outputs, read straight out by struct
+            used = sum(r[1] for r in results)
+            return _split_equal(out, used // count, count) if used else [b""] * count
+        values_out: List[bytes] = []
+        base = ctypes.addressof(out) if out is not None else 0
+        for start, used, out_offsets in results:
+            values_out.extend(_split(_string_at(base + start, used) if used else b"", out_offsets))
+        return values_out
 
     def encrypt_packed(
         self, data: BytesLike, offsets: Any, context: Context = b""
