@@ -45,6 +45,8 @@ class _PyBuffer(Structure):
     ]
 
 
+_get_buffer: Any
+_release_buffer: Any
 try:
     _get_buffer = ctypes.pythonapi.PyObject_GetBuffer
     _get_buffer.argtypes = [ctypes.py_object, POINTER(_PyBuffer), c_int]

@@ -306,7 +306,7 @@ class CellCipher(Handle):
         if st:
             raise_status(st, out_len.value)
         m = out_len.value
-        if not m:
+        if not m or out is None:
             return b""
         return out.raw if m == size else _string_at(out, m)
 
@@ -401,7 +401,7 @@ class CellCipher(Handle):
                             _size_array(out_offsets), byref(out_len))
         if st:
             raise_status(st, out_len.value)
-        raw = _string_at(out, out_len.value) if out_len.value else b""
+        raw = _string_at(out, out_len.value) if out_len.value and out is not None else b""
         return raw, out_offsets
 
     # Scans ---------------------------------------------------------------------------------------

@@ -97,6 +97,7 @@ class Keyring(Handle):
     """A tenant keyring. Create with :meth:`create` or :meth:`import_state`."""
 
     _kind = "keyring"
+    _callbacks: List[Any]
 
     def __init__(self) -> None:
         raise TypeError("use Keyring.create or Keyring.import_state")
@@ -106,7 +107,7 @@ class Keyring(Handle):
         self = object.__new__(cls)
         # Provider callbacks must outlive the C keyring: the finalizer holds this list and
         # drops it only after cellar_keyring_free returns.
-        self._callbacks: List[Any] = []
+        self._callbacks = []
         self._adopt(ptr, _free, self._callbacks)
         return self
 
@@ -170,7 +171,9 @@ class Keyring(Handle):
             if st:
                 raise_status(st)
             n = count.value
-            return [self.version_info(vers[i]) for i in range(n)] if n else []
+            if not n or vers is None:
+                return []
+            return [self.version_info(vers[i]) for i in range(n)]
 
     def version_info(self, version: int) -> VersionInfo:
         """One version's key id and flags; retired versions are still known. A number that

@@ -70,6 +70,12 @@ class Key(Handle):
     """
 
     _kind = "key"
+    _id: bytes
+    _type: KeyType
+    #: The version stored in the blob or file this key came from (``unwrap``,
+    #: ``import_with_password``, ``Keyring.unwrap``); None for other keys.
+    stored_version: Optional[int]
+
     def __init__(self) -> None:
         raise TypeError("use Key.generate, Key.import_raw, Key.unwrap or Key.import_with_password")
 

@@ -163,3 +163,11 @@ def test_library_beside_the_package_is_found(tmp_path):
                        env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == str(pkg / "libcellar.so")
+
+
+def test_package_type_checks():
+    """The annotations are consistent (mypy, when installed)."""
+    pytest.importorskip("mypy")
+    r = subprocess.run([sys.executable, "-m", "mypy", "--no-incremental", "cellar"], cwd=REPO / "python",
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
