@@ -787,7 +787,15 @@ static int cv_open(sqlite3_vfs *pv, sqlite3_filename name, sqlite3_file *pf, int
         struct stat st;
         int exists = stat(name, &st) == 0;
         int may_create = (!exists && (flags & SQLITE_OPEN_CREATE)) || (exists && st.st_size == 0);
-        rc = keyset_acquire(v->keyring, name, 1, may_create, v->default_mode, &f->ks);
+        /* A new database may ask for its mode: file:x.db?cellar_mode=xts (or gcm). */
+        const char *m = sqlite3_uri_parameter(name, "cellar_mode");
+        uint32_t mode = !m ? v->default_mode : strcmp(m, "xts") == 0 ? CELLAR_PAGE_XTS
+                      : strcmp(m, "gcm") == 0 ? CELLAR_PAGE_GCM : 0;
+        if (!mode) {
+            cv_error(SQLITE_CANTOPEN, "cellar_mode must be xts or gcm");
+            return SQLITE_CANTOPEN;
+        }
+        rc = keyset_acquire(v->keyring, name, 1, may_create, mode, &f->ks);
     } else if (role != ROLE_PASS) {
         rc = keyset_acquire(v->keyring, sqlite3_filename_database(name), 0, 0, 0, &f->ks);
     }
@@ -1063,6 +1071,41 @@ int cellar_sqlite_rekey(sqlite3 *db, uint32_t *out_version) {
         sqlite3_exec(db, rc == SQLITE_OK ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
     }
     if (rc == SQLITE_OK) *out_version = version;
+    return rc;
+}
+
+int cellar_sqlite_rewrap(sqlite3 *db, uint32_t *out_count) {
+    cv_file *f = cv_main_file(db);
+    if (!f || !out_count) return SQLITE_MISUSE;
+    pthread_mutex_lock(&cv_mu);
+    cv_keyfile kf;
+    struct stat st;
+    int rc = keyfile_read(f->ks->key_path, &kf, &st);
+    uint8_t(*blobs)[CELLAR_KEYRING_MAX_WRAPPED_LEN] = rc == SQLITE_OK ? malloc(sizeof *blobs * kf.n) : NULL;
+    if (rc == SQLITE_OK && !blobs) rc = SQLITE_NOMEM;
+    for (uint32_t i = 0; rc == SQLITE_OK && i < kf.n; i++) {
+        size_t len = 0;
+        cellar_status cs = cellar_keyring_rewrap(f->ks->keyring, kf.e[i].blob, kf.e[i].blob_len, blobs[i],
+                                                 CELLAR_KEYRING_MAX_WRAPPED_LEN, &len);
+        if (cs != CELLAR_OK) {
+            cv_cellar_error(SQLITE_ERROR, "cannot rewrap a page key", cs);
+            rc = SQLITE_ERROR;
+        } else {
+            kf.e[i].blob = blobs[i];
+            kf.e[i].blob_len = (uint16_t)len;
+        }
+    }
+    if (rc == SQLITE_OK) {
+        size_t len = 0;
+        uint8_t *data = keyfile_build(kf.mode, kf.active, kf.e, kf.n, &len);
+        rc = data ? keyfile_write(f->ks->key_path, data, len, 0) : SQLITE_NOMEM;
+        free(data);
+        if (rc == SQLITE_OK && stat(f->ks->key_path, &st) == 0) f->ks->st = st;
+        if (rc == SQLITE_OK) *out_count = kf.n;
+    }
+    free(blobs);
+    free(kf.data);
+    pthread_mutex_unlock(&cv_mu);
     return rc;
 }
 

@@ -82,6 +82,13 @@ int cellar_sqlite_retire_unused(sqlite3 *db, uint32_t *out_removed);
  */
 int cellar_sqlite_rekey(sqlite3 *db, uint32_t *out_version);
 
+/*
+ * Rewraps every page key in `db`'s key file under the keyring's active tenant version (after
+ * cellar_keyring_rotate), so older tenant versions can be retired. Pages are untouched. Writes the
+ * number of keys rewrapped to *out_count.
+ */
+int cellar_sqlite_rewrap(sqlite3 *db, uint32_t *out_count);
+
 /* The text of the last failure inside the VFS on this thread (never a secret). */
 const char *cellar_sqlite_last_error(void);
 
