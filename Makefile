@@ -142,6 +142,7 @@ SQLITE_DIR := hosts/sqlite
 SQLITE_BUILD := target/sqlite
 SQLITE_CFLAGS := $(CWARN) -Iinclude -I$(SQLITE_DIR)
 SQLITE_LIBS := $(LDLIB) -lsqlite3
+SQLITE_BENCH_ROUNDS ?= 5
 
 # Debian packages, installed only when missing: the headers and shell for the VFS, SQLCipher for
 # the benchmark.
@@ -176,4 +177,4 @@ demo-sqlite: sqlite-build
 bench-sqlite: sqlite-build sqlite-bench-deps
 	$(CC) $(SQLITE_CFLAGS) -O2 $(SQLITE_DIR)/bench.c $(SQLITE_DIR)/cellar_vfs.c -o $(SQLITE_BUILD)/bench $(SQLITE_LIBS)
 	$(CC) $(CWARN) -O2 -DBENCH_SQLCIPHER -I/usr/include/sqlcipher $(SQLITE_DIR)/bench.c -o $(SQLITE_BUILD)/bench-sqlcipher -lsqlcipher
-	bash $(SQLITE_DIR)/bench.sh $(SQLITE_BUILD)
+	bash $(SQLITE_DIR)/bench.sh $(SQLITE_BUILD) $(SQLITE_BENCH_ROUNDS)
