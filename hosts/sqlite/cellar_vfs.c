@@ -543,8 +543,12 @@ static int main_read(cv_file *f, void *out, int amt, sqlite3_int64 off) {
         memset(out, 0, (size_t)amt);
         return rc;
     }
-    if ((uint32_t)amt == f->pgsz && off % f->pgsz == 0)
-        return main_read_page(f, out, (uint32_t)(off / f->pgsz) + 1);
+    if (valid_pgsz(amt) && off % amt == 0) {
+        /* SQLite reads whole pages of the size its (decrypted) header gave: that is the size,
+         * also after another connection changed it with VACUUM. */
+        f->pgsz = (uint32_t)amt;
+        return main_read_page(f, out, (uint32_t)(off / amt) + 1);
+    }
     /* A partial read (SQLite reads parts of page 1's header): decrypt the pages around it. */
     for (int attempt = 0; attempt < 2; attempt++) {
         uint32_t P = f->pgsz;
@@ -580,12 +584,17 @@ static int main_write(cv_file *f, const void *in, int amt, sqlite3_int64 off) {
         cv_error(SQLITE_IOERR_WRITE, "unaligned write of %d bytes at %lld to the main database", amt, (long long)off);
         return SQLITE_IOERR_WRITE;
     }
-    if (off == 0) {
-        if (!page1_plausible(f, in, (uint32_t)amt)) {
+    if (off == 0 && !page1_plausible(f, in, (uint32_t)amt)) {
+        const uint8_t *p = in;
+        if (memcmp(p, "SQLite format 3", 16) == 0 && header_page_size(p) != (uint32_t)amt)
+            /* VACUUM to another page size copies the new layout through the pager of the old
+             * one: each piece would be sealed as a page of its own. */
+            cv_error(SQLITE_IOERR_WRITE, "%s: page 1 of %u bytes written in %d-byte pieces (changing the page size of a database is not supported)",
+                     f->ks->db_path, header_page_size(p), amt);
+        else
             cv_error(SQLITE_IOERR_WRITE, "%s: page 1 lacks the %d reserved bytes GCM needs (set SQLITE_FCNTL_RESERVE_BYTES on a new database)",
                      f->ks->db_path, CELLAR_PAGE_GCM_TRAILER_LEN);
-            return SQLITE_IOERR_WRITE;
-        }
+        return SQLITE_IOERR_WRITE;
     }
     f->pgsz = (uint32_t)amt;
     uint8_t *ct = NULL;
@@ -648,13 +657,14 @@ static int cv_write(sqlite3_file *pf, const void *in, int amt, sqlite3_int64 off
     int is_page = (f->role == ROLE_JOURNAL && journal_page_io(amt, off)) ||
                   (f->role == ROLE_WAL && wal_page_io(amt, off));
     if (!is_page) {
-        /* Everything else SQLite writes there is a header or a 4-byte field. Refuse anything
-         * larger rather than let a page image reach the disk in clear. */
+        /* Everything else SQLite writes there is a header (journal headers are written in
+         * pieces of up to a page at sector boundaries) or a 4-byte field. Refuse anything else
+         * page-sized rather than let a page image reach the disk in clear. */
         if (f->role == ROLE_WAL && amt > WAL_HDR) {
             cv_error(SQLITE_IOERR_WRITE, "unexpected WAL write of %d bytes at %lld", amt, (long long)off);
             return SQLITE_IOERR_WRITE;
         }
-        if (f->role == ROLE_JOURNAL && amt > 512 && valid_pgsz(amt) && (off & 7) != 0) {
+        if (f->role == ROLE_JOURNAL && valid_pgsz(amt) && off % 512 != 0) {
             cv_error(SQLITE_IOERR_WRITE, "unexpected journal write of %d bytes at %lld", amt, (long long)off);
             return SQLITE_IOERR_WRITE;
         }

@@ -120,6 +120,15 @@ static int file_contains(const char *path, const char *needle) {
     return found;
 }
 
+static uint64_t file_hash(const char *path) {
+    FILE *f = fopen(path, "rb");
+    uint64_t h = 1469598103934665603ull;
+    int c;
+    while (f && (c = fgetc(f)) != EOF) h = (h ^ (uint64_t)c) * 1099511628211ull;
+    if (f) fclose(f);
+    return h;
+}
+
 static void copy_file(const char *from, const char *to) {
     FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
     char buf[65536];
@@ -190,6 +199,7 @@ static void test_crash(const char *vfs, const char *name, int wal, uint64_t expe
     EXEC_OK(db, wal ? "PRAGMA journal_mode=WAL" : "PRAGMA journal_mode=DELETE");
     CHECK(workload(db) == SQLITE_OK);
     sqlite3_close(db);
+    uint64_t before = file_hash(db_path);
     int pipefd[2];
     CHECK(pipe(pipefd) == 0);
     fflush(NULL);
@@ -209,6 +219,7 @@ static void test_crash(const char *vfs, const char *name, int wal, uint64_t expe
     CHECK(read(pipefd[0], &byte, 1) == 1 && byte == 'y');
     close(pipefd[0]);
     CHECK(file_size(side) > 0); /* hot journal, or WAL with uncommitted frames */
+    if (!wal) CHECK(file_hash(db_path) != before); /* pages spilled: recovery must undo them */
     CHECK(!file_contains(side, MARKER));
     CHECK(!file_contains(db_path, MARKER));
     kill(pid, SIGKILL);
@@ -421,6 +432,116 @@ static void test_page_sizes(const char *vfs, const char *prefix, uint64_t expect
     }
 }
 
+/* VACUUM to another page size would have SQLite write the new pages in pieces of the old size,
+ * which the VFS refuses: the VACUUM fails and the database is unchanged, also for a second
+ * connection open throughout. */
+static void test_page_size_change(const char *vfs, const char *name, uint64_t expect) {
+    char db_path[512], buf[32];
+    path_of(db_path, sizeof db_path, name);
+    sqlite3 *w = open_db(db_path, vfs), *r = open_db(db_path, vfs);
+    CHECK(w && r);
+    if (!w || !r) return;
+    CHECK(workload(w) == SQLITE_OK);
+    CHECK(table_hash(r) == expect);
+    static const char *sql[2] = {"PRAGMA page_size=16384; VACUUM", "PRAGMA page_size=1024; VACUUM"};
+    for (int i = 0; i < 2; i++) {
+        CHECK((sqlite3_exec(w, sql[i], NULL, NULL, NULL) & 0xff) == SQLITE_IOERR);
+        CHECK(strstr(cellar_sqlite_last_error(), "changing the page size") != NULL);
+        query_text(w, "PRAGMA page_size", buf, sizeof buf);
+        CHECK(strcmp(buf, "4096") == 0);
+        CHECK(integrity_ok(r) && table_hash(r) == expect);
+        EXEC_OK(r, "UPDATE t SET n = n WHERE id < 100");
+        CHECK(integrity_ok(w) && table_hash(w) == expect);
+    }
+    sqlite3_close(r);
+    sqlite3_close(w);
+    w = open_db(db_path, vfs);
+    CHECK(w && integrity_ok(w) && table_hash(w) == expect);
+    sqlite3_close(w);
+}
+
+/* Two processes writing at once, each transaction waiting for the other's lock. */
+static void test_concurrent(const char *vfs, const char *name, int wal) {
+    char db_path[512];
+    path_of(db_path, sizeof db_path, name);
+    sqlite3 *db = open_db(db_path, vfs);
+    CHECK(db != NULL);
+    if (!db) return;
+    EXEC_OK(db, wal ? "PRAGMA journal_mode=WAL" : "PRAGMA journal_mode=DELETE");
+    EXEC_OK(db, "CREATE TABLE c(id INTEGER PRIMARY KEY, who INTEGER, x TEXT); CREATE INDEX c_who ON c(who)");
+    sqlite3_close(db);
+    pid_t kids[2];
+    fflush(NULL);
+    for (int k = 0; k < 2; k++) {
+        kids[k] = fork();
+        if (kids[k] == 0) {
+            sqlite3 *c = open_db(db_path, vfs);
+            int ok = c != NULL;
+            char sql[200];
+            for (int i = 0; ok && i < 150; i++) {
+                snprintf(sql, sizeof sql, "BEGIN IMMEDIATE; INSERT INTO c(who, x) VALUES(%d, printf('" MARKER "-%d-%d-%%.300c', 'q')); COMMIT", k, k, i);
+                ok = sqlite3_exec(c, sql, NULL, NULL, NULL) == SQLITE_OK;
+                if (ok && i % 10 == 0) ok = sqlite3_exec(c, "SELECT count(*) FROM c", NULL, NULL, NULL) == SQLITE_OK;
+            }
+            sqlite3_close(c);
+            _exit(ok ? 0 : 1);
+        }
+    }
+    for (int k = 0; k < 2; k++) {
+        int status = 0;
+        waitpid(kids[k], &status, 0);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    db = open_db(db_path, vfs);
+    char buf[64];
+    query_text(db, "SELECT count(*) || '/' || count(DISTINCT x) || '/' || sum(who) FROM c", buf, sizeof buf);
+    CHECK(strcmp(buf, "300/300/150") == 0);
+    CHECK(integrity_ok(db));
+    CHECK(!file_contains(db_path, MARKER));
+    sqlite3_close(db);
+}
+
+/* A connection in another process, opened before a re-key, writes under the new version. */
+static void test_cross_process_rekey(const char *vfs, const char *name) {
+    char db_path[512];
+    path_of(db_path, sizeof db_path, name);
+    sqlite3 *db = open_db(db_path, vfs);
+    CHECK(db != NULL);
+    if (!db) return;
+    CHECK(workload(db) == SQLITE_OK);
+    int to_child[2], to_parent[2];
+    CHECK(pipe(to_child) == 0 && pipe(to_parent) == 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        sqlite3 *c = open_db(db_path, vfs);
+        char b = c && sqlite3_exec(c, "SELECT count(*) FROM t", NULL, NULL, NULL) == SQLITE_OK ? 'r' : 'n';
+        if (write(to_parent[1], &b, 1) != 1 || read(to_child[0], &b, 1) != 1) _exit(2);
+        int ok = sqlite3_exec(c, "UPDATE t SET n = n + 1", NULL, NULL, NULL) == SQLITE_OK;
+        sqlite3_close(c);
+        _exit(ok ? 0 : 1);
+    }
+    char b = 0;
+    CHECK(read(to_parent[0], &b, 1) == 1 && b == 'r');
+    uint32_t v = 0;
+    CHECK(cellar_sqlite_add_page_key(db, &v) == SQLITE_OK && v == 2);
+    cellar_sqlite_scan_result s;
+    scan(db, &s);
+    CHECK(count_of(&s, 2) == 0 && count_of(&s, 1) > 0);
+    CHECK(write(to_child[1], "g", 1) == 1);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    scan(db, &s);
+    CHECK(s.failed == 0 && count_of(&s, 2) > 0); /* the child's pages are under version 2 */
+    CHECK(integrity_ok(db));
+    close(to_child[0]);
+    close(to_child[1]);
+    close(to_parent[0]);
+    close(to_parent[1]);
+    sqlite3_close(db);
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "%s/cellar-sqlite-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(dir)) return 1;
@@ -464,6 +585,12 @@ int main(void) {
     test_xts_specifics("cellar-xts", "xts-journal.db");
     test_page_sizes("cellar-gcm", "gcm", expect);
     test_page_sizes("cellar-xts", "xts", expect);
+    test_page_size_change("cellar-gcm", "gcm-resize.db", expect);
+    test_page_size_change("cellar-xts", "xts-resize.db", expect);
+    test_concurrent("cellar-gcm", "gcm-concurrent-journal.db", 0);
+    test_concurrent("cellar-gcm", "gcm-concurrent-wal.db", 1);
+    test_concurrent("cellar-xts", "xts-concurrent-wal.db", 1);
+    test_cross_process_rekey("cellar-gcm", "gcm-cross-rekey.db");
 
     cellar_keyring_free(other);
     /* kr stays: registered VFSes reference it for the life of the process. */
