@@ -158,14 +158,15 @@ static uint64_t reference_hash(const char *extra_sql) {
 }
 
 /* The workload in one page mode and journal mode; markers searched while journal/WAL exist. */
-static void test_workload(const char *vfs, const char *name, int wal, uint64_t expect) {
-    char db_path[512], side[600];
+static void test_workload_jm(const char *vfs, const char *name, int wal, uint64_t expect, const char *journal_mode) {
+    char db_path[512], side[600], sql[128];
     path_of(db_path, sizeof db_path, name);
     snprintf(side, sizeof side, "%s%s", db_path, wal ? "-wal" : "-journal");
     sqlite3 *db = open_db(db_path, vfs);
     CHECK(db != NULL);
     if (!db) return;
-    EXEC_OK(db, wal ? "PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0" : "PRAGMA journal_mode=DELETE");
+    snprintf(sql, sizeof sql, "PRAGMA journal_mode=%s", journal_mode);
+    EXEC_OK(db, wal ? "PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0" : sql);
     CHECK(workload(db) == SQLITE_OK);
     CHECK(integrity_ok(db));
     CHECK(table_hash(db) == expect);
@@ -185,6 +186,10 @@ static void test_workload(const char *vfs, const char *name, int wal, uint64_t e
     CHECK(db != NULL && integrity_ok(db) && table_hash(db) == expect);
     CHECK(!file_contains(db_path, MARKER));
     sqlite3_close(db);
+}
+
+static void test_workload(const char *vfs, const char *name, int wal, uint64_t expect) {
+    test_workload_jm(vfs, name, wal, expect, "DELETE");
 }
 
 /* A writer killed (SIGKILL) in the middle of a transaction that has spilled pages: the reopened
@@ -569,6 +574,9 @@ int main(void) {
     test_workload("cellar-gcm", "gcm-wal.db", 1, expect);
     test_workload("cellar-xts", "xts-journal.db", 0, expect);
     test_workload("cellar-xts", "xts-wal.db", 1, expect);
+    test_workload_jm("cellar-gcm", "gcm-persist.db", 0, expect, "PERSIST");
+    test_workload_jm("cellar-gcm", "gcm-truncate.db", 0, expect, "TRUNCATE");
+    test_workload_jm("cellar-xts", "xts-persist.db", 0, expect, "PERSIST");
 
     uint64_t committed = reference_hash("UPDATE t SET n = n + 1000 WHERE id < 50");
     test_crash("cellar-gcm", "gcm-crash-journal.db", 0, committed);
