@@ -18,6 +18,7 @@ static const char *usage =
     "  keyring-new                      create the tenant keyring $CELLAR_KEYRING\n"
     "  keyring-rotate DB...             new tenant key version; rewrap each database's page keys\n"
     "  create DB [gcm|xts] [PAGE_SIZE]  create an empty encrypted database (default gcm, 4096)\n"
+    "  import PLAIN DB [gcm|xts]        copy a plaintext SQLite database into a new encrypted one\n"
     "  sql DB SQL...                    run SQL statements, print rows (columns joined by |)\n"
     "  rekey DB                         new page key; re-encrypt every page; retire the old key\n"
     "  verify DB                        PRAGMA integrity_check and decrypt every page\n"
@@ -153,6 +154,40 @@ static int cmd_verify(const char *path) {
     return ok ? 0 : 1;
 }
 
+/* Copies every table (rows included), index, trigger and view of a plaintext database, read
+ * through the default VFS, into `db`, in one transaction. */
+static int import_plain(sqlite3 *db, const char *plain) {
+    char *sql = sqlite3_mprintf("ATTACH 'file:%q?mode=ro&vfs=%q' AS src", plain, sqlite3_vfs_find(NULL)->zName);
+    int rc = run_sql(db, sql);
+    sqlite3_free(sql);
+    if (rc) return rc;
+    rc = run_sql(db, "BEGIN");
+    sqlite3_stmt *st = NULL;
+    /* Tables first (in creation order), then what refers to them. */
+    const char *list =
+        "SELECT type, name, sql FROM src.sqlite_schema WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' "
+        "ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'index' THEN 1 WHEN 'view' THEN 2 ELSE 3 END, rowid";
+    if (!rc && sqlite3_prepare_v2(db, list, -1, &st, NULL) != SQLITE_OK) rc = run_sql(db, list);
+    int tables = 0;
+    while (!rc && sqlite3_step(st) == SQLITE_ROW) {
+        const char *type = (const char *)sqlite3_column_text(st, 0), *name = (const char *)sqlite3_column_text(st, 1);
+        rc = run_sql(db, (const char *)sqlite3_column_text(st, 2));
+        if (!rc && strcmp(type, "table") == 0 && strncmp((const char *)sqlite3_column_text(st, 2), "CREATE VIRTUAL", 14) != 0) {
+            char *copy = sqlite3_mprintf("INSERT INTO main.\"%w\" SELECT * FROM src.\"%w\"", name, name);
+            rc = run_sql(db, copy);
+            sqlite3_free(copy);
+            tables++;
+        }
+    }
+    sqlite3_finalize(st);
+    if (!rc && sqlite3_exec(db, "SELECT 1 FROM src.sqlite_sequence", NULL, NULL, NULL) == SQLITE_OK)
+        rc = run_sql(db, "DELETE FROM main.sqlite_sequence; INSERT INTO main.sqlite_sequence SELECT * FROM src.sqlite_sequence");
+    rc = rc ? (run_sql(db, "ROLLBACK"), rc) : run_sql(db, "COMMIT");
+    run_sql(db, "DETACH src");
+    if (!rc) printf("imported %d tables from %s\n", tables, plain);
+    return rc;
+}
+
 /* XTS pages do not record their key: copy the database under a fresh page key (VACUUM INTO,
  * which the VFS encrypts with the new file's own key), then swap files, keeping the old pair
  * as DB.old and DB.old-cellarkey until the swap is done. Offline: no other connection. */
@@ -210,6 +245,7 @@ int main(int argc, char **argv) {
     cellar_keyring *kr = load_keyring();
     uint32_t mode = CELLAR_PAGE_GCM;
     if (strcmp(cmd, "create") == 0 && argc > 3 && strcmp(argv[3], "xts") == 0) mode = CELLAR_PAGE_XTS;
+    if (strcmp(cmd, "import") == 0 && argc > 4 && strcmp(argv[4], "xts") == 0) mode = CELLAR_PAGE_XTS;
     if (cellar_sqlite_register(VFS, kr, mode, 0) != SQLITE_OK) {
         fprintf(stderr, "cellar-sqlite: cannot register the VFS\n");
         return 1;
@@ -232,6 +268,34 @@ int main(int argc, char **argv) {
         sqlite3_close(db);
         if (rc == 0) printf("created %s (%s pages) with its wrapped page key in %s" CELLAR_SQLITE_KEYFILE_SUFFIX "\n", path,
                             mode == CELLAR_PAGE_GCM ? "AES-256-GCM" : "AES-256-XTS", path);
+    } else if (strcmp(cmd, "import") == 0 && argc > 3) {
+        /* argv[2] is the plaintext source, argv[3] the new encrypted database. */
+        struct stat st;
+        if (stat(argv[3], &st) == 0) {
+            fprintf(stderr, "cellar-sqlite: %s exists\n", argv[3]);
+            return 1;
+        }
+        sqlite3 *db = open_db(argv[3], SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+        char sql[128];
+        sqlite3 *src = NULL;
+        int page_size = 4096;
+        if (sqlite3_open_v2(path, &src, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+            sqlite3_stmt *q = NULL;
+            if (sqlite3_prepare_v2(src, "PRAGMA page_size", -1, &q, NULL) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW)
+                page_size = sqlite3_column_int(q, 0);
+            sqlite3_finalize(q);
+        }
+        sqlite3_close(src);
+        snprintf(sql, sizeof sql, "PRAGMA page_size=%d", page_size < 1024 ? 1024 : page_size);
+        rc = run_sql(db, sql);
+        if (rc == 0) rc = import_plain(db, path);
+        sqlite3_close(db);
+        if (rc != 0) {
+            char key[4200];
+            snprintf(key, sizeof key, "%s" CELLAR_SQLITE_KEYFILE_SUFFIX, argv[3]);
+            unlink(argv[3]);
+            unlink(key);
+        }
     } else if (strcmp(cmd, "sql") == 0 && argc > 3) {
         sqlite3 *db = open_db(path, SQLITE_OPEN_READWRITE);
         rc = 0;

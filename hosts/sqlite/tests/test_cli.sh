@@ -59,6 +59,18 @@ printf '\x55' | dd of=bad.db bs=1 seek=$((4096 * 4 + 100)) conv=notrunc 2>/dev/n
 check_not "tampered page fails verify" "$CLI" verify bad.db
 check_not "tampered page fails a full read" "$CLI" sql bad.db "SELECT sum(length(note)) FROM users"
 
+# A plaintext database imported into an encrypted one (both modes).
+sqlite3 plain.db "CREATE TABLE p(id INTEGER PRIMARY KEY AUTOINCREMENT, s TEXT UNIQUE); CREATE VIEW pv AS SELECT s FROM p;
+  WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 500) INSERT INTO p(s) SELECT 'CLIMARK-p' || i FROM c;"
+check "plaintext source has the markers" grep -q -a CLIMARK plain.db
+for m in gcm xts; do
+    check "import ($m)" "$CLI" import plain.db "imp-$m.db" $m
+    check "import ($m): rows, view, sequence" out_has "^500|500|p|500$" "$CLI" sql "imp-$m.db" \
+        "SELECT (SELECT count(*) FROM p), (SELECT count(*) FROM pv), name, seq FROM sqlite_sequence"
+    check "import ($m): no plaintext" no_marker "imp-$m.db"
+    check "import ($m): verify" out_has "mode $m" "$CLI" verify "imp-$m.db"
+done
+
 # XTS: created, used, re-keyed by copy.
 check "create xts" "$CLI" create x.db xts 8192
 check "xts rows" "$CLI" sql x.db "CREATE TABLE t(a)" "INSERT INTO t VALUES('CLIMARK-xts')"
