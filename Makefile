@@ -139,3 +139,49 @@ install: build
 clean:
 	$(CARGO) clean
 	rm -rf build
+
+# ---- hosts/sqlite: transparent encryption of SQLite databases through a Cellar VFS (issue 8) ----
+#   make test-sqlite    VFS tests (ASan+UBSan) and the cellar-sqlite / extension shell test
+#   make demo-sqlite    the cellar-sqlite walk-through (hosts/sqlite/demo.sh)
+#   make bench-sqlite   one workload on plain SQLite, Cellar XTS, Cellar GCM and SQLCipher
+.PHONY: sqlite-deps sqlite-bench-deps sqlite-build test-sqlite demo-sqlite bench-sqlite
+SQLITE_DIR := hosts/sqlite
+SQLITE_BUILD := target/sqlite
+SQLITE_CFLAGS := $(CWARN) -Iinclude -I$(SQLITE_DIR)
+SQLITE_LIBS := $(LDLIB) -lsqlite3
+SQLITE_BENCH_ROUNDS ?= 5
+
+# Debian packages, installed only when missing: the headers and shell for the VFS, SQLCipher for
+# the benchmark.
+define sqlite_apt
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing"; SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+endef
+
+sqlite-deps:
+	$(call sqlite_apt,libsqlite3-dev sqlite3)
+
+sqlite-bench-deps:
+	$(call sqlite_apt,libsqlite3-dev sqlite3 libsqlcipher-dev sqlcipher)
+
+sqlite-build: build sqlite-deps
+	@mkdir -p $(SQLITE_BUILD)
+	$(CC) $(SQLITE_CFLAGS) -O2 $(SQLITE_DIR)/cellar_vfs.c $(SQLITE_DIR)/cellar_sqlite.c -o $(SQLITE_BUILD)/cellar-sqlite $(SQLITE_LIBS)
+	$(CC) $(SQLITE_CFLAGS) -O2 -fPIC -shared -DCELLAR_VFS_EXTENSION $(SQLITE_DIR)/cellar_vfs.c -o $(SQLITE_BUILD)/cellarvfs.so $(LDLIB)
+
+test-sqlite: sqlite-build
+	$(CC) $(SQLITE_CFLAGS) -Iffi-tests/c -g -O1 $(SAN) $(SQLITE_DIR)/cellar_vfs.c $(SQLITE_DIR)/tests/test_vfs.c \
+	  -o $(SQLITE_BUILD)/test_vfs.san $(SQLITE_LIBS)
+	@echo "== test_vfs (ASan+UBSan)"; ASAN_OPTIONS=detect_leaks=1 $(SQLITE_BUILD)/test_vfs.san
+	@echo "== test_cli.sh"; bash $(SQLITE_DIR)/tests/test_cli.sh $(SQLITE_BUILD)
+
+demo-sqlite: sqlite-build
+	bash $(SQLITE_DIR)/demo.sh $(SQLITE_BUILD)
+
+bench-sqlite: sqlite-build sqlite-bench-deps
+	$(CC) $(SQLITE_CFLAGS) -O2 $(SQLITE_DIR)/bench.c $(SQLITE_DIR)/cellar_vfs.c -o $(SQLITE_BUILD)/bench $(SQLITE_LIBS)
+	$(CC) $(CWARN) -O2 -DBENCH_SQLCIPHER -I/usr/include/sqlcipher $(SQLITE_DIR)/bench.c -o $(SQLITE_BUILD)/bench-sqlcipher -lsqlcipher
+	bash $(SQLITE_DIR)/bench.sh $(SQLITE_BUILD) $(SQLITE_BENCH_ROUNDS)

@@ -1,0 +1,346 @@
+/* cellar-sqlite: create, open (run SQL), re-key and verify SQLite databases encrypted by the
+ * Cellar VFS. The tenant keyring lives in the file $CELLAR_KEYRING, sealed under the password
+ * $CELLAR_PASSWORD (PBKDF2, $CELLAR_KDF_ITERATIONS, default 600000). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cellar_vfs.h"
+
+#define VFS "cellar"
+
+static const char *usage =
+    "usage: cellar-sqlite COMMAND ...\n"
+    "  keyring-new                      create the tenant keyring $CELLAR_KEYRING\n"
+    "  keyring-rotate DB...             new tenant key version; rewrap each database's page keys\n"
+    "  create DB [gcm|xts] [PAGE_SIZE]  create an empty encrypted database (default gcm, 4096)\n"
+    "  import PLAIN DB [gcm|xts]        copy a plaintext SQLite database into a new encrypted one\n"
+    "  sql DB SQL...                    run SQL statements, print rows (columns joined by |)\n"
+    "  rekey DB                         new page key; re-encrypt every page; retire the old key\n"
+    "  verify DB                        PRAGMA integrity_check and decrypt every page\n"
+    "environment: CELLAR_KEYRING (file), CELLAR_PASSWORD (>= 14 bytes), CELLAR_KDF_ITERATIONS\n";
+
+static int fail(const char *what, cellar_status st) {
+    char detail[256];
+    cellar_last_error(detail, sizeof detail);
+    fprintf(stderr, "cellar-sqlite: %s: %s (%s)\n", what, cellar_status_name(st), detail);
+    return 1;
+}
+
+static const char *env_or_die(const char *name) {
+    const char *v = getenv(name);
+    if (!v || !*v) {
+        fprintf(stderr, "cellar-sqlite: set %s\n", name);
+        exit(2);
+    }
+    return v;
+}
+
+static uint32_t iterations(void) {
+    const char *s = getenv("CELLAR_KDF_ITERATIONS");
+    return s ? (uint32_t)strtoul(s, NULL, 10) : CELLAR_PASSWORD_DEFAULT_ITERATIONS;
+}
+
+static int save_keyring(cellar_keyring *kr, const char *path, int exclusive) {
+    const char *pw = env_or_die("CELLAR_PASSWORD");
+    size_t len = 0;
+    cellar_status st = cellar_keyring_export(kr, NULL, (const uint8_t *)pw, strlen(pw), iterations(), NULL, 0, &len);
+    if (st != CELLAR_OK && st != CELLAR_ERR_BUFFER_TOO_SMALL) return fail("keyring export", st);
+    uint8_t *blob = malloc(len);
+    st = blob ? cellar_keyring_export(kr, NULL, (const uint8_t *)pw, strlen(pw), iterations(), blob, len, &len)
+              : CELLAR_ERR_INTERNAL;
+    if (st != CELLAR_OK) {
+        free(blob);
+        return fail("keyring export", st);
+    }
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wbx");
+    int ok = f && fwrite(blob, 1, len, f) == len && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    if (f) fclose(f);
+    free(blob);
+    if (ok) ok = exclusive ? link(tmp, path) == 0 : rename(tmp, path) == 0;
+    unlink(tmp);
+    if (!ok) fprintf(stderr, "cellar-sqlite: cannot write %s: %s\n", path, strerror(errno));
+    return ok ? 0 : 1;
+}
+
+static cellar_keyring *load_keyring(void) {
+    const char *path = env_or_die("CELLAR_KEYRING"), *pw = env_or_die("CELLAR_PASSWORD");
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "cellar-sqlite: cannot read %s: %s (make one with keyring-new)\n", path, strerror(errno));
+        exit(1);
+    }
+    static uint8_t blob[1 << 20];
+    size_t n = fread(blob, 1, sizeof blob, f);
+    fclose(f);
+    cellar_keyring *kr = NULL;
+    cellar_status st = cellar_keyring_import(blob, n, NULL, (const uint8_t *)pw, strlen(pw), &kr);
+    if (st != CELLAR_OK) exit(fail("cannot open the keyring (wrong password?)", st));
+    return kr;
+}
+
+static sqlite3 *open_db(const char *path, int flags) {
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_URI, VFS);
+    if (rc != SQLITE_OK) {
+        fprintf(stderr, "cellar-sqlite: cannot open %s: %s (%s)\n", path, sqlite3_errstr(rc), cellar_sqlite_last_error());
+        exit(1);
+    }
+    sqlite3_busy_timeout(db, 10000);
+    return db;
+}
+
+static int print_row(void *arg, int n, char **vals, char **names) {
+    (void)arg;
+    (void)names;
+    for (int i = 0; i < n; i++) printf("%s%s", i ? "|" : "", vals[i] ? vals[i] : "");
+    printf("\n");
+    return 0;
+}
+
+static int run_sql(sqlite3 *db, const char *sql) {
+    char *err = NULL;
+    int rc = sqlite3_exec(db, sql, print_row, NULL, &err);
+    if (rc != SQLITE_OK) {
+        const char *vfs_err = cellar_sqlite_last_error();
+        fprintf(stderr, "cellar-sqlite: %s%s%s\n", err ? err : sqlite3_errstr(rc), *vfs_err ? " | vfs: " : "", vfs_err);
+    }
+    sqlite3_free(err);
+    return rc == SQLITE_OK ? 0 : 1;
+}
+
+static void print_scan(const cellar_sqlite_scan_result *s) {
+    printf("mode %s, page size %u, %llu pages (%llu never written), active page key version %u\n",
+           s->mode == CELLAR_PAGE_GCM ? "gcm" : "xts", s->page_size, (unsigned long long)s->pages,
+           (unsigned long long)s->empty, s->active_version);
+    for (uint32_t i = 0; i < s->nversions; i++) {
+        if (s->mode == CELLAR_PAGE_GCM) printf("  page key version %u: %llu pages\n", s->versions[i], (unsigned long long)s->counts[i]);
+        else printf("  page key version %u (XTS pages do not record it): %llu pages\n", s->versions[i], (unsigned long long)s->counts[i]);
+    }
+}
+
+static int cmd_verify(const char *path) {
+    sqlite3 *db = open_db(path, SQLITE_OPEN_READWRITE);
+    char *err = NULL;
+    int ok = 1;
+    printf("integrity_check: ");
+    fflush(stdout);
+    if (sqlite3_exec(db, "PRAGMA integrity_check", print_row, NULL, &err) != SQLITE_OK) {
+        printf("error: %s (%s)\n", err ? err : "?", cellar_sqlite_last_error());
+        ok = 0;
+    }
+    sqlite3_free(err);
+    /* Fold the WAL in, then read every page of the file back through the page cipher. */
+    sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+    cellar_sqlite_scan_result s;
+    int rc = cellar_sqlite_scan(db, &s);
+    if (rc != SQLITE_OK) {
+        fprintf(stderr, "cellar-sqlite: scan failed: %s (%s)\n", sqlite3_errstr(rc), cellar_sqlite_last_error());
+        ok = 0;
+    } else {
+        print_scan(&s);
+        printf("decrypt pass: %llu of %llu pages decrypted%s\n", (unsigned long long)(s.pages - s.empty - s.failed),
+               (unsigned long long)(s.pages - s.empty), s.failed ? ", FAILURES" : "");
+        ok &= s.failed == 0;
+    }
+    sqlite3_close(db);
+    printf("%s: %s\n", path, ok ? "verified" : "NOT verified");
+    return ok ? 0 : 1;
+}
+
+/* Copies every table (rows included), index, trigger and view of a plaintext database, read
+ * through the default VFS, into `db`, in one transaction. */
+static int import_plain(sqlite3 *db, const char *plain) {
+    char *sql = sqlite3_mprintf("ATTACH 'file:%q?mode=ro&vfs=%q' AS src", plain, sqlite3_vfs_find(NULL)->zName);
+    int rc = run_sql(db, sql);
+    sqlite3_free(sql);
+    if (rc) return rc;
+    rc = run_sql(db, "BEGIN");
+    sqlite3_stmt *st = NULL;
+    /* Tables first (in creation order), then what refers to them. */
+    const char *list =
+        "SELECT type, name, sql FROM src.sqlite_schema WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' "
+        "ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'index' THEN 1 WHEN 'view' THEN 2 ELSE 3 END, rowid";
+    if (!rc && sqlite3_prepare_v2(db, list, -1, &st, NULL) != SQLITE_OK) rc = run_sql(db, list);
+    int tables = 0;
+    while (!rc && sqlite3_step(st) == SQLITE_ROW) {
+        const char *type = (const char *)sqlite3_column_text(st, 0), *name = (const char *)sqlite3_column_text(st, 1);
+        rc = run_sql(db, (const char *)sqlite3_column_text(st, 2));
+        if (!rc && strcmp(type, "table") == 0 && strncmp((const char *)sqlite3_column_text(st, 2), "CREATE VIRTUAL", 14) != 0) {
+            char *copy = sqlite3_mprintf("INSERT INTO main.\"%w\" SELECT * FROM src.\"%w\"", name, name);
+            rc = run_sql(db, copy);
+            sqlite3_free(copy);
+            tables++;
+        }
+    }
+    sqlite3_finalize(st);
+    if (!rc && sqlite3_exec(db, "SELECT 1 FROM src.sqlite_sequence", NULL, NULL, NULL) == SQLITE_OK)
+        rc = run_sql(db, "DELETE FROM main.sqlite_sequence; INSERT INTO main.sqlite_sequence SELECT * FROM src.sqlite_sequence");
+    rc = rc ? (run_sql(db, "ROLLBACK"), rc) : run_sql(db, "COMMIT");
+    run_sql(db, "DETACH src");
+    if (!rc) printf("imported %d tables from %s\n", tables, plain);
+    return rc;
+}
+
+/* XTS pages do not record their key: copy the database under a fresh page key (VACUUM INTO,
+ * which the VFS encrypts with the new file's own key), then swap files, keeping the old pair
+ * as DB.old and DB.old-cellarkey until the swap is done. Offline: no other connection. */
+static int rekey_by_copy(sqlite3 *db, const char *path) {
+    char tmp[4096], tmpkey[4200], key[4200], old[4200], oldkey[4300];
+    snprintf(tmp, sizeof tmp, "%s.rekey", path);
+    snprintf(tmpkey, sizeof tmpkey, "%s" CELLAR_SQLITE_KEYFILE_SUFFIX, tmp);
+    snprintf(key, sizeof key, "%s" CELLAR_SQLITE_KEYFILE_SUFFIX, path);
+    snprintf(old, sizeof old, "%s.old", path);
+    snprintf(oldkey, sizeof oldkey, "%s" CELLAR_SQLITE_KEYFILE_SUFFIX, old);
+    unlink(tmp);
+    unlink(tmpkey);
+    char *uri = sqlite3_mprintf("file:%s?cellar_mode=xts", tmp);
+    char *sql = sqlite3_mprintf("VACUUM INTO %Q", uri);
+    int rc = run_sql(db, sql);
+    sqlite3_free(sql);
+    sqlite3_free(uri);
+    sqlite3_close(db);
+    if (rc != 0) {
+        unlink(tmp);
+        unlink(tmpkey);
+        return rc;
+    }
+    if (link(path, old) != 0 || link(key, oldkey) != 0 || rename(tmpkey, key) != 0 || rename(tmp, path) != 0) {
+        fprintf(stderr, "cellar-sqlite: swap failed (%s); the previous database is in %s\n", strerror(errno), old);
+        return 1;
+    }
+    unlink(old);
+    unlink(oldkey);
+    printf("re-keyed %s by copying under a new page key (XTS)\n", path);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (cellar_init(CELLAR_INIT_REQUIRE_FIPS) != CELLAR_OK) return fail("FIPS mode required", CELLAR_ERR_NOT_FIPS);
+    if (strcmp(cmd, "keyring-new") == 0) {
+        cellar_keyring *kr = NULL;
+        cellar_status st = cellar_keyring_new(NULL, &kr);
+        if (st != CELLAR_OK) return fail("keyring", st);
+        int rc = save_keyring(kr, env_or_die("CELLAR_KEYRING"), 1);
+        if (rc == 0) printf("created keyring %s (tenant key version 1)\n", getenv("CELLAR_KEYRING"));
+        cellar_keyring_free(kr);
+        return rc;
+    }
+    if (argc < 3) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    const char *path = argv[2];
+    cellar_keyring *kr = load_keyring();
+    uint32_t mode = CELLAR_PAGE_GCM;
+    if (strcmp(cmd, "create") == 0 && argc > 3 && strcmp(argv[3], "xts") == 0) mode = CELLAR_PAGE_XTS;
+    if (strcmp(cmd, "import") == 0 && argc > 4 && strcmp(argv[4], "xts") == 0) mode = CELLAR_PAGE_XTS;
+    if (cellar_sqlite_register(VFS, kr, mode, 0) != SQLITE_OK) {
+        fprintf(stderr, "cellar-sqlite: cannot register the VFS\n");
+        return 1;
+    }
+    int rc = 2;
+    if (strcmp(cmd, "create") == 0) {
+        struct stat st;
+        if (stat(path, &st) == 0) {
+            fprintf(stderr, "cellar-sqlite: %s exists\n", path);
+            return 1;
+        }
+        if (argc > 3 && strcmp(argv[3], "xts") != 0 && strcmp(argv[3], "gcm") != 0) {
+            fputs(usage, stderr);
+            return 2;
+        }
+        sqlite3 *db = open_db(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+        char sql[128];
+        snprintf(sql, sizeof sql, "PRAGMA page_size=%d; PRAGMA application_id=1128614988", argc > 4 ? atoi(argv[4]) : 4096);
+        rc = run_sql(db, sql); /* application_id writes page 1: the database now exists */
+        sqlite3_close(db);
+        if (rc == 0) printf("created %s (%s pages) with its wrapped page key in %s" CELLAR_SQLITE_KEYFILE_SUFFIX "\n", path,
+                            mode == CELLAR_PAGE_GCM ? "AES-256-GCM" : "AES-256-XTS", path);
+    } else if (strcmp(cmd, "import") == 0 && argc > 3) {
+        /* argv[2] is the plaintext source, argv[3] the new encrypted database. */
+        struct stat st;
+        if (stat(argv[3], &st) == 0) {
+            fprintf(stderr, "cellar-sqlite: %s exists\n", argv[3]);
+            return 1;
+        }
+        sqlite3 *db = open_db(argv[3], SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+        char sql[128];
+        sqlite3 *src = NULL;
+        int page_size = 4096;
+        if (sqlite3_open_v2(path, &src, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+            sqlite3_stmt *q = NULL;
+            if (sqlite3_prepare_v2(src, "PRAGMA page_size", -1, &q, NULL) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW)
+                page_size = sqlite3_column_int(q, 0);
+            sqlite3_finalize(q);
+        }
+        sqlite3_close(src);
+        snprintf(sql, sizeof sql, "PRAGMA page_size=%d", page_size < 1024 ? 1024 : page_size);
+        rc = run_sql(db, sql);
+        if (rc == 0) rc = import_plain(db, path);
+        sqlite3_close(db);
+        if (rc != 0) {
+            char key[4200];
+            snprintf(key, sizeof key, "%s" CELLAR_SQLITE_KEYFILE_SUFFIX, argv[3]);
+            unlink(argv[3]);
+            unlink(key);
+        }
+    } else if (strcmp(cmd, "sql") == 0 && argc > 3) {
+        sqlite3 *db = open_db(path, SQLITE_OPEN_READWRITE);
+        rc = 0;
+        for (int i = 3; i < argc && rc == 0; i++) rc = run_sql(db, argv[i]);
+        sqlite3_close(db);
+    } else if (strcmp(cmd, "rekey") == 0) {
+        sqlite3 *db = open_db(path, SQLITE_OPEN_READWRITE);
+        cellar_sqlite_scan_result s;
+        if (cellar_sqlite_scan(db, &s) != SQLITE_OK) {
+            fprintf(stderr, "cellar-sqlite: %s\n", cellar_sqlite_last_error());
+            return 1;
+        }
+        if (s.mode == CELLAR_PAGE_XTS) {
+            rc = rekey_by_copy(db, path);
+        } else {
+            uint32_t version = 0;
+            int r = cellar_sqlite_rekey(db, &version);
+            if (r != SQLITE_OK) fprintf(stderr, "cellar-sqlite: rekey failed: %s (%s)\n", sqlite3_errstr(r), cellar_sqlite_last_error());
+            else printf("re-keyed %s: every page now under page key version %u; older versions retired\n", path, version);
+            sqlite3_close(db);
+            rc = r == SQLITE_OK ? 0 : 1;
+        }
+    } else if (strcmp(cmd, "verify") == 0) {
+        rc = cmd_verify(path);
+    } else if (strcmp(cmd, "keyring-rotate") == 0) {
+        uint32_t tv = 0;
+        cellar_status st = cellar_keyring_rotate(kr, NULL, &tv);
+        if (st != CELLAR_OK) return fail("keyring rotate", st);
+        /* Persist the new tenant version before any blob depends on it; old versions stay. */
+        rc = save_keyring(kr, getenv("CELLAR_KEYRING"), 0);
+        for (int i = 2; i < argc && rc == 0; i++) {
+            sqlite3 *db = open_db(argv[i], SQLITE_OPEN_READWRITE);
+            uint32_t n = 0;
+            int r = cellar_sqlite_rewrap(db, &n);
+            if (r != SQLITE_OK) {
+                fprintf(stderr, "cellar-sqlite: rewrap %s failed: %s (%s)\n", argv[i], sqlite3_errstr(r), cellar_sqlite_last_error());
+                rc = 1;
+            } else {
+                printf("%s: %u page keys rewrapped under tenant key version %u\n", argv[i], n, tv);
+            }
+            sqlite3_close(db);
+        }
+    } else {
+        fputs(usage, stderr);
+    }
+    /* The VFS stays registered, and keeps using the keyring, until exit. */
+    return rc;
+}

@@ -1,0 +1,1157 @@
+/*
+ * cellar_vfs.c: a SQLite VFS shim that encrypts pages with Cellar (see cellar_vfs.h, README.md).
+ *
+ * Files and what is encrypted:
+ *   main database  every page, page 1 included (whole page, header too), page_no = SQLite's page
+ *                  number, file id 1. The page size is found at open by trial decryption of
+ *                  page 1 (8 candidate sizes), so nothing about the database is stored in clear.
+ *   rollback journal  every page image (a write or read of a whole page at an offset = 4 mod 8,
+ *                  which is where SQLite puts them), page_no = its byte offset, file id 2. The
+ *                  journal header, record page numbers and checksums stay as SQLite wrote them.
+ *   WAL            every frame's page, page_no = its byte offset, file id 3. WAL and frame
+ *                  headers stay as SQLite wrote them. The -shm index holds no page content.
+ *   temporary files  refused (SQLITE_CANTOPEN): connections get PRAGMA temp_store=MEMORY.
+ * GCM pages carry their key version; decryption picks the cipher of that version, so pages of
+ * several versions are readable side by side during a re-key.
+ */
+#define _GNU_SOURCE
+#ifdef CELLAR_VFS_EXTENSION
+#include <sqlite3ext.h>
+SQLITE_EXTENSION_INIT1
+#else
+#include <sqlite3.h>
+#endif
+#include "cellar_vfs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifndef SQLITE_IOERR_DATA
+#define SQLITE_IOERR_DATA (SQLITE_IOERR | (32 << 8))
+#endif
+
+enum { ROLE_MAIN = 0, ROLE_JOURNAL = 1, ROLE_WAL = 2, ROLE_PASS = 3, NROLES = 3 };
+static const uint64_t role_file_id[NROLES] = {1, 2, 3};
+
+#define KEYFILE_MAGIC "CELLARSQ"
+#define KEYFILE_FORMAT 1
+#define WAL_HDR 32
+#define WAL_FRAME_HDR 24
+
+/* ---------------------------------------------------------------- errors */
+
+static __thread char cv_errbuf[512];
+
+const char *cellar_sqlite_last_error(void) { return cv_errbuf; }
+
+static void cv_error(int rc, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cv_errbuf, sizeof cv_errbuf, fmt, ap);
+    va_end(ap);
+    sqlite3_log(rc, "cellar vfs: %s", cv_errbuf);
+}
+
+/* Appends Cellar's last-error text (never a secret) to a failure message. */
+static void cv_cellar_error(int rc, const char *what, cellar_status st) {
+    char detail[256];
+    cellar_last_error(detail, sizeof detail);
+    cv_error(rc, "%s: %s (%s)", what, cellar_status_name(st), detail);
+}
+
+/* ---------------------------------------------------------------- keysets */
+
+typedef struct cv_version {
+    uint32_t version;
+    cellar_page_cipher *cipher[NROLES];
+} cv_version;
+
+/* The page keys of one database, shared by every handle on it in this process. */
+typedef struct cv_keyset {
+    struct cv_keyset *next;
+    int refs;
+    char *db_path;
+    char *key_path;
+    cellar_keyring *keyring;
+    uint32_t mode;
+    uint32_t active;
+    cv_version vers[CELLAR_SQLITE_MAX_VERSIONS];
+    uint32_t nvers;
+    struct stat st; /* of the key file when last loaded */
+} cv_keyset;
+
+/* One lock for the registry and every keyset: page operations hold it only to pick a cipher. */
+static pthread_mutex_t cv_mu = PTHREAD_MUTEX_INITIALIZER;
+static cv_keyset *cv_keysets = NULL;
+
+typedef struct cv_entry {
+    uint32_t version;
+    uint16_t blob_len;
+    const uint8_t *blob;
+} cv_entry;
+
+typedef struct cv_keyfile {
+    uint8_t *data;
+    size_t len;
+    uint32_t mode;
+    uint32_t active;
+    uint32_t n;
+    cv_entry e[CELLAR_SQLITE_MAX_VERSIONS];
+} cv_keyfile;
+
+static uint32_t get32(const uint8_t *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static void put32(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
+}
+
+/* Key file: "CELLARSQ" | format (1) | mode (1) | 0 (2) | active (u32 BE) | count (u32 BE) |
+ * count * (version (u32 BE) | blob_len (u16 BE) | keyring blob). */
+static int keyfile_parse(cv_keyfile *kf) {
+    const uint8_t *p = kf->data;
+    size_t len = kf->len, off = 20;
+    if (len < 20 || memcmp(p, KEYFILE_MAGIC, 8) != 0 || p[8] != KEYFILE_FORMAT ||
+        (p[9] != CELLAR_PAGE_XTS && p[9] != CELLAR_PAGE_GCM))
+        return -1;
+    kf->mode = p[9];
+    kf->active = get32(p + 12);
+    kf->n = get32(p + 16);
+    if (kf->n == 0 || kf->n > CELLAR_SQLITE_MAX_VERSIONS) return -1;
+    int have_active = 0;
+    for (uint32_t i = 0; i < kf->n; i++) {
+        if (off + 6 > len) return -1;
+        kf->e[i].version = get32(p + off);
+        kf->e[i].blob_len = (uint16_t)(p[off + 4] << 8 | p[off + 5]);
+        off += 6;
+        if (kf->e[i].blob_len == 0 || off + kf->e[i].blob_len > len) return -1;
+        kf->e[i].blob = p + off;
+        off += kf->e[i].blob_len;
+        if (kf->e[i].version == kf->active) have_active = 1;
+    }
+    return (off == len && have_active) ? 0 : -1;
+}
+
+static int keyfile_read(const char *path, cv_keyfile *kf, struct stat *st) {
+    memset(kf, 0, sizeof *kf);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return errno == ENOENT ? SQLITE_NOTFOUND : SQLITE_CANTOPEN;
+    if (fstat(fd, st) != 0 || st->st_size <= 0 || st->st_size > 1 << 20) {
+        close(fd);
+        return SQLITE_CANTOPEN;
+    }
+    kf->len = (size_t)st->st_size;
+    kf->data = malloc(kf->len);
+    ssize_t got = kf->data ? read(fd, kf->data, kf->len) : -1;
+    close(fd);
+    if (got != (ssize_t)kf->len || keyfile_parse(kf) != 0) {
+        free(kf->data);
+        kf->data = NULL;
+        cv_error(SQLITE_CANTOPEN, "%s: not a Cellar key file", path);
+        return SQLITE_CANTOPEN;
+    }
+    return SQLITE_OK;
+}
+
+static uint8_t *keyfile_build(uint32_t mode, uint32_t active, const cv_entry *e, uint32_t n,
+                              size_t *out_len) {
+    size_t len = 20;
+    for (uint32_t i = 0; i < n; i++) len += 6 + e[i].blob_len;
+    uint8_t *p = calloc(1, len);
+    if (!p) return NULL;
+    memcpy(p, KEYFILE_MAGIC, 8);
+    p[8] = KEYFILE_FORMAT;
+    p[9] = (uint8_t)mode;
+    put32(p + 12, active);
+    put32(p + 16, n);
+    size_t off = 20;
+    for (uint32_t i = 0; i < n; i++) {
+        put32(p + off, e[i].version);
+        p[off + 4] = (uint8_t)(e[i].blob_len >> 8);
+        p[off + 5] = (uint8_t)e[i].blob_len;
+        memcpy(p + off + 6, e[i].blob, e[i].blob_len);
+        off += 6 + e[i].blob_len;
+    }
+    *out_len = len;
+    return p;
+}
+
+static void fsync_dir_of(const char *path) {
+    char *dir = strdup(path);
+    if (!dir) return;
+    char *slash = strrchr(dir, '/');
+    if (slash == dir) slash[1] = 0;
+    else if (slash) *slash = 0;
+    else strcpy(dir, ".");
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+    free(dir);
+}
+
+/* Writes the key file atomically: a synced temporary file, then link() when `exclusive` (fails
+ * with SQLITE_BUSY if another process created it first) or rename(). */
+static int keyfile_write(const char *path, const uint8_t *data, size_t len, int exclusive) {
+    size_t n = strlen(path) + 64;
+    char *tmp = malloc(n);
+    if (!tmp) return SQLITE_NOMEM;
+    static unsigned counter;
+    snprintf(tmp, n, "%s.tmp-%ld-%u", path, (long)getpid(), __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED));
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    int rc = SQLITE_OK;
+    if (fd < 0) rc = SQLITE_CANTOPEN;
+    else {
+        if (write(fd, data, len) != (ssize_t)len || fsync(fd) != 0) rc = SQLITE_IOERR_WRITE;
+        close(fd);
+        if (rc == SQLITE_OK) {
+            if (exclusive) {
+                if (link(tmp, path) != 0) rc = errno == EEXIST ? SQLITE_BUSY : SQLITE_CANTOPEN;
+            } else if (rename(tmp, path) != 0) {
+                rc = SQLITE_IOERR_WRITE;
+            }
+        }
+        unlink(tmp);
+        if (rc == SQLITE_OK) fsync_dir_of(path);
+    }
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY) cv_error(rc, "%s: cannot write key file (%s)", path, strerror(errno));
+    free(tmp);
+    return rc;
+}
+
+static uint32_t key_type_of(uint32_t mode) {
+    return mode == CELLAR_PAGE_XTS ? CELLAR_KEY_AES256_XTS : CELLAR_KEY_AES256;
+}
+
+/* Unwraps the entries of `kf` not loaded yet and makes their ciphers. Caller holds cv_mu. */
+static int keyset_absorb(cv_keyset *ks, const cv_keyfile *kf) {
+    if (kf->mode != ks->mode) {
+        cv_error(SQLITE_CANTOPEN, "%s: page mode changed", ks->key_path);
+        return SQLITE_CANTOPEN;
+    }
+    for (uint32_t i = 0; i < kf->n; i++) {
+        int known = 0;
+        for (uint32_t j = 0; j < ks->nvers; j++) known |= ks->vers[j].version == kf->e[i].version;
+        if (known) continue;
+        if (ks->nvers == CELLAR_SQLITE_MAX_VERSIONS) return SQLITE_FULL;
+        cellar_key *key = NULL;
+        uint32_t tenant_version = 0, type = 0;
+        cellar_status st = cellar_keyring_unwrap(ks->keyring, kf->e[i].blob, kf->e[i].blob_len, &key, &tenant_version);
+        if (st != CELLAR_OK) {
+            cv_cellar_error(SQLITE_CANTOPEN, "cannot unwrap the page key (wrong keyring?)", st);
+            return SQLITE_CANTOPEN;
+        }
+        if (cellar_key_type(key, &type) != CELLAR_OK || type != key_type_of(ks->mode)) {
+            cellar_key_free(key);
+            cv_error(SQLITE_CANTOPEN, "%s: page key type does not match the mode", ks->key_path);
+            return SQLITE_CANTOPEN;
+        }
+        cv_version *v = &ks->vers[ks->nvers];
+        memset(v, 0, sizeof *v);
+        v->version = kf->e[i].version;
+        for (int r = 0; r < NROLES && st == CELLAR_OK; r++) {
+            /* Journal and WAL ciphers read a zeroed region as zeros, which SQLite's own
+             * checksums then reject; a main-file page must always authenticate. */
+            uint32_t flags = r == ROLE_MAIN ? 0 : CELLAR_PAGE_ZERO_IS_EMPTY;
+            st = cellar_page_cipher_new(key, ks->mode, role_file_id[r], v->version, flags, &v->cipher[r]);
+        }
+        cellar_key_free(key);
+        if (st != CELLAR_OK) {
+            for (int r = 0; r < NROLES; r++) cellar_page_cipher_free(v->cipher[r]);
+            cv_cellar_error(SQLITE_CANTOPEN, "cannot make a page cipher", st);
+            return SQLITE_CANTOPEN;
+        }
+        ks->nvers++;
+    }
+    ks->active = kf->active;
+    return SQLITE_OK;
+}
+
+/* Re-reads the key file (another process or connection re-keyed). Caller holds cv_mu. */
+static int keyset_reload(cv_keyset *ks) {
+    cv_keyfile kf;
+    struct stat st;
+    int rc = keyfile_read(ks->key_path, &kf, &st);
+    if (rc == SQLITE_NOTFOUND) rc = SQLITE_CANTOPEN;
+    if (rc != SQLITE_OK) return rc;
+    rc = keyset_absorb(ks, &kf);
+    if (rc == SQLITE_OK) ks->st = st;
+    free(kf.data);
+    return rc;
+}
+
+static int keyfile_changed(const cv_keyset *ks) {
+    struct stat st;
+    if (stat(ks->key_path, &st) != 0) return 0;
+    return st.st_ino != ks->st.st_ino || st.st_size != ks->st.st_size ||
+           st.st_mtim.tv_sec != ks->st.st_mtim.tv_sec || st.st_mtim.tv_nsec != ks->st.st_mtim.tv_nsec;
+}
+
+/* Makes a new data key for `mode`, wraps it under the keyring's active version. */
+static int new_wrapped_key(cellar_keyring *kr, uint32_t mode, uint8_t *blob, size_t cap, size_t *len) {
+    cellar_key *key = NULL;
+    cellar_status st = cellar_key_generate(key_type_of(mode), &key);
+    if (st == CELLAR_OK) st = cellar_keyring_wrap(kr, key, blob, cap, len);
+    cellar_key_free(key);
+    if (st != CELLAR_OK) {
+        cv_cellar_error(SQLITE_CANTOPEN, "cannot make a page key", st);
+        return SQLITE_CANTOPEN;
+    }
+    return SQLITE_OK;
+}
+
+static void keyset_free(cv_keyset *ks) {
+    for (uint32_t i = 0; i < ks->nvers; i++)
+        for (int r = 0; r < NROLES; r++) cellar_page_cipher_free(ks->vers[i].cipher[r]);
+    free(ks->db_path);
+    free(ks->key_path);
+    free(ks);
+}
+
+/* Finds the keyset of `db_path` (taking a reference) or, for a main database, loads its key
+ * file, creating one in `mode` when `may_create` and none exists. */
+static int keyset_acquire(cellar_keyring *kr, const char *db_path, int is_main, int may_create,
+                          uint32_t mode, cv_keyset **out) {
+    pthread_mutex_lock(&cv_mu);
+    for (cv_keyset *k = cv_keysets; k; k = k->next) {
+        if (strcmp(k->db_path, db_path) == 0 && k->keyring == kr) {
+            k->refs++;
+            pthread_mutex_unlock(&cv_mu);
+            *out = k;
+            return SQLITE_OK;
+        }
+    }
+    if (!is_main) {
+        pthread_mutex_unlock(&cv_mu);
+        cv_error(SQLITE_CANTOPEN, "%s: journal or WAL opened without its database", db_path);
+        return SQLITE_CANTOPEN;
+    }
+    int rc = SQLITE_NOMEM;
+    cv_keyset *ks = calloc(1, sizeof *ks);
+    if (ks) {
+        ks->db_path = strdup(db_path);
+        ks->key_path = malloc(strlen(db_path) + sizeof CELLAR_SQLITE_KEYFILE_SUFFIX);
+        ks->keyring = kr;
+    }
+    if (ks && ks->db_path && ks->key_path) {
+        strcpy(ks->key_path, db_path);
+        strcat(ks->key_path, CELLAR_SQLITE_KEYFILE_SUFFIX);
+        cv_keyfile kf;
+        for (int attempt = 0; attempt < 2; attempt++) {
+            rc = keyfile_read(ks->key_path, &kf, &ks->st);
+            if (rc == SQLITE_OK) {
+                ks->mode = kf.mode;
+                rc = keyset_absorb(ks, &kf);
+                free(kf.data);
+                break;
+            }
+            if (rc != SQLITE_NOTFOUND) break;
+            if (!may_create) {
+                cv_error(SQLITE_CANTOPEN, "%s: no key file (not a Cellar database)", db_path);
+                rc = SQLITE_CANTOPEN;
+                break;
+            }
+            uint8_t blob[CELLAR_KEYRING_MAX_WRAPPED_LEN];
+            size_t blob_len = 0, len = 0;
+            rc = new_wrapped_key(kr, mode, blob, sizeof blob, &blob_len);
+            if (rc != SQLITE_OK) break;
+            cv_entry e = {1, (uint16_t)blob_len, blob};
+            uint8_t *data = keyfile_build(mode, 1, &e, 1, &len);
+            rc = data ? keyfile_write(ks->key_path, data, len, 1) : SQLITE_NOMEM;
+            free(data);
+            if (rc == SQLITE_BUSY) continue; /* another process created it: load theirs */
+            if (rc != SQLITE_OK) break;
+        }
+    }
+    if (rc == SQLITE_OK) {
+        ks->refs = 1;
+        ks->next = cv_keysets;
+        cv_keysets = ks;
+        *out = ks;
+    } else if (ks) {
+        keyset_free(ks);
+    }
+    pthread_mutex_unlock(&cv_mu);
+    return rc;
+}
+
+static void keyset_release(cv_keyset *ks) {
+    if (!ks) return;
+    pthread_mutex_lock(&cv_mu);
+    if (--ks->refs == 0) {
+        for (cv_keyset **pp = &cv_keysets; *pp; pp = &(*pp)->next) {
+            if (*pp == ks) {
+                *pp = ks->next;
+                break;
+            }
+        }
+        keyset_free(ks);
+    }
+    pthread_mutex_unlock(&cv_mu);
+}
+
+/* The cipher of `version` for `role` (reloading the key file once if the version is new to
+ * us); version 0 means the active one. Ciphers live as long as the keyset. */
+static cellar_page_cipher *keyset_cipher(cv_keyset *ks, int role, uint32_t version) {
+    cellar_page_cipher *c = NULL;
+    pthread_mutex_lock(&cv_mu);
+    if (version == 0) version = ks->active;
+    for (int pass = 0; pass < 2 && !c; pass++) {
+        for (uint32_t i = 0; i < ks->nvers; i++)
+            if (ks->vers[i].version == version) c = ks->vers[i].cipher[role];
+        if (!c && pass == 0 && keyset_reload(ks) != SQLITE_OK) break;
+    }
+    pthread_mutex_unlock(&cv_mu);
+    return c;
+}
+
+/* ---------------------------------------------------------------- files */
+
+typedef struct cv_vfs {
+    sqlite3_vfs base;
+    sqlite3_vfs *root;
+    cellar_keyring *keyring;
+    uint32_t default_mode;
+} cv_vfs;
+
+typedef struct cv_file {
+    sqlite3_file base;
+    sqlite3_file *real;
+    cv_keyset *ks;
+    int role;
+    uint32_t pgsz; /* main file: known page size, 0 until found */
+    uint8_t *buf;  /* scratch for encrypting (SQLite's buffers are const) */
+    size_t bufcap;
+} cv_file;
+
+#define CV_FILE_SZ ((sizeof(cv_file) + 15) & ~(size_t)15)
+
+static const sqlite3_io_methods cv_io_methods;
+
+static int valid_pgsz(sqlite3_int64 n) {
+    return n >= 512 && n <= 65536 && (n & (n - 1)) == 0;
+}
+
+static uint8_t *file_buf(cv_file *f, size_t need) {
+    if (f->bufcap < need) {
+        uint8_t *b = realloc(f->buf, need);
+        if (!b) return NULL;
+        f->buf = b;
+        f->bufcap = need;
+    }
+    return f->buf;
+}
+
+/* Decrypts one page in place. GCM: picks the cipher of the version in the trailer. */
+static cellar_status page_decrypt(cv_file *f, int role, uint64_t page_no, uint8_t *page, size_t n) {
+    uint32_t version = 0;
+    if (f->ks->mode == CELLAR_PAGE_GCM && cellar_page_key_version(page, n, &version) != CELLAR_OK)
+        version = 0; /* no trailer (an all-zero region): the active cipher decides */
+    cellar_page_cipher *c = keyset_cipher(f->ks, role, version);
+    if (!c) {
+        memset(page, 0, n);
+        return CELLAR_ERR_KEY_NOT_FOUND;
+    }
+    return cellar_page_decrypt(c, page_no, page, page, n);
+}
+
+static int page_encrypt(cv_file *f, int role, uint64_t page_no, const void *in, size_t n, uint8_t **out) {
+    uint8_t *b = file_buf(f, n);
+    if (!b) return SQLITE_NOMEM;
+    cellar_page_cipher *c = keyset_cipher(f->ks, role, 0);
+    cellar_status st = c ? cellar_page_encrypt(c, page_no, in, b, n) : CELLAR_ERR_KEY_NOT_FOUND;
+    if (st != CELLAR_OK) {
+        cv_cellar_error(SQLITE_IOERR_WRITE, "page encryption failed", st);
+        return SQLITE_IOERR_WRITE;
+    }
+    *out = b;
+    return SQLITE_OK;
+}
+
+static uint32_t header_page_size(const uint8_t *p) {
+    uint32_t s = (uint32_t)p[16] << 8 | p[17];
+    return s == 1 ? 65536 : s;
+}
+
+/* Checks a decrypted page 1 of `size` bytes: SQLite's magic, its page size, and (GCM) room for
+ * the trailer in the reserved bytes. */
+static int page1_plausible(const cv_file *f, const uint8_t *p, uint32_t size) {
+    return memcmp(p, "SQLite format 3", 16) == 0 && header_page_size(p) == size &&
+           (f->ks->mode != CELLAR_PAGE_GCM || p[20] >= CELLAR_PAGE_GCM_TRAILER_LEN);
+}
+
+/* Finds the page size of a non-empty main file by decrypting page 1 at each candidate size. */
+static int detect_pgsz(cv_file *f) {
+    sqlite3_int64 fsize = 0;
+    int rc = f->real->pMethods->xFileSize(f->real, &fsize);
+    if (rc != SQLITE_OK) return rc;
+    if (fsize == 0) return SQLITE_IOERR_SHORT_READ;
+    size_t n = fsize < 65536 ? (size_t)fsize : 65536;
+    uint8_t *raw = malloc(n), *tmp = malloc(n);
+    if (!raw || !tmp) {
+        free(raw);
+        free(tmp);
+        return SQLITE_NOMEM;
+    }
+    rc = f->real->pMethods->xRead(f->real, raw, (int)n, 0);
+    if (rc == SQLITE_OK) {
+        rc = SQLITE_IOERR_DATA;
+        for (uint32_t s = 512; s <= n; s *= 2) {
+            memcpy(tmp, raw, s);
+            if (page_decrypt(f, ROLE_MAIN, 1, tmp, s) == CELLAR_OK && page1_plausible(f, tmp, s)) {
+                f->pgsz = s;
+                rc = SQLITE_OK;
+                break;
+            }
+        }
+        if (rc != SQLITE_OK)
+            cv_error(rc, "%s: page 1 does not decrypt at any page size (wrong key or tampered)", f->ks->db_path);
+    }
+    free(raw);
+    free(tmp);
+    return rc;
+}
+
+/* Reads and decrypts whole page `pgno` (1-based) of the main file into `out`. */
+static int main_read_page(cv_file *f, uint8_t *out, uint32_t pgno) {
+    uint32_t P = f->pgsz;
+    int rc = f->real->pMethods->xRead(f->real, out, (int)P, (sqlite3_int64)(pgno - 1) * P);
+    if (rc == SQLITE_IOERR_SHORT_READ) {
+        memset(out, 0, P); /* past the end (or a torn tail): SQLite reads zeros */
+        return rc;
+    }
+    if (rc != SQLITE_OK) return rc;
+    cellar_status st = page_decrypt(f, ROLE_MAIN, pgno, out, P);
+    if (st != CELLAR_OK) {
+        cv_cellar_error(SQLITE_IOERR_DATA, "main database page failed to decrypt", st);
+        return SQLITE_IOERR_DATA;
+    }
+    return SQLITE_OK;
+}
+
+static int main_read(cv_file *f, void *out, int amt, sqlite3_int64 off) {
+    int rc;
+    if (f->pgsz == 0 && (rc = detect_pgsz(f)) != SQLITE_OK) {
+        memset(out, 0, (size_t)amt);
+        return rc;
+    }
+    if (valid_pgsz(amt) && off % amt == 0) {
+        /* SQLite reads whole pages of the size its (decrypted) header gave: that is the size,
+         * also after another connection changed it with VACUUM. */
+        f->pgsz = (uint32_t)amt;
+        return main_read_page(f, out, (uint32_t)(off / amt) + 1);
+    }
+    /* A partial read (SQLite reads parts of page 1's header): decrypt the pages around it. */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        uint32_t P = f->pgsz;
+        uint8_t *b = malloc(P);
+        if (!b) return SQLITE_NOMEM;
+        rc = SQLITE_OK;
+        sqlite3_int64 pos = off, end = off + amt;
+        while (pos < end && (rc == SQLITE_OK || rc == SQLITE_IOERR_SHORT_READ)) {
+            uint32_t pgno = (uint32_t)(pos / P) + 1;
+            sqlite3_int64 pstart = (sqlite3_int64)(pgno - 1) * P;
+            size_t in_page = (size_t)(pos - pstart);
+            size_t take = P - in_page < (size_t)(end - pos) ? P - in_page : (size_t)(end - pos);
+            int r = main_read_page(f, b, pgno);
+            if (r != SQLITE_OK && r != SQLITE_IOERR_SHORT_READ) rc = r;
+            else if (r == SQLITE_IOERR_SHORT_READ) rc = r;
+            memcpy((uint8_t *)out + (pos - off), b + in_page, take);
+            pos += (sqlite3_int64)take;
+        }
+        free(b);
+        /* Page 1 may have changed size under us (VACUUM in another connection): find it again. */
+        if (rc == SQLITE_IOERR_DATA && off < f->pgsz && attempt == 0) {
+            f->pgsz = 0;
+            if (detect_pgsz(f) == SQLITE_OK) continue;
+        }
+        break;
+    }
+    if (rc != SQLITE_OK && rc != SQLITE_IOERR_SHORT_READ) memset(out, 0, (size_t)amt);
+    return rc;
+}
+
+static int main_write(cv_file *f, const void *in, int amt, sqlite3_int64 off) {
+    if (!valid_pgsz(amt) || off % amt != 0) {
+        cv_error(SQLITE_IOERR_WRITE, "unaligned write of %d bytes at %lld to the main database", amt, (long long)off);
+        return SQLITE_IOERR_WRITE;
+    }
+    if (off == 0 && !page1_plausible(f, in, (uint32_t)amt)) {
+        const uint8_t *p = in;
+        if (memcmp(p, "SQLite format 3", 16) == 0 && header_page_size(p) != (uint32_t)amt)
+            /* VACUUM to another page size copies the new layout through the pager of the old
+             * one: each piece would be sealed as a page of its own. */
+            cv_error(SQLITE_IOERR_WRITE, "%s: page 1 of %u bytes written in %d-byte pieces (changing the page size of a database is not supported)",
+                     f->ks->db_path, header_page_size(p), amt);
+        else
+            cv_error(SQLITE_IOERR_WRITE, "%s: page 1 lacks the %d reserved bytes GCM needs (set SQLITE_FCNTL_RESERVE_BYTES on a new database)",
+                     f->ks->db_path, CELLAR_PAGE_GCM_TRAILER_LEN);
+        return SQLITE_IOERR_WRITE;
+    }
+    f->pgsz = (uint32_t)amt;
+    uint8_t *ct = NULL;
+    int rc = page_encrypt(f, ROLE_MAIN, (uint64_t)(off / amt) + 1, in, (size_t)amt, &ct);
+    if (rc != SQLITE_OK) return rc;
+    return f->real->pMethods->xWrite(f->real, ct, amt, off);
+}
+
+/* Page images in a rollback journal: whole pages at offsets = 4 mod 8 (after a record's 4-byte
+ * page number; headers sit on sector boundaries and records are page size + 8 long). */
+static int journal_page_io(int amt, sqlite3_int64 off) { return valid_pgsz(amt) && (off & 7) == 4; }
+
+/* WAL: the page of frame k is at 32 + k * (24 + P) + 24. */
+static int wal_page_io(int amt, sqlite3_int64 off) {
+    return valid_pgsz(amt) && off >= WAL_HDR + WAL_FRAME_HDR && (off - WAL_HDR - WAL_FRAME_HDR) % (amt + WAL_FRAME_HDR) == 0;
+}
+/* WAL recovery reads whole frames (24-byte header + page). */
+static int wal_frame_io(int amt, sqlite3_int64 off) {
+    return amt > WAL_FRAME_HDR && valid_pgsz(amt - WAL_FRAME_HDR) && off >= WAL_HDR && (off - WAL_HDR) % amt == 0;
+}
+
+static int cv_read(sqlite3_file *pf, void *out, int amt, sqlite3_int64 off) {
+    cv_file *f = (cv_file *)pf;
+    if (f->role == ROLE_MAIN) return main_read(f, out, amt, off);
+    int rc = f->real->pMethods->xRead(f->real, out, amt, off);
+    if (f->role == ROLE_PASS || rc != SQLITE_OK) return rc;
+    uint8_t *page = NULL;
+    size_t n = 0;
+    sqlite3_int64 page_off = off;
+    int strict = 0;
+    if (f->role == ROLE_JOURNAL && journal_page_io(amt, off)) {
+        page = out;
+        n = (size_t)amt;
+    } else if (f->role == ROLE_WAL && wal_page_io(amt, off)) {
+        page = out;
+        n = (size_t)amt;
+        strict = 1; /* a frame SQLite already accepted: failing to decrypt is an error */
+    } else if (f->role == ROLE_WAL && wal_frame_io(amt, off)) {
+        page = (uint8_t *)out + WAL_FRAME_HDR;
+        n = (size_t)amt - WAL_FRAME_HDR;
+        page_off = off + WAL_FRAME_HDR;
+    }
+    if (!page) return SQLITE_OK;
+    cellar_status st = page_decrypt(f, f->role, (uint64_t)page_off, page, n);
+    if (st != CELLAR_OK) {
+        /* The page is zeros now. During journal playback and WAL recovery SQLite's checksum then
+         * marks the end of the valid log, as for a torn write after a crash. */
+        if (strict) {
+            cv_cellar_error(SQLITE_IOERR_DATA, "WAL page failed to decrypt", st);
+            return SQLITE_IOERR_DATA;
+        }
+        sqlite3_log(SQLITE_NOTICE, "cellar vfs: journal/WAL page at %lld did not decrypt; treated as torn", (long long)page_off);
+    }
+    return SQLITE_OK;
+}
+
+static int cv_write(sqlite3_file *pf, const void *in, int amt, sqlite3_int64 off) {
+    cv_file *f = (cv_file *)pf;
+    if (f->role == ROLE_MAIN) return main_write(f, in, amt, off);
+    int is_page = (f->role == ROLE_JOURNAL && journal_page_io(amt, off)) ||
+                  (f->role == ROLE_WAL && wal_page_io(amt, off));
+    if (!is_page) {
+        /* Everything else SQLite writes there is a header (journal headers are written in
+         * pieces of up to a page at sector boundaries) or a 4-byte field. Refuse anything else
+         * page-sized rather than let a page image reach the disk in clear. */
+        if (f->role == ROLE_WAL && amt > WAL_HDR) {
+            cv_error(SQLITE_IOERR_WRITE, "unexpected WAL write of %d bytes at %lld", amt, (long long)off);
+            return SQLITE_IOERR_WRITE;
+        }
+        if (f->role == ROLE_JOURNAL && valid_pgsz(amt) && off % 512 != 0) {
+            cv_error(SQLITE_IOERR_WRITE, "unexpected journal write of %d bytes at %lld", amt, (long long)off);
+            return SQLITE_IOERR_WRITE;
+        }
+        return f->real->pMethods->xWrite(f->real, in, amt, off);
+    }
+    uint8_t *ct = NULL;
+    int rc = page_encrypt(f, f->role, (uint64_t)off, in, (size_t)amt, &ct);
+    if (rc != SQLITE_OK) return rc;
+    return f->real->pMethods->xWrite(f->real, ct, amt, off);
+}
+
+static int cv_close(sqlite3_file *pf) {
+    cv_file *f = (cv_file *)pf;
+    int rc = f->real->pMethods ? f->real->pMethods->xClose(f->real) : SQLITE_OK;
+    keyset_release(f->ks);
+    free(f->buf);
+    f->ks = NULL;
+    f->buf = NULL;
+    return rc;
+}
+
+static int cv_truncate(sqlite3_file *pf, sqlite3_int64 size) {
+    cv_file *f = (cv_file *)pf;
+    return f->real->pMethods->xTruncate(f->real, size);
+}
+static int cv_sync(sqlite3_file *pf, int flags) {
+    cv_file *f = (cv_file *)pf;
+    return f->real->pMethods->xSync(f->real, flags);
+}
+static int cv_file_size(sqlite3_file *pf, sqlite3_int64 *size) {
+    cv_file *f = (cv_file *)pf;
+    return f->real->pMethods->xFileSize(f->real, size);
+}
+static int cv_lock(sqlite3_file *pf, int level) {
+    cv_file *f = (cv_file *)pf;
+    /* Each transaction starts with a SHARED lock: pick up a key file another process changed
+     * (a re-key), so that writes use the new version. */
+    if (f->role == ROLE_MAIN && level == SQLITE_LOCK_SHARED) {
+        pthread_mutex_lock(&cv_mu);
+        if (keyfile_changed(f->ks)) keyset_reload(f->ks);
+        pthread_mutex_unlock(&cv_mu);
+    }
+    return f->real->pMethods->xLock(f->real, level);
+}
+static int cv_unlock(sqlite3_file *pf, int level) {
+    cv_file *f = (cv_file *)pf;
+    return f->real->pMethods->xUnlock(f->real, level);
+}
+static int cv_check_reserved(sqlite3_file *pf, int *out) {
+    cv_file *f = (cv_file *)pf;
+    return f->real->pMethods->xCheckReservedLock(f->real, out);
+}
+static int cv_file_control(sqlite3_file *pf, int op, void *arg) {
+    cv_file *f = (cv_file *)pf;
+    if (op == SQLITE_FCNTL_VFSNAME) {
+        int rc = f->real->pMethods->xFileControl(f->real, op, arg);
+        if (rc == SQLITE_OK) {
+            char *inner = *(char **)arg;
+            *(char **)arg = sqlite3_mprintf("cellar/%z", inner);
+        }
+        return rc;
+    }
+    return f->real->pMethods->xFileControl(f->real, op, arg);
+}
+static int cv_sector_size(sqlite3_file *pf) {
+    cv_file *f = (cv_file *)pf;
+    return f->real->pMethods->xSectorSize(f->real);
+}
+static int cv_device_characteristics(sqlite3_file *pf) {
+    cv_file *f = (cv_file *)pf;
+    return f->real->pMethods->xDeviceCharacteristics(f->real);
+}
+static int cv_shm_map(sqlite3_file *pf, int pg, int pgsz, int extend, void volatile **pp) {
+    cv_file *f = (cv_file *)pf;
+    return f->real->pMethods->xShmMap(f->real, pg, pgsz, extend, pp);
+}
+static int cv_shm_lock(sqlite3_file *pf, int offset, int n, int flags) {
+    cv_file *f = (cv_file *)pf;
+    return f->real->pMethods->xShmLock(f->real, offset, n, flags);
+}
+static void cv_shm_barrier(sqlite3_file *pf) {
+    cv_file *f = (cv_file *)pf;
+    f->real->pMethods->xShmBarrier(f->real);
+}
+static int cv_shm_unmap(sqlite3_file *pf, int del) {
+    cv_file *f = (cv_file *)pf;
+    return f->real->pMethods->xShmUnmap(f->real, del);
+}
+
+/* Version 2: no xFetch, so SQLite never memory-maps the (encrypted) file. */
+static const sqlite3_io_methods cv_io_methods = {
+    2,
+    cv_close,
+    cv_read,
+    cv_write,
+    cv_truncate,
+    cv_sync,
+    cv_file_size,
+    cv_lock,
+    cv_unlock,
+    cv_check_reserved,
+    cv_file_control,
+    cv_sector_size,
+    cv_device_characteristics,
+    cv_shm_map,
+    cv_shm_lock,
+    cv_shm_barrier,
+    cv_shm_unmap,
+    NULL,
+    NULL,
+};
+
+static int cv_open(sqlite3_vfs *pv, sqlite3_filename name, sqlite3_file *pf, int flags, int *out_flags) {
+    cv_vfs *v = (cv_vfs *)pv;
+    cv_file *f = (cv_file *)pf;
+    memset(f, 0, sizeof *f);
+    f->real = (sqlite3_file *)((char *)f + CV_FILE_SZ);
+    int role;
+    if (flags & SQLITE_OPEN_MAIN_DB) role = ROLE_MAIN;
+    else if (flags & SQLITE_OPEN_MAIN_JOURNAL) role = ROLE_JOURNAL;
+    else if (flags & SQLITE_OPEN_WAL) role = ROLE_WAL;
+    else if (flags & SQLITE_OPEN_SUPER_JOURNAL) role = ROLE_PASS; /* holds file names only */
+    else {
+        cv_error(SQLITE_CANTOPEN, "refusing a temporary file, which would hold pages in clear (use PRAGMA temp_store=MEMORY)");
+        return SQLITE_CANTOPEN;
+    }
+    if (!name) return SQLITE_CANTOPEN;
+    int rc = SQLITE_OK;
+    if (role == ROLE_MAIN) {
+        struct stat st;
+        int exists = stat(name, &st) == 0;
+        int may_create = (!exists && (flags & SQLITE_OPEN_CREATE)) || (exists && st.st_size == 0);
+        /* A new database may ask for its mode: file:x.db?cellar_mode=xts (or gcm). */
+        const char *m = sqlite3_uri_parameter(name, "cellar_mode");
+        uint32_t mode = !m ? v->default_mode : strcmp(m, "xts") == 0 ? CELLAR_PAGE_XTS
+                      : strcmp(m, "gcm") == 0 ? CELLAR_PAGE_GCM : 0;
+        if (!mode) {
+            cv_error(SQLITE_CANTOPEN, "cellar_mode must be xts or gcm");
+            return SQLITE_CANTOPEN;
+        }
+        rc = keyset_acquire(v->keyring, name, 1, may_create, mode, &f->ks);
+    } else if (role != ROLE_PASS) {
+        rc = keyset_acquire(v->keyring, sqlite3_filename_database(name), 0, 0, 0, &f->ks);
+    }
+    if (rc != SQLITE_OK) return rc;
+    f->role = role;
+    rc = v->root->xOpen(v->root, name, f->real, flags, out_flags);
+    if (rc != SQLITE_OK) {
+        keyset_release(f->ks);
+        f->ks = NULL;
+        return rc;
+    }
+    f->base.pMethods = &cv_io_methods;
+    return SQLITE_OK;
+}
+
+static int cv_delete(sqlite3_vfs *pv, const char *name, int sync_dir) {
+    cv_vfs *v = (cv_vfs *)pv;
+    return v->root->xDelete(v->root, name, sync_dir);
+}
+static int cv_access(sqlite3_vfs *pv, const char *name, int flags, int *out) {
+    cv_vfs *v = (cv_vfs *)pv;
+    return v->root->xAccess(v->root, name, flags, out);
+}
+static int cv_full_pathname(sqlite3_vfs *pv, const char *name, int n, char *out) {
+    cv_vfs *v = (cv_vfs *)pv;
+    return v->root->xFullPathname(v->root, name, n, out);
+}
+static void *cv_dlopen(sqlite3_vfs *pv, const char *name) {
+    cv_vfs *v = (cv_vfs *)pv;
+    return v->root->xDlOpen(v->root, name);
+}
+static void cv_dlerror(sqlite3_vfs *pv, int n, char *out) {
+    cv_vfs *v = (cv_vfs *)pv;
+    v->root->xDlError(v->root, n, out);
+}
+static void (*cv_dlsym(sqlite3_vfs *pv, void *h, const char *sym))(void) {
+    cv_vfs *v = (cv_vfs *)pv;
+    return v->root->xDlSym(v->root, h, sym);
+}
+static void cv_dlclose(sqlite3_vfs *pv, void *h) {
+    cv_vfs *v = (cv_vfs *)pv;
+    v->root->xDlClose(v->root, h);
+}
+static int cv_randomness(sqlite3_vfs *pv, int n, char *out) {
+    cv_vfs *v = (cv_vfs *)pv;
+    return v->root->xRandomness(v->root, n, out);
+}
+static int cv_sleep(sqlite3_vfs *pv, int us) {
+    cv_vfs *v = (cv_vfs *)pv;
+    return v->root->xSleep(v->root, us);
+}
+static int cv_current_time(sqlite3_vfs *pv, double *out) {
+    cv_vfs *v = (cv_vfs *)pv;
+    return v->root->xCurrentTime(v->root, out);
+}
+static int cv_get_last_error(sqlite3_vfs *pv, int n, char *out) {
+    cv_vfs *v = (cv_vfs *)pv;
+    return v->root->xGetLastError ? v->root->xGetLastError(v->root, n, out) : 0;
+}
+static int cv_current_time_int64(sqlite3_vfs *pv, sqlite3_int64 *out) {
+    cv_vfs *v = (cv_vfs *)pv;
+    return v->root->xCurrentTimeInt64(v->root, out);
+}
+
+/* ---------------------------------------------------------------- connections */
+
+/* Returns our file under `db`'s main database, or NULL when it is not on a Cellar VFS. */
+static cv_file *cv_main_file(sqlite3 *db) {
+    sqlite3_file *pf = NULL;
+    if (sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &pf) != SQLITE_OK || !pf ||
+        pf->pMethods != &cv_io_methods)
+        return NULL;
+    return (cv_file *)pf;
+}
+
+/* Auto-extension: every connection on a Cellar VFS keeps temporary data in memory, and a new
+ * GCM database gets the 48 reserved bytes per page the trailer needs. */
+static int cv_connection_init(sqlite3 *db, const char **err, const struct sqlite3_api_routines *api) {
+    (void)err;
+    (void)api;
+    cv_file *f = cv_main_file(db);
+    if (!f) return SQLITE_OK;
+    sqlite3_exec(db, "PRAGMA temp_store=MEMORY", NULL, NULL, NULL);
+    sqlite3_int64 size = 0;
+    if (f->ks->mode == CELLAR_PAGE_GCM && f->real->pMethods->xFileSize(f->real, &size) == SQLITE_OK && size == 0) {
+        int reserve = CELLAR_PAGE_GCM_TRAILER_LEN;
+        sqlite3_file_control(db, "main", SQLITE_FCNTL_RESERVE_BYTES, &reserve);
+    }
+    return SQLITE_OK;
+}
+
+typedef void (*cv_entry_point)(void);
+
+int cellar_sqlite_register(const char *vfs_name, cellar_keyring *keyring, uint32_t default_mode, int make_default) {
+    if (!vfs_name || !keyring || (default_mode != CELLAR_PAGE_XTS && default_mode != CELLAR_PAGE_GCM))
+        return SQLITE_MISUSE;
+    sqlite3_vfs *root = sqlite3_vfs_find(NULL);
+    if (!root) return SQLITE_ERROR;
+    cv_vfs *v = calloc(1, sizeof *v + strlen(vfs_name) + 1);
+    if (!v) return SQLITE_NOMEM;
+    char *name = (char *)(v + 1);
+    strcpy(name, vfs_name);
+    v->root = root;
+    v->keyring = keyring;
+    v->default_mode = default_mode;
+    v->base.iVersion = 2;
+    v->base.szOsFile = (int)(CV_FILE_SZ + (size_t)root->szOsFile);
+    v->base.mxPathname = root->mxPathname;
+    v->base.zName = name;
+    v->base.xOpen = cv_open;
+    v->base.xDelete = cv_delete;
+    v->base.xAccess = cv_access;
+    v->base.xFullPathname = cv_full_pathname;
+    v->base.xDlOpen = cv_dlopen;
+    v->base.xDlError = cv_dlerror;
+    v->base.xDlSym = cv_dlsym;
+    v->base.xDlClose = cv_dlclose;
+    v->base.xRandomness = cv_randomness;
+    v->base.xSleep = cv_sleep;
+    v->base.xCurrentTime = cv_current_time;
+    v->base.xGetLastError = cv_get_last_error;
+    v->base.xCurrentTimeInt64 = cv_current_time_int64;
+    int rc = sqlite3_auto_extension((cv_entry_point)cv_connection_init);
+    if (rc == SQLITE_OK) rc = sqlite3_vfs_register(&v->base, make_default);
+    if (rc != SQLITE_OK) free(v); /* registered VFSes live for the process */
+    return rc;
+}
+
+/* ---------------------------------------------------------------- re-keying */
+
+int cellar_sqlite_scan(sqlite3 *db, cellar_sqlite_scan_result *out) {
+    cv_file *f = cv_main_file(db);
+    if (!f || !out) return SQLITE_MISUSE;
+    memset(out, 0, sizeof *out);
+    int rc = f->pgsz ? SQLITE_OK : detect_pgsz(f);
+    sqlite3_int64 fsize = 0;
+    if (rc == SQLITE_OK) rc = f->real->pMethods->xFileSize(f->real, &fsize);
+    if (rc != SQLITE_OK) return rc;
+    uint32_t P = f->pgsz;
+    pthread_mutex_lock(&cv_mu);
+    out->mode = f->ks->mode;
+    out->active_version = f->ks->active;
+    pthread_mutex_unlock(&cv_mu);
+    /* The key file's versions (not the ones this process has ever loaded). */
+    cv_keyfile kf;
+    struct stat st;
+    rc = keyfile_read(f->ks->key_path, &kf, &st);
+    if (rc != SQLITE_OK) return rc;
+    out->nversions = kf.n;
+    for (uint32_t i = 0; i < kf.n; i++) out->versions[i] = kf.e[i].version;
+    free(kf.data);
+    out->page_size = P;
+    out->pages = (uint64_t)fsize / P;
+    uint8_t *b = malloc(P), *zero = calloc(1, P);
+    if (!b || !zero) {
+        free(b);
+        free(zero);
+        return SQLITE_NOMEM;
+    }
+    for (uint64_t i = 0; i < out->pages && rc == SQLITE_OK; i++) {
+        rc = f->real->pMethods->xRead(f->real, b, (int)P, (sqlite3_int64)(i * P));
+        if (rc != SQLITE_OK) break;
+        if (memcmp(b, zero, P) == 0) {
+            out->empty++;
+            continue;
+        }
+        uint32_t version = out->active_version;
+        if (f->ks->mode == CELLAR_PAGE_GCM && cellar_page_key_version(b, P, &version) != CELLAR_OK) {
+            out->failed++;
+            continue;
+        }
+        if (page_decrypt(f, ROLE_MAIN, i + 1, b, P) != CELLAR_OK || (i == 0 && !page1_plausible(f, b, P))) {
+            out->failed++;
+            continue;
+        }
+        for (uint32_t j = 0; j < out->nversions; j++)
+            if (out->versions[j] == version) out->counts[j]++;
+    }
+    free(b);
+    free(zero);
+    return rc;
+}
+
+int cellar_sqlite_add_page_key(sqlite3 *db, uint32_t *out_version) {
+    cv_file *f = cv_main_file(db);
+    if (!f || !out_version) return SQLITE_MISUSE;
+    if (f->ks->mode != CELLAR_PAGE_GCM) {
+        cv_error(SQLITE_MISUSE, "XTS pages carry no key version: re-key an XTS database by copying it");
+        return SQLITE_MISUSE;
+    }
+    pthread_mutex_lock(&cv_mu);
+    cv_keyfile kf;
+    struct stat st;
+    int rc = keyfile_read(f->ks->key_path, &kf, &st);
+    if (rc == SQLITE_OK && kf.n >= CELLAR_SQLITE_MAX_VERSIONS) rc = SQLITE_FULL;
+    if (rc == SQLITE_OK) {
+        uint32_t next = 0;
+        for (uint32_t i = 0; i < kf.n; i++)
+            if (kf.e[i].version > next) next = kf.e[i].version;
+        for (uint32_t i = 0; i < f->ks->nvers; i++) /* never reuse a retired number */
+            if (f->ks->vers[i].version > next) next = f->ks->vers[i].version;
+        next++;
+        uint8_t blob[CELLAR_KEYRING_MAX_WRAPPED_LEN];
+        size_t blob_len = 0, len = 0;
+        rc = new_wrapped_key(f->ks->keyring, f->ks->mode, blob, sizeof blob, &blob_len);
+        if (rc == SQLITE_OK) {
+            kf.e[kf.n].version = next;
+            kf.e[kf.n].blob_len = (uint16_t)blob_len;
+            kf.e[kf.n].blob = blob;
+            uint8_t *data = keyfile_build(kf.mode, next, kf.e, kf.n + 1, &len);
+            rc = data ? keyfile_write(f->ks->key_path, data, len, 0) : SQLITE_NOMEM;
+            free(data);
+        }
+        if (rc == SQLITE_OK) rc = keyset_reload(f->ks);
+        if (rc == SQLITE_OK) *out_version = next;
+    }
+    free(kf.data);
+    pthread_mutex_unlock(&cv_mu);
+    return rc;
+}
+
+int cellar_sqlite_retire_unused(sqlite3 *db, uint32_t *out_removed) {
+    cv_file *f = cv_main_file(db);
+    if (!f || !out_removed) return SQLITE_MISUSE;
+    cellar_sqlite_scan_result *scan = malloc(sizeof *scan);
+    if (!scan) return SQLITE_NOMEM;
+    int rc = cellar_sqlite_scan(db, scan);
+    if (rc == SQLITE_OK && scan->failed) {
+        cv_error(SQLITE_CORRUPT, "%llu pages failed to decrypt: nothing retired", (unsigned long long)scan->failed);
+        rc = SQLITE_CORRUPT;
+    }
+    if (rc == SQLITE_OK) {
+        pthread_mutex_lock(&cv_mu);
+        cv_keyfile kf;
+        struct stat st;
+        rc = keyfile_read(f->ks->key_path, &kf, &st);
+        if (rc == SQLITE_OK) {
+            cv_entry keep[CELLAR_SQLITE_MAX_VERSIONS];
+            uint32_t n = 0;
+            for (uint32_t i = 0; i < kf.n; i++) {
+                uint64_t used = 0;
+                for (uint32_t j = 0; j < scan->nversions; j++)
+                    if (scan->versions[j] == kf.e[i].version) used = scan->counts[j];
+                if (used || kf.e[i].version == kf.active) keep[n++] = kf.e[i];
+            }
+            *out_removed = kf.n - n;
+            if (n != kf.n) {
+                size_t len = 0;
+                uint8_t *data = keyfile_build(kf.mode, kf.active, keep, n, &len);
+                rc = data ? keyfile_write(f->ks->key_path, data, len, 0) : SQLITE_NOMEM;
+                free(data);
+                if (rc == SQLITE_OK && stat(f->ks->key_path, &st) == 0) f->ks->st = st;
+            }
+            free(kf.data);
+        }
+        pthread_mutex_unlock(&cv_mu);
+    }
+    free(scan);
+    return rc;
+}
+
+int cellar_sqlite_rekey(sqlite3 *db, uint32_t *out_version) {
+    uint32_t version = 0, removed = 0;
+    int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) return rc;
+    rc = cellar_sqlite_add_page_key(db, &version);
+    sqlite3_exec(db, rc == SQLITE_OK ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_exec(db, "VACUUM", NULL, NULL, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (rc == SQLITE_OK) {
+        rc = cellar_sqlite_retire_unused(db, &removed);
+        sqlite3_exec(db, rc == SQLITE_OK ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
+    }
+    if (rc == SQLITE_OK) *out_version = version;
+    return rc;
+}
+
+int cellar_sqlite_rewrap(sqlite3 *db, uint32_t *out_count) {
+    cv_file *f = cv_main_file(db);
+    if (!f || !out_count) return SQLITE_MISUSE;
+    pthread_mutex_lock(&cv_mu);
+    cv_keyfile kf;
+    struct stat st;
+    int rc = keyfile_read(f->ks->key_path, &kf, &st);
+    uint8_t(*blobs)[CELLAR_KEYRING_MAX_WRAPPED_LEN] = rc == SQLITE_OK ? malloc(sizeof *blobs * kf.n) : NULL;
+    if (rc == SQLITE_OK && !blobs) rc = SQLITE_NOMEM;
+    for (uint32_t i = 0; rc == SQLITE_OK && i < kf.n; i++) {
+        size_t len = 0;
+        cellar_status cs = cellar_keyring_rewrap(f->ks->keyring, kf.e[i].blob, kf.e[i].blob_len, blobs[i],
+                                                 CELLAR_KEYRING_MAX_WRAPPED_LEN, &len);
+        if (cs != CELLAR_OK) {
+            cv_cellar_error(SQLITE_ERROR, "cannot rewrap a page key", cs);
+            rc = SQLITE_ERROR;
+        } else {
+            kf.e[i].blob = blobs[i];
+            kf.e[i].blob_len = (uint16_t)len;
+        }
+    }
+    if (rc == SQLITE_OK) {
+        size_t len = 0;
+        uint8_t *data = keyfile_build(kf.mode, kf.active, kf.e, kf.n, &len);
+        rc = data ? keyfile_write(f->ks->key_path, data, len, 0) : SQLITE_NOMEM;
+        free(data);
+        if (rc == SQLITE_OK && stat(f->ks->key_path, &st) == 0) f->ks->st = st;
+        if (rc == SQLITE_OK) *out_count = kf.n;
+    }
+    free(blobs);
+    free(kf.data);
+    pthread_mutex_unlock(&cv_mu);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- extension */
+
+#ifdef CELLAR_VFS_EXTENSION
+/* Loadable as `.load cellarvfs`: reads an exported keyring from $CELLAR_KEYRING sealed under
+ * $CELLAR_PASSWORD, and registers the VFS "cellar" (new databases in $CELLAR_SQLITE_MODE,
+ * "gcm" by default, or "xts"); the default VFS too when $CELLAR_SQLITE_DEFAULT is 1. */
+static cellar_keyring *ext_keyring;
+
+#ifdef _WIN32
+__declspec(dllexport)
+#endif
+int sqlite3_cellarvfs_init(sqlite3 *db, char **err, const sqlite3_api_routines *api) {
+    (void)db;
+    SQLITE_EXTENSION_INIT2(api);
+    if (sqlite3_vfs_find(CELLAR_SQLITE_VFS_NAME)) return SQLITE_OK_LOAD_PERMANENTLY;
+    const char *path = getenv("CELLAR_KEYRING"), *pw = getenv("CELLAR_PASSWORD");
+    const char *mode_s = getenv("CELLAR_SQLITE_MODE"), *def = getenv("CELLAR_SQLITE_DEFAULT");
+    if (!path || !pw) {
+        *err = sqlite3_mprintf("cellarvfs: set CELLAR_KEYRING and CELLAR_PASSWORD");
+        return SQLITE_ERROR;
+    }
+    uint32_t mode = mode_s && strcmp(mode_s, "xts") == 0 ? CELLAR_PAGE_XTS : CELLAR_PAGE_GCM;
+    FILE *fp = fopen(path, "rb");
+    uint8_t blob[1 << 16];
+    size_t n = fp ? fread(blob, 1, sizeof blob, fp) : 0;
+    if (fp) fclose(fp);
+    cellar_status st = n ? cellar_keyring_import(blob, n, NULL, (const uint8_t *)pw, strlen(pw), &ext_keyring)
+                         : CELLAR_ERR_INVALID_ARGUMENT;
+    if (st != CELLAR_OK) {
+        *err = sqlite3_mprintf("cellarvfs: cannot open keyring %s: %s", path, cellar_status_name(st));
+        return SQLITE_ERROR;
+    }
+    int rc = cellar_sqlite_register(CELLAR_SQLITE_VFS_NAME, ext_keyring, mode, def && strcmp(def, "1") == 0);
+    return rc == SQLITE_OK ? SQLITE_OK_LOAD_PERMANENTLY : rc;
+}
+#endif
