@@ -119,13 +119,15 @@ def _run_batch(fn: Any, sizer: Any, h: int, mode: int, cp: Any, cn: int, data: A
         else:
             results[i] = (start, used.value, out_offsets)
 
-    workers = [threading.Thread(target=run, args=(i,), name=f"cellar-batch-{i}") for i in range(1, n)]
-    for w in workers:
-        w.start()
-    try:
+    started = []
+    try:  # every started worker is joined before `out` can go away, whatever happens here
+        for i in range(1, n):
+            w = threading.Thread(target=run, args=(i,), name=f"cellar-batch-{i}")
+            w.start()
+            started.append(w)
         run(0)
     finally:
-        for w in workers:
+        for w in started:
             w.join()
     for r in results:
         if isinstance(r, BaseException):
