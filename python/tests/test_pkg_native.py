@@ -105,8 +105,11 @@ def test_provider_struct_layout_matches_header():
 def test_abi_constant_matches_library():
     m = re.search(r"#define CELLAR_ABI_VERSION (\d+)", HEADER.read_text())
     value = int(m.group(1))
-    assert cellar.abi_version() == (value >> 16, value & 0xFFFF)
-    assert cellar.abi_version()[0] == _native.ABI_MAJOR
+    v = cellar.abi_version()
+    assert v == value and int(v) == value and v == (value >> 16, value & 0xFFFF)
+    major, minor = v
+    assert (v.major, v.minor) == (major, minor) and major == _native.ABI_MAJOR
+    assert v != (major + 1, minor) and str(v) == f"{major}.{minor}"
 
 
 def test_check_abi_refuses_other_majors_and_old_minors():
