@@ -168,10 +168,23 @@ def test_library_beside_the_package_is_found(tmp_path):
     assert r.stdout.strip() == str(pkg / "libcellar.so")
 
 
-def test_package_type_checks():
-    """The annotations are consistent (mypy, when installed)."""
+def test_package_type_checks(tmp_path):
+    """The annotations are consistent (mypy, when installed), also as a user's code sees them."""
     pytest.importorskip("mypy")
-    r = subprocess.run([sys.executable, "-m", "mypy", "--no-incremental", "cellar"], cwd=REPO / "python",
+    user = tmp_path / "user.py"
+    user.write_text(
+        "import cellar\n"
+        "with cellar.Key.generate() as k:\n"
+        "    c = cellar.CellCipher(k, cellar.CellMode.DETERMINISTIC)\n"
+        "    ct: bytes = c.encrypt(b'v', 'ctx')\n"
+        "    cts: list[bytes] = c.encrypt_many([b'a', bytearray(b'b')], threads=2)\n"
+        "    blob: bytes = k.wrap(k)\n"
+        "    back, version = cellar.Key.unwrap(k, blob)\n"
+        "    n: int = version + back.type.value + cellar.abi_version().major\n"
+        "    ok: bool = cellar.fips_status().ok\n")
+    env = dict(os.environ, MYPYPATH=str(REPO / "python"))
+    r = subprocess.run([sys.executable, "-m", "mypy", "--no-incremental", "--strict-optional",
+                        str(user), str(REPO / "python" / "cellar")], cwd=tmp_path, env=env,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
 
