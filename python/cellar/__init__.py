@@ -37,7 +37,7 @@ from .errors import (
     UnsupportedFormatError,
     UsageLimitError,
 )
-from .fips import FipsStatus, abi_version, fips_status, init, last_operation_approved, version
+from .fips import AbiVersion, FipsStatus, abi_version, fips_status, init, last_operation_approved, version
 from .keyring import Keyring, VersionInfo
 from .keys import Key, KeyType
 from .pages import PageCipher, PageMode
@@ -45,6 +45,7 @@ from .pages import PageCipher, PageMode
 __version__ = "0.1.0"
 
 __all__ = [
+    "AbiVersion",
     "AuthenticationError",
     "BufferTooSmallError",
     "CellCipher",

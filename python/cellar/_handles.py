@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import threading
 import weakref
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, TypeVar
 
 __all__ = ["Handle", "live_count", "live_counts"]
+
+_T = TypeVar("_T", bound="Handle")
 
 _lock = threading.Lock()
 _live: Dict[str, int] = {}
@@ -89,11 +91,11 @@ class Handle:
         if fin is not None:
             fin()
 
-    def __enter__(self):
+    def __enter__(self: _T) -> _T:
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def __reduce_ex__(self, protocol: Any):
+    def __reduce_ex__(self, protocol: Any) -> Any:
         raise TypeError(f"{type(self).__name__} objects cannot be pickled or copied")

@@ -119,13 +119,15 @@ def _run_batch(fn: Any, sizer: Any, h: int, mode: int, cp: Any, cn: int, data: A
         else:
             results[i] = (start, used.value, out_offsets)
 
-    workers = [threading.Thread(target=run, args=(i,), name=f"cellar-batch-{i}") for i in range(1, n)]
-    for w in workers:
-        w.start()
-    try:
+    started = []
+    try:  # every started worker is joined before `out` can go away, whatever happens here
+        for i in range(1, n):
+            w = threading.Thread(target=run, args=(i,), name=f"cellar-batch-{i}")
+            w.start()
+            started.append(w)
         run(0)
     finally:
-        for w in workers:
+        for w in started:
             w.join()
     for r in results:
         if isinstance(r, BaseException):
@@ -317,9 +319,12 @@ class CellCipher(Handle):
     ) -> List[bytes]:
         """Encrypts many values of one column, all bound to ``context``, and returns the
         ciphertexts in order. The values are packed into one buffer and encrypted by one C call
-        (per thread: ``threads`` > 1 splits a large batch into that many chunks, encrypted in
-        parallel with the GIL released). If any value fails the whole batch fails and the
-        error's ``detail`` names the value's index."""
+        (per thread: ``threads`` > 1 splits a large batch, at least 2048 values per chunk, into
+        chunks encrypted in parallel with the GIL released). If any value fails the whole batch
+        fails and the error's ``detail`` names the value's index.
+
+        With ``threads`` > 1, :func:`~cellar.last_operation_approved` on the calling thread
+        describes the chunk that thread ran (every chunk runs the same services)."""
         return self._many(_encrypt_batch, _batch_ct_len, values, context, threads, True)
 
     def decrypt_many(
@@ -339,6 +344,9 @@ class CellCipher(Handle):
         if not isinstance(threads, int) or not 1 <= threads <= _MAX_THREADS:
             raise ValueError(f"threads must be an integer from 1 to {_MAX_THREADS}")
         if not isinstance(values, (list, tuple)):
+            if isinstance(values, (bytes, bytearray, memoryview, str)):
+                raise TypeError("expected an iterable of values, not one bytes-like value "
+                                "(use encrypt/decrypt, or encrypt_packed for a packed buffer)")
             values = list(values)
         count = len(values)
         if not count:

@@ -193,5 +193,9 @@ def raise_status(status: int, needed: Optional[int] = None) -> NoReturn:
     if cause is not None:
         _callback_errors.exc = None
         if isinstance(exc, (ProviderError, AuthenticationError)):
+            if isinstance(cause, (KeyboardInterrupt, SystemExit)):
+                # Ctrl-C or exit() inside a provider callback: the operation failed cleanly in
+                # C; now that we are back in Python, let it do what it was meant to do.
+                raise cause
             raise exc from cause
     raise exc

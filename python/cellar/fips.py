@@ -4,12 +4,12 @@ and the per-thread "last operation approved" indicator."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Iterator, Optional
 
 from ._native import lib
 from .errors import raise_status
 
-__all__ = ["FipsStatus", "fips_status", "init", "last_operation_approved", "abi_version", "version"]
+__all__ = ["AbiVersion", "FipsStatus", "fips_status", "init", "last_operation_approved", "abi_version", "version"]
 
 INIT_REQUIRE_FIPS = 1
 
@@ -70,10 +70,42 @@ def last_operation_approved() -> Optional[bool]:
     return None
 
 
-def abi_version() -> Tuple[int, int]:
-    """The loaded library's C ABI version as ``(major, minor)``."""
-    v = lib.cellar_abi_version()
-    return v >> 16, v & 0xFFFF
+class AbiVersion(int):
+    """``CELLAR_ABI_VERSION`` as the library reports it (``major << 16 | minor``): an ``int``
+    that also has ``.major`` and ``.minor``, unpacks as ``major, minor = v`` and compares equal
+    to the tuple ``(major, minor)``."""
+
+    @property
+    def major(self) -> int:
+        return int(self) >> 16
+
+    @property
+    def minor(self) -> int:
+        return int(self) & 0xFFFF
+
+    def __iter__(self) -> Iterator[int]:
+        return iter((self.major, self.minor))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, tuple):
+            return (self.major, self.minor) == other
+        return int.__eq__(self, other)  # type: ignore[no-any-return]
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = int.__hash__
+
+    def __repr__(self) -> str:
+        return f"AbiVersion({self.major}.{self.minor})"
+
+    def __str__(self) -> str:
+        return f"{self.major}.{self.minor}"
+
+
+def abi_version() -> AbiVersion:
+    """The loaded library's C ABI version (see :class:`AbiVersion`)."""
+    return AbiVersion(lib.cellar_abi_version())
 
 
 def version() -> str:

@@ -15,7 +15,7 @@ from typing import Any
 from ._buffers import BytesLike, readable, writable
 from ._handles import Handle
 from ._native import lib
-from .errors import raise_status
+from .errors import InvalidArgumentError, raise_status
 from .keys import Key
 
 __all__ = ["PageMode", "PageCipher", "PAGE_MIN_SIZE", "PAGE_MAX_SIZE", "GCM_TRAILER_LEN"]
@@ -47,6 +47,12 @@ def _u64(value: int, what: str) -> int:
     if not isinstance(value, int) or not 0 <= value < 1 << 64:
         raise ValueError(f"{what} must be an integer from 0 to 2**64 - 1")
     return value
+
+
+def _check_page_size(n: int) -> None:
+    if not PAGE_MIN_SIZE <= n <= PAGE_MAX_SIZE or n % 16:
+        raise InvalidArgumentError(
+            f"page size {n}: pages are {PAGE_MIN_SIZE} to {PAGE_MAX_SIZE} bytes and a multiple of 16")
 
 
 class PageCipher(Handle):
@@ -120,6 +126,7 @@ class PageCipher(Handle):
     def _one(self, fn: Any, page_no: int, data: BytesLike) -> bytes:
         h = self._handle
         p, n, keep = readable(data, "page")
+        _check_page_size(n)
         out = ctypes.create_string_buffer(n)
         st = fn(h, _u64(page_no, "page_no"), p, out, n)
         if st:
@@ -129,6 +136,7 @@ class PageCipher(Handle):
     def _one_inplace(self, fn: Any, page_no: int, buffer: Any) -> None:
         h = self._handle
         p, n = writable(buffer, "page buffer")
+        _check_page_size(n)
         st = fn(h, _u64(page_no, "page_no"), p, p, n)
         if st:
             raise_status(st)
@@ -149,8 +157,9 @@ class PageCipher(Handle):
     def _pages(self, fn: Any, first: int, buffer: Any, page_size: int, threads: int) -> None:
         h = self._handle
         p, n = writable(buffer, "page buffer")
-        if not isinstance(page_size, int) or not PAGE_MIN_SIZE <= page_size <= PAGE_MAX_SIZE or page_size % 16:
-            raise ValueError(f"page_size must be {PAGE_MIN_SIZE} to {PAGE_MAX_SIZE} and a multiple of 16")
+        if not isinstance(page_size, int):
+            raise TypeError("page_size must be an int")
+        _check_page_size(page_size)
         if n % page_size:
             raise ValueError(f"buffer length {n} is not a multiple of page_size {page_size}")
         if not isinstance(threads, int) or not 0 <= threads <= _MAX_THREADS:

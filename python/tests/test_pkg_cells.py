@@ -149,6 +149,11 @@ def test_batch_inputs(aes_key):
         c.encrypt_many([b"a", "b"])
     with pytest.raises(TypeError, match="value 0 is a int"):
         c.encrypt_many([5])
+    for single in (b"abc", bytearray(b"abc"), "abc"):
+        with pytest.raises(TypeError, match="iterable of values"):
+            c.encrypt_many(single)
+        with pytest.raises(TypeError, match="iterable of values"):
+            c.decrypt_many(single)
 
 
 def test_batch_failure_names_the_value(aes_key):

@@ -170,7 +170,6 @@ def test_provider_round_trip():
 
 @pytest.mark.parametrize("fail, cause", [
     (RuntimeError("HSM exploded"), RuntimeError),
-    (KeyboardInterrupt(), KeyboardInterrupt),  # even BaseException stays on the Python side
     ("not bytes", TypeError),
     (b"", ValueError),  # an empty result is not a wrapping
     (bytes(600), ValueError),  # more than the 512 bytes allowed
@@ -192,6 +191,20 @@ def test_failing_provider_is_provider_error(fail, cause):
             kr.wrap(dek)
         hsm.fail = None
         assert kr.unwrap(kr.wrap(dek))[0].id == dek.id
+
+
+@pytest.mark.parametrize("exc", [KeyboardInterrupt, SystemExit])
+def test_interrupt_in_a_callback_comes_back_as_itself(exc):
+    """Ctrl-C inside a callback cannot cross C; the call fails cleanly (keyring unchanged) and
+    the KeyboardInterrupt is raised again once back in Python."""
+    kr = Keyring.create()
+    hsm = Hsm()
+    hsm.fail = exc()
+    with pytest.raises(exc):
+        kr.add_provider(hsm.wrap, hsm.unwrap)
+    assert kr.versions == [1]
+    hsm.fail = None
+    assert kr.add_provider(hsm.wrap, hsm.unwrap) == 2
 
 
 def test_provider_callbacks_stay_alive_and_reattach():

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 
 import pytest
 
@@ -154,3 +155,42 @@ def test_example_script_runs():
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "all done" in r.stdout
+
+
+def test_threads_share_one_keyring():
+    """Rotation on one thread while others wrap and unwrap: every blob unwraps to its key."""
+    kr = Keyring.create()
+    errors = []
+    stop = threading.Event()
+
+    def rotate():
+        try:
+            while not stop.is_set() and kr.active_version < 1000:  # a keyring holds 4096 at most
+                kr.rotate()
+                time.sleep(0.0005)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    def use():
+        try:
+            for _ in range(100):
+                with Key.generate() as dek:
+                    blob = kr.wrap(dek)
+                    back, version = kr.unwrap(blob)
+                    assert back.id == dek.id and version >= 1
+                    assert kr.unwrap(kr.rewrap(blob))[0].id == dek.id
+                    back.close()
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    rotator = threading.Thread(target=rotate)
+    users = [threading.Thread(target=use) for _ in range(4)]
+    rotator.start()
+    for t in users:
+        t.start()
+    for t in users:
+        t.join()
+    stop.set()
+    rotator.join()
+    assert errors == []
+    assert kr.active_version == len(kr.versions) > 1

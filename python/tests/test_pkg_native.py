@@ -105,8 +105,11 @@ def test_provider_struct_layout_matches_header():
 def test_abi_constant_matches_library():
     m = re.search(r"#define CELLAR_ABI_VERSION (\d+)", HEADER.read_text())
     value = int(m.group(1))
-    assert cellar.abi_version() == (value >> 16, value & 0xFFFF)
-    assert cellar.abi_version()[0] == _native.ABI_MAJOR
+    v = cellar.abi_version()
+    assert v == value and int(v) == value and v == (value >> 16, value & 0xFFFF)
+    major, minor = v
+    assert (v.major, v.minor) == (major, minor) and major == _native.ABI_MAJOR
+    assert v != (major + 1, minor) and str(v) == f"{major}.{minor}"
 
 
 def test_check_abi_refuses_other_majors_and_old_minors():
@@ -165,9 +168,45 @@ def test_library_beside_the_package_is_found(tmp_path):
     assert r.stdout.strip() == str(pkg / "libcellar.so")
 
 
-def test_package_type_checks():
-    """The annotations are consistent (mypy, when installed)."""
+def test_package_type_checks(tmp_path):
+    """The annotations are consistent (mypy, when installed), also as a user's code sees them."""
     pytest.importorskip("mypy")
-    r = subprocess.run([sys.executable, "-m", "mypy", "--no-incremental", "cellar"], cwd=REPO / "python",
+    user = tmp_path / "user.py"
+    user.write_text(
+        "import cellar\n"
+        "with cellar.Key.generate() as k:\n"
+        "    c = cellar.CellCipher(k, cellar.CellMode.DETERMINISTIC)\n"
+        "    ct: bytes = c.encrypt(b'v', 'ctx')\n"
+        "    cts: list[bytes] = c.encrypt_many([b'a', bytearray(b'b')], threads=2)\n"
+        "    blob: bytes = k.wrap(k)\n"
+        "    back, version = cellar.Key.unwrap(k, blob)\n"
+        "    n: int = version + back.type.value + cellar.abi_version().major\n"
+        "    ok: bool = cellar.fips_status().ok\n")
+    env = dict(os.environ, MYPYPATH=str(REPO / "python"))
+    r = subprocess.run([sys.executable, "-m", "mypy", "--no-incremental", "--strict-optional",
+                        str(user), str(REPO / "python" / "cellar")], cwd=tmp_path, env=env,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_builds_a_pure_python_wheel(tmp_path):
+    """`pip install ./python` needs no compiler: pip builds a py3-none-any wheel with py.typed
+    (as `pip install` does: in an isolated build environment, which fetches setuptools)."""
+    import zipfile
+    src = tmp_path / "src"
+    shutil.copytree(REPO / "python", src, ignore=shutil.ignore_patterns(
+        "__pycache__", "build", "*.egg-info", "libcellar.so*"))
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(tmp_path / "dist"),
+                        str(src)], capture_output=True, text=True, timeout=300)
+    offline = ("Could not find a version", "No matching distribution", "Failed to establish",
+               "Temporary failure in name resolution", "Network is unreachable")
+    if r.returncode != 0 and any(m in r.stdout + r.stderr for m in offline):
+        pytest.skip("no package index reachable to fetch setuptools for the isolated build")
+    assert r.returncode == 0, r.stdout + r.stderr
+    wheels = list((tmp_path / "dist").glob("cellar-*.whl"))
+    assert len(wheels) == 1 and wheels[0].name.endswith("-py3-none-any.whl")
+    names = set(zipfile.ZipFile(wheels[0]).namelist())
+    for module in ("__init__", "_native", "_buffers", "_handles", "errors", "fips", "keys", "keyring",
+                   "pages", "cells"):
+        assert f"cellar/{module}.py" in names
+    assert "cellar/py.typed" in names
