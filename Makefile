@@ -1,6 +1,6 @@
 # Cellar: one entry point for set-up, build, demo, tests, benchmarks and install.
-#   make demo    builds the library (FIPS) and runs the C demo host program
-#   make test    runs every test: Rust, C (ASan+UBSan), C++, Python, valgrind, exported symbols
+#   make demo    builds the library (FIPS), runs the C demo host program and the SQLite VFS demo
+#   make test    runs every test: Rust, C (ASan+UBSan), C++, Python, valgrind, symbols, SQLite
 #   make bench   criterion benchmarks (each beside its AWS-LC baseline)
 #   make bench-python   the Python package against `cryptography` (python/bench/bench.py)
 #   make install PREFIX=/usr/local   (make test-install checks it in a temporary prefix)
@@ -66,9 +66,11 @@ $(BUILD):
 demo: build | $(BUILD)
 	$(CC) $(CWARN) -O2 -Iinclude demo/demo.c -o $(BUILD)/demo $(LDLIB)
 	$(BUILD)/demo
+	@$(MAKE) --no-print-directory demo-sqlite
 
 test: build
-	@$(MAKE) --no-print-directory test-rust test-c test-cpp test-python test-valgrind test-symbols test-install
+	@$(MAKE) --no-print-directory test-rust test-c test-cpp test-python test-valgrind test-symbols test-install \
+	  test-sqlite
 	@echo "all test suites passed"
 
 test-rust:
