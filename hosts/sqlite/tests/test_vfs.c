@@ -514,6 +514,7 @@ static void test_cross_process_rekey(const char *vfs, const char *name) {
     CHECK(db != NULL);
     if (!db) return;
     CHECK(workload(db) == SQLITE_OK);
+    sqlite3_close(db); /* the child must not inherit an open connection */
     int to_child[2], to_parent[2];
     CHECK(pipe(to_child) == 0 && pipe(to_parent) == 0);
     fflush(NULL);
@@ -528,6 +529,8 @@ static void test_cross_process_rekey(const char *vfs, const char *name) {
     }
     char b = 0;
     CHECK(read(to_parent[0], &b, 1) == 1 && b == 'r');
+    db = open_db(db_path, vfs);
+    CHECK(db != NULL);
     uint32_t v = 0;
     CHECK(cellar_sqlite_add_page_key(db, &v) == SQLITE_OK && v == 2);
     cellar_sqlite_scan_result s;
