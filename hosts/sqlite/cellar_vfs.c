@@ -805,6 +805,10 @@ static int cv_open(sqlite3_vfs *pv, sqlite3_filename name, sqlite3_file *pf, int
             cv_error(SQLITE_CANTOPEN, "cellar_mode must be xts or gcm");
             return SQLITE_CANTOPEN;
         }
+        if (!exists && !(flags & SQLITE_OPEN_CREATE)) {
+            cv_error(SQLITE_CANTOPEN, "%s: no such database", name);
+            return SQLITE_CANTOPEN;
+        }
         rc = keyset_acquire(v->keyring, name, 1, may_create, mode, &f->ks);
     } else if (role != ROLE_PASS) {
         rc = keyset_acquire(v->keyring, sqlite3_filename_database(name), 0, 0, 0, &f->ks);
