@@ -2,6 +2,7 @@
  * a writer killed mid-transaction, plaintext markers searched in the raw files, tampering,
  * re-keying while readable, wrong keys and refused temporary files. */
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -618,6 +619,70 @@ static void test_kill_loop(const char *vfs, const char *name, int wal, int itera
     CHECK(!file_contains(db_path, MARKER));
 }
 
+/* Threads of one process, each with its own connection (sharing the database's ciphers), write
+ * at once while another thread adds page key versions. */
+typedef struct thread_arg {
+    const char *path, *vfs;
+    int who, ok;
+} thread_arg;
+
+static void *writer_thread(void *p) {
+    thread_arg *a = p;
+    sqlite3 *c = open_db(a->path, a->vfs);
+    a->ok = c != NULL;
+    char sql[200];
+    for (int i = 0; a->ok && i < 60; i++) {
+        snprintf(sql, sizeof sql, "BEGIN IMMEDIATE; INSERT INTO c(who, x) VALUES(%d, printf('" MARKER "-t%d-%d-%%.300c', 'q')); COMMIT", a->who, a->who, i);
+        a->ok = sqlite3_exec(c, sql, NULL, NULL, NULL) == SQLITE_OK;
+        if (a->ok) a->ok = sqlite3_exec(c, "SELECT sum(length(x)) FROM c", NULL, NULL, NULL) == SQLITE_OK;
+    }
+    sqlite3_close(c);
+    return NULL;
+}
+
+static void *rekey_thread(void *p) {
+    thread_arg *a = p;
+    sqlite3 *c = open_db(a->path, a->vfs);
+    a->ok = c != NULL;
+    for (int i = 0; a->ok && i < 5; i++) {
+        uint32_t v = 0;
+        a->ok = cellar_sqlite_add_page_key(c, &v) == SQLITE_OK && v == (uint32_t)i + 2;
+        usleep(2000);
+    }
+    sqlite3_close(c);
+    return NULL;
+}
+
+static void test_threads(const char *vfs, const char *name) {
+    char db_path[512];
+    path_of(db_path, sizeof db_path, name);
+    sqlite3 *db = open_db(db_path, vfs);
+    CHECK(db != NULL);
+    if (!db) return;
+    EXEC_OK(db, "PRAGMA journal_mode=WAL; CREATE TABLE c(id INTEGER PRIMARY KEY, who INTEGER, x TEXT)");
+    sqlite3_close(db);
+    pthread_t th[5];
+    thread_arg args[5];
+    for (int i = 0; i < 5; i++) {
+        args[i] = (thread_arg){db_path, vfs, i, 0};
+        CHECK(pthread_create(&th[i], NULL, i < 4 ? writer_thread : rekey_thread, &args[i]) == 0);
+    }
+    for (int i = 0; i < 5; i++) {
+        pthread_join(th[i], NULL);
+        CHECK(args[i].ok);
+    }
+    db = open_db(db_path, vfs);
+    char buf[64];
+    query_text(db, "SELECT count(*) || '/' || count(DISTINCT x) FROM c", buf, sizeof buf);
+    CHECK(strcmp(buf, "240/240") == 0);
+    CHECK(integrity_ok(db));
+    EXEC_OK(db, "PRAGMA wal_checkpoint(TRUNCATE)");
+    cellar_sqlite_scan_result s;
+    scan(db, &s);
+    CHECK(s.failed == 0 && s.nversions == 6 && s.active_version == 6);
+    sqlite3_close(db);
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "%s/cellar-sqlite-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(dir)) return 1;
@@ -670,6 +735,7 @@ int main(void) {
     test_concurrent("cellar-gcm", "gcm-concurrent-wal.db", 1);
     test_concurrent("cellar-xts", "xts-concurrent-wal.db", 1);
     test_cross_process_rekey("cellar-gcm", "gcm-cross-rekey.db");
+    test_threads("cellar-gcm", "gcm-threads.db");
     test_kill_loop("cellar-gcm", "gcm-kill-journal.db", 0, 8);
     test_kill_loop("cellar-gcm", "gcm-kill-wal.db", 1, 8);
     test_kill_loop("cellar-xts", "xts-kill-journal.db", 0, 6);
