@@ -146,7 +146,7 @@ clean:
 #   make test-sqlite    VFS tests (ASan+UBSan) and the cellar-sqlite / extension shell test
 #   make demo-sqlite    the cellar-sqlite walk-through (hosts/sqlite/demo.sh)
 #   make bench-sqlite   one workload on plain SQLite, Cellar XTS, Cellar GCM and SQLCipher
-.PHONY: sqlite-deps sqlite-bench-deps sqlite-build test-sqlite demo-sqlite bench-sqlite
+.PHONY: sqlite-deps sqlite-bench-deps sqlite-build test-sqlite test-sqlite-valgrind demo-sqlite bench-sqlite
 SQLITE_DIR := hosts/sqlite
 SQLITE_BUILD := target/sqlite
 SQLITE_CFLAGS := $(CWARN) -Iinclude -I$(SQLITE_DIR)
@@ -156,7 +156,8 @@ SQLITE_BENCH_ROUNDS ?= 5
 # Debian packages, installed only when missing: the headers and shell for the VFS, SQLCipher for
 # the benchmark.
 define sqlite_apt
-	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(1); do \
+	  dpkg-query -W -f '$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing$$missing"; SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
@@ -179,6 +180,13 @@ test-sqlite: sqlite-build
 	  -o $(SQLITE_BUILD)/test_vfs.san $(SQLITE_LIBS)
 	@echo "== test_vfs (ASan+UBSan)"; ASAN_OPTIONS=detect_leaks=1 $(SQLITE_BUILD)/test_vfs.san
 	@echo "== test_cli.sh"; bash $(SQLITE_DIR)/tests/test_cli.sh $(SQLITE_BUILD)
+
+# The same C tests without sanitizers under valgrind memcheck (about 75 s; not part of test-sqlite).
+test-sqlite-valgrind: sqlite-build
+	$(CC) $(SQLITE_CFLAGS) -Iffi-tests/c -g -O1 $(SQLITE_DIR)/cellar_vfs.c $(SQLITE_DIR)/tests/test_vfs.c \
+	  -o $(SQLITE_BUILD)/test_vfs $(SQLITE_LIBS)
+	CELLAR_UNDER_VALGRIND=1 valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+	  $(SQLITE_BUILD)/test_vfs
 
 demo-sqlite: sqlite-build
 	bash $(SQLITE_DIR)/demo.sh $(SQLITE_BUILD)

@@ -25,11 +25,12 @@ echo "WAL, synchronous=NORMAL, 4 KiB pages, 2 MB page cache (~20 MB database). M
 echo
 echo "| configuration | median s | range s | vs plain SQLite |"
 echo "|---|---|---|---|"
-row() { printf '| %s | %.3f | %s | %.2fx |\n' "$1" "$2" "$3" "$(echo "$2 / $base" | bc -l)"; }
+div() { awk -v a="$1" -v b="$2" 'BEGIN {print a / b}'; }
+row() { printf '| %s | %.3f | %s | %.2fx |\n' "$1" "$2" "$3" "$(div "$2" "$base")"; }
 row "plain SQLite $(sqlite3 --version | cut -d' ' -f1) (Debian)" "$base" "$(spread plain)"
 row "Cellar VFS, AES-256-XTS" "$(median xts)" "$(spread xts)"
 row "Cellar VFS, AES-256-GCM" "$(median gcm)" "$(spread gcm)"
 sqlc="SQLCipher $(dpkg-query -W -f '${Version}' libsqlcipher-dev 2>/dev/null | cut -d- -f1) (SQLite $(sqlcipher --version 2>/dev/null | cut -d' ' -f1))"
 row "$sqlc without a key" "$nokey" "$(spread sqlcipher-nokey)"
 row "SQLCipher (AES-256-CBC + HMAC-SHA1, raw key)" "$(median sqlcipher)" "$(spread sqlcipher)"
-printf '\nSQLCipher against its own engine without a key: %.2fx\n' "$(echo "$(median sqlcipher) / $nokey" | bc -l)"
+printf '\nSQLCipher against its own engine without a key: %.2fx\n' "$(div "$(median sqlcipher)" "$nokey")"

@@ -805,6 +805,10 @@ static int cv_open(sqlite3_vfs *pv, sqlite3_filename name, sqlite3_file *pf, int
             cv_error(SQLITE_CANTOPEN, "cellar_mode must be xts or gcm");
             return SQLITE_CANTOPEN;
         }
+        if (!exists && !(flags & SQLITE_OPEN_CREATE)) {
+            cv_error(SQLITE_CANTOPEN, "%s: no such database", name);
+            return SQLITE_CANTOPEN;
+        }
         rc = keyset_acquire(v->keyring, name, 1, may_create, mode, &f->ks);
     } else if (role != ROLE_PASS) {
         rc = keyset_acquire(v->keyring, sqlite3_filename_database(name), 0, 0, 0, &f->ks);
@@ -936,7 +940,9 @@ int cellar_sqlite_register(const char *vfs_name, cellar_keyring *keyring, uint32
 
 /* ---------------------------------------------------------------- re-keying */
 
-int cellar_sqlite_scan(sqlite3 *db, cellar_sqlite_scan_result *out) {
+static int cellar_sqlite_rewrap_locked(sqlite3 *db, uint32_t *out_count);
+
+static int cellar_sqlite_scan_locked(sqlite3 *db, cellar_sqlite_scan_result *out) {
     cv_file *f = cv_main_file(db);
     if (!f || !out) return SQLITE_MISUSE;
     memset(out, 0, sizeof *out);
@@ -989,7 +995,7 @@ int cellar_sqlite_scan(sqlite3 *db, cellar_sqlite_scan_result *out) {
     return rc;
 }
 
-int cellar_sqlite_add_page_key(sqlite3 *db, uint32_t *out_version) {
+static int cellar_sqlite_add_page_key_locked(sqlite3 *db, uint32_t *out_version) {
     cv_file *f = cv_main_file(db);
     if (!f || !out_version) return SQLITE_MISUSE;
     if (f->ks->mode != CELLAR_PAGE_GCM) {
@@ -1027,12 +1033,12 @@ int cellar_sqlite_add_page_key(sqlite3 *db, uint32_t *out_version) {
     return rc;
 }
 
-int cellar_sqlite_retire_unused(sqlite3 *db, uint32_t *out_removed) {
+static int cellar_sqlite_retire_unused_locked(sqlite3 *db, uint32_t *out_removed) {
     cv_file *f = cv_main_file(db);
     if (!f || !out_removed) return SQLITE_MISUSE;
     cellar_sqlite_scan_result *scan = malloc(sizeof *scan);
     if (!scan) return SQLITE_NOMEM;
-    int rc = cellar_sqlite_scan(db, scan);
+    int rc = cellar_sqlite_scan_locked(db, scan);
     if (rc == SQLITE_OK && scan->failed) {
         cv_error(SQLITE_CORRUPT, "%llu pages failed to decrypt: nothing retired", (unsigned long long)scan->failed);
         rc = SQLITE_CORRUPT;
@@ -1067,6 +1073,25 @@ int cellar_sqlite_retire_unused(sqlite3 *db, uint32_t *out_removed) {
     return rc;
 }
 
+/* The public calls hold the connection's mutex, so SQLite does not use the file meanwhile. */
+#define CV_LOCKED_CALL(call)                                  \
+    do {                                                      \
+        sqlite3_mutex *mu_ = db ? sqlite3_db_mutex(db) : NULL; \
+        sqlite3_mutex_enter(mu_);                             \
+        int rc_ = (call);                                     \
+        sqlite3_mutex_leave(mu_);                             \
+        return rc_;                                           \
+    } while (0)
+
+int cellar_sqlite_scan(sqlite3 *db, cellar_sqlite_scan_result *out) { CV_LOCKED_CALL(cellar_sqlite_scan_locked(db, out)); }
+int cellar_sqlite_add_page_key(sqlite3 *db, uint32_t *out_version) {
+    CV_LOCKED_CALL(cellar_sqlite_add_page_key_locked(db, out_version));
+}
+int cellar_sqlite_retire_unused(sqlite3 *db, uint32_t *out_removed) {
+    CV_LOCKED_CALL(cellar_sqlite_retire_unused_locked(db, out_removed));
+}
+int cellar_sqlite_rewrap(sqlite3 *db, uint32_t *out_count) { CV_LOCKED_CALL(cellar_sqlite_rewrap_locked(db, out_count)); }
+
 int cellar_sqlite_rekey(sqlite3 *db, uint32_t *out_version) {
     uint32_t version = 0, removed = 0;
     int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
@@ -1084,7 +1109,7 @@ int cellar_sqlite_rekey(sqlite3 *db, uint32_t *out_version) {
     return rc;
 }
 
-int cellar_sqlite_rewrap(sqlite3 *db, uint32_t *out_count) {
+static int cellar_sqlite_rewrap_locked(sqlite3 *db, uint32_t *out_count) {
     cv_file *f = cv_main_file(db);
     if (!f || !out_count) return SQLITE_MISUSE;
     pthread_mutex_lock(&cv_mu);
