@@ -1,0 +1,61 @@
+//! Replays every committed fuzz corpus file (`fuzz/corpus/<target>/*`) through the same target
+//! logic the cargo-fuzz binaries run (`fuzz/src/lib.rs`, included here), so a regression on a
+//! known input shows under plain `cargo test --release`, without cargo-fuzz or nightly.
+//! Password seeds run the whole import, PBKDF2 included.
+//!
+//! `CELLAR_WRITE_SEEDS=1 cargo test --release --test fuzz_seeds -- --ignored write_seeds`
+//! regenerates the corpora (replacing the seed files, keeping any other file in the directory).
+
+#[path = "../fuzz/src/lib.rs"]
+#[allow(dead_code)]
+mod targets;
+
+use std::path::PathBuf;
+
+fn corpus_dir(target: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz").join("corpus").join(target)
+}
+
+#[test]
+fn replay_committed_corpora() {
+    let mut total = 0;
+    for target in targets::TARGETS {
+        let dir = corpus_dir(target);
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_file())
+            .collect();
+        files.sort();
+        assert!(!files.is_empty(), "no seeds for {target}");
+        for f in &files {
+            let data = std::fs::read(f).unwrap();
+            let r = std::panic::catch_unwind(|| targets::run(target, &data, true));
+            assert!(r.is_ok(), "{target}: {} failed", f.display());
+        }
+        total += files.len();
+    }
+    assert!(total > 100);
+}
+
+/// Every freshly generated seed passes its target too (valid seeds are valid now).
+#[test]
+fn generated_seeds_pass() {
+    for (target, name, data) in targets::seeds() {
+        let r = std::panic::catch_unwind(|| targets::run(target, &data, true));
+        assert!(r.is_ok(), "{target}/{name} failed");
+    }
+}
+
+#[test]
+#[ignore = "writes fuzz/corpus; run with CELLAR_WRITE_SEEDS=1"]
+fn write_seeds() {
+    if std::env::var_os("CELLAR_WRITE_SEEDS").is_none() {
+        return;
+    }
+    for (target, name, data) in targets::seeds() {
+        let dir = corpus_dir(target);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(name), data).unwrap();
+    }
+}
