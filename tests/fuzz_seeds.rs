@@ -47,6 +47,40 @@ fn generated_seeds_pass() {
     }
 }
 
+/// The "-valid" seeds are accepted by the entry point they target (so the fixed keys, modes and
+/// prefixes of the targets really reach the success paths).
+#[test]
+fn valid_seeds_are_accepted() {
+    use cellar::keys;
+    let mut checked = 0;
+    for (target, name, d) in targets::seeds() {
+        if !name.ends_with("-valid") {
+            continue;
+        }
+        let ok = match target {
+            "page_decrypt" | "ffi_page_decrypt" => {
+                let mut out = vec![0u8; d.len() - 2];
+                targets::page_cipher(d[0]).decrypt(u64::from(d[1]), &d[2..], &mut out).is_ok()
+            }
+            "cell_decrypt" | "ffi_cell_decrypt" => {
+                let mode = targets::CELL_MODES[usize::from(d[0] % 4)];
+                let clen = usize::from(d[1] & 0x1F);
+                targets::cell_cipher(mode).decrypt(&d[2..2 + clen], &d[2 + clen..]).is_ok()
+            }
+            "page_key_version" => cellar::page::page_key_version(&d) == Ok(targets::KEY_VERSION),
+            "cell_key_version" => cellar::cell::key_version(&d) == Ok(targets::KEY_VERSION),
+            "key_unwrap" if d[0] == 0 => keys::unwrap(targets::kek(), &d[1..]).is_ok(),
+            "keyring_import" if d[0] == 0 => cellar::Keyring::import_with_root_key(&d[1..], targets::root_key()).is_ok(),
+            "password_import" if d[0] == 0 => keys::import_with_password(&d[1..], targets::PASSWORD).is_ok(),
+            "password_import" => cellar::Keyring::import_with_password(&d[1..], targets::PASSWORD).is_ok(),
+            _ => continue,
+        };
+        assert!(ok, "{target}/{name} was refused");
+        checked += 1;
+    }
+    assert!(checked >= 30, "only {checked} valid seeds checked");
+}
+
 #[test]
 #[ignore = "writes fuzz/corpus; run with CELLAR_WRITE_SEEDS=1"]
 fn write_seeds() {

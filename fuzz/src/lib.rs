@@ -279,7 +279,8 @@ pub fn cell_decrypt(data: &[u8]) {
         }
     }
     if ctl & 0x80 != 0 {
-        cell_batch(c, ctx, ct, r.ok().map(|n| out[..n].to_vec()));
+        // Compared with the allocating decrypt, which never has a short buffer.
+        cell_batch(c, ctx, ct, r2.ok().map(|v| v.to_vec()));
     }
 }
 
