@@ -4,7 +4,7 @@
 //! Password seeds run the whole import, PBKDF2 included.
 //!
 //! `CELLAR_WRITE_SEEDS=1 cargo test --release --test fuzz_seeds -- --ignored write_seeds`
-//! regenerates the corpora (replacing the seed files, keeping any other file in the directory).
+//! writes any seed file that is missing (delete a corpus directory to regenerate it).
 
 #[path = "../fuzz/src/lib.rs"]
 #[allow(dead_code)]
@@ -90,6 +90,11 @@ fn write_seeds() {
     for (target, name, data) in targets::seeds() {
         let dir = corpus_dir(target);
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(name), data).unwrap();
+        let path = dir.join(name);
+        // Existing seeds are kept (nonces and salts are random, so rewriting would churn every
+        // file): delete a corpus directory to regenerate it.
+        if !path.exists() {
+            std::fs::write(path, data).unwrap();
+        }
     }
 }
