@@ -69,6 +69,7 @@ fn valid_seeds_are_accepted() {
             }
             "page_key_version" => cellar::page::page_key_version(&d) == Ok(targets::KEY_VERSION),
             "cell_key_version" => cellar::cell::key_version(&d) == Ok(targets::KEY_VERSION),
+            "key_unwrap" if name.starts_with("wrapped-v1") => targets::tenant_keyring().unwrap(&d[1..]).is_ok(),
             "key_unwrap" if d[0] == 0 => keys::unwrap(targets::kek(), &d[1..]).is_ok(),
             "keyring_import" if d[0] == 0 => cellar::Keyring::import_with_root_key(&d[1..], targets::root_key()).is_ok(),
             "password_import" if d[0] == 0 => keys::import_with_password(&d[1..], targets::PASSWORD).is_ok(),

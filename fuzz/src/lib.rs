@@ -407,6 +407,29 @@ pub fn key_unwrap(data: &[u8]) {
     }
     // The C entry point agrees (status and, on success, the key id).
     ffi_key_unwrap(&blob, r.as_ref().map(|(k, v)| (k.id(), *v)).map_err(|e| e.code()));
+    // A keyring whose version 1 is the KEK reads the same blobs (its local versions wrap with
+    // the same format), accepting exactly those whose inner version is 1.
+    match tenant_keyring().unwrap(&blob) {
+        Ok((key, version)) => {
+            assert_eq!(version, 1);
+            let (k2, v2) = r.as_ref().expect("keyring unwrapped a blob that key unwrap refused");
+            assert_eq!((key.id(), 1), (k2.id(), *v2));
+            assert!(tenant_keyring().rewrap(&blob).unwrap() == blob, "keyring rewrap changed the blob");
+        }
+        Err(e) => {
+            assert!(
+                matches!(e, Error::AuthenticationFailed(_) | Error::KeyNotFound(_)),
+                "unexpected keyring unwrap error {e:?}"
+            );
+            assert!(!matches!(r, Ok((_, 1))), "key unwrap accepted a version-1 blob the keyring refused: {e:?}");
+        }
+    }
+}
+
+/// A keyring whose only (active) version 1 is the KEK.
+pub fn tenant_keyring() -> &'static Keyring {
+    static K: OnceLock<Keyring> = OnceLock::new();
+    K.get_or_init(|| Keyring::new(Some(kek())).unwrap())
 }
 
 fn ffi_key_unwrap(blob: &[u8], expect: Result<([u8; 16], u32), i32>) {
@@ -848,6 +871,10 @@ pub fn seeds() -> Vec<Seed> {
         let mut wrongtype = inner.clone();
         wrongtype[0] = 3 - wrongtype[0];
         push("key_unwrap", format!("inner{i}-wrongtype"), with_prefix(&[1], &wrongtype));
+    }
+    // Inner version 1: the tenant keyring (version 1 = the KEK) accepts it too.
+    for (n, b) in variants(&keys::wrap(kek(), &data_keys[0], 1).unwrap(), "wrapped-v1") {
+        push("key_unwrap", n, with_prefix(&[0], &b));
     }
     let other_kek = Key::import(KeyType::Aes256, &[0x77; 32]).unwrap();
     push("key_unwrap", "otherkek".into(), with_prefix(&[0], &keys::wrap(&other_kek, &data_keys[0], 1).unwrap()));
