@@ -195,3 +195,15 @@ bench-sqlite: sqlite-build sqlite-bench-deps
 	$(CC) $(SQLITE_CFLAGS) -O2 $(SQLITE_DIR)/bench.c $(SQLITE_DIR)/cellar_vfs.c -o $(SQLITE_BUILD)/bench $(SQLITE_LIBS)
 	$(CC) $(CWARN) -O2 -DBENCH_SQLCIPHER -I/usr/include/sqlcipher $(SQLITE_DIR)/bench.c -o $(SQLITE_BUILD)/bench-sqlcipher -lsqlcipher
 	bash $(SQLITE_DIR)/bench.sh $(SQLITE_BUILD) $(SQLITE_BENCH_ROUNDS)
+
+# ---- Fuzzing (issue 7): cargo-fuzz on stable via RUSTC_BOOTSTRAP=1, no sanitizer (see scripts/fuzz.sh)
+.PHONY: test-fuzz fuzz-long
+FUZZ_SECONDS ?= 180
+
+# Short pass for CI: every target for 15 s on its committed seed corpus.
+test-fuzz:
+	bash scripts/fuzz.sh 15
+
+# Longer local run: FUZZ_SECONDS per target (default 180).
+fuzz-long:
+	bash scripts/fuzz.sh $(FUZZ_SECONDS)
