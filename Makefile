@@ -185,3 +185,9 @@ bench-sqlite: sqlite-build sqlite-bench-deps
 	$(CC) $(SQLITE_CFLAGS) -O2 $(SQLITE_DIR)/bench.c $(SQLITE_DIR)/cellar_vfs.c -o $(SQLITE_BUILD)/bench $(SQLITE_LIBS)
 	$(CC) $(CWARN) -O2 -DBENCH_SQLCIPHER -I/usr/include/sqlcipher $(SQLITE_DIR)/bench.c -o $(SQLITE_BUILD)/bench-sqlcipher -lsqlcipher
 	bash $(SQLITE_DIR)/bench.sh $(SQLITE_BUILD) $(SQLITE_BENCH_ROUNDS)
+
+# ---------------------------------------------------------------------------------------------
+# Hardening (issue 7): the bad-input matrix covers every header function; the panic hook test.
+.PHONY: test-matrix-coverage
+test-matrix-coverage:
+	@bash scripts/check_matrix.sh

@@ -215,6 +215,9 @@ pub(crate) fn out_buffer<'a>(
     if out.is_null() {
         return Err(Error::NullPointer("out").into());
     }
+    // A capacity past the address space cannot be real; clamp it so the slice stays valid
+    // (a Rust slice may not exceed isize::MAX bytes).
+    let out_cap = out_cap.min(isize::MAX as usize);
     // SAFETY: the caller promises `out` points to `out_cap` writable bytes, `out_cap >= needed`.
     Ok(unsafe { core::slice::from_raw_parts_mut(out, out_cap) })
 }
