@@ -3,7 +3,7 @@
 # include/cellar.h, so a new entry point cannot be added without a row in the matrix.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-fns=$(grep -oE '^[a-z_ ]*[ *]cellar_[a-z0-9_]+\(' include/cellar.h | grep -oE 'cellar_[a-z0-9_]+' | sort -u)
+fns=$(grep -E '^[A-Za-z_][A-Za-z0-9_ ]*[ *]cellar_[a-z0-9_]+\(' include/cellar.h | grep -oE 'cellar_[a-z0-9_]+\(' | tr -d '(' | sort -u)
 n=0; missing=0
 for f in $fns; do
   n=$((n + 1))
