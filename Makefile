@@ -188,6 +188,31 @@ bench-sqlite: sqlite-build sqlite-bench-deps
 
 # ---------------------------------------------------------------------------------------------
 # Hardening (issue 7): the bad-input matrix covers every header function; the panic hook test.
-.PHONY: test-matrix-coverage
+.PHONY: test-matrix-coverage test-panic test-no-hooks test-hygiene test-stress
+HOOKS_REL := target/hooks/release
+
 test-matrix-coverage:
 	@bash scripts/check_matrix.sh
+
+# Forced panics at the C boundary, against a library built with the test-only `test-hooks`
+# feature in its own target dir (the release library never carries the hook).
+test-panic: | $(BUILD)
+	$(CARGO) build --release --features test-hooks --target-dir target/hooks
+	$(CC) $(CWARN) -g -O1 $(SAN) -Iinclude -Iffi-tests/c ffi-tests/panic/test_panic.c -o $(BUILD)/test_panic.san \
+	  -L$(HOOKS_REL) -Wl,-rpath,$(abspath $(HOOKS_REL)) -lcellar -lpthread
+	@echo "== test_panic (ASan+UBSan, test-hooks library)"; ASAN_OPTIONS=detect_leaks=1 $(BUILD)/test_panic.san
+
+# The release library exports no test hook, and the header declares none.
+test-no-hooks:
+	@if nm -D --defined-only $(LIB) | awk '{print $$3}' | grep '^cellar_test_'; then \
+	  echo "test hooks exported by $(LIB)"; exit 1; fi
+	@if grep -n 'cellar_test_' include/cellar.h; then echo "test hooks in include/cellar.h"; exit 1; fi
+	@echo "no cellar_test_* symbol in $(LIB) or include/cellar.h"
+
+# Key wipes observed through the test-hooks feature's wipe log, and no key bytes in any text.
+test-hygiene:
+	$(CARGO) test --release --features test-hooks --target-dir target/hooks --test hygiene
+
+# Bounded concurrency stress over every handle type (also part of `cargo test --release`).
+test-stress:
+	$(CARGO) test --release --test stress

@@ -13,6 +13,8 @@ pub mod fips;
 pub mod keys;
 pub mod page;
 pub mod keyring;
+#[cfg(feature = "test-hooks")]
+pub mod test_hooks;
 
 /// Status code returned by every fallible Cellar function. `CELLAR_OK` (0) is success; the other
 /// values are listed below and are never renumbered or reused.
@@ -114,7 +116,11 @@ pub(crate) fn copy_last_error(buf: *mut u8, cap: usize) -> usize {
 /// thread's last-error text. Use through [`ffi_boundary!`].
 #[inline]
 pub(crate) fn boundary(name: &'static str, f: impl FnOnce() -> FfiResult) -> cellar_status {
-    match catch_unwind(AssertUnwindSafe(f)) {
+    match catch_unwind(AssertUnwindSafe(|| {
+        #[cfg(feature = "test-hooks")]
+        test_hooks::maybe_panic(name);
+        f()
+    })) {
         Ok(Ok(())) => {
             clear_last_error();
             CELLAR_OK
