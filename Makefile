@@ -198,9 +198,10 @@ test-matrix-coverage:
 # feature in its own target dir (the release library never carries the hook).
 test-panic: | $(BUILD)
 	$(CARGO) build --release --features test-hooks --target-dir target/hooks
+	@ln -sf libcellar.so $(HOOKS_REL)/libcellar.so.1
 	$(CC) $(CWARN) -g -O1 $(SAN) -Iinclude -Iffi-tests/c ffi-tests/panic/test_panic.c -o $(BUILD)/test_panic.san \
 	  -L$(HOOKS_REL) -Wl,-rpath,$(abspath $(HOOKS_REL)) -lcellar -lpthread
-	@echo "== test_panic (ASan+UBSan, test-hooks library)"; ASAN_OPTIONS=detect_leaks=1 $(BUILD)/test_panic.san
+	@echo "== test_panic (ASan+UBSan, test-hooks library; each forced panic prints a line)"; RUST_BACKTRACE=0 ASAN_OPTIONS=detect_leaks=1 $(BUILD)/test_panic.san
 
 # The release library exports no test hook, and the header declares none.
 test-no-hooks:

@@ -76,6 +76,7 @@ int main(void) {
     PANICS(cellar_page_decrypt(gcm, 0, ct, pt, PS), "cellar_page_decrypt");
     PANICS(cellar_page_decrypt_pages(gcm, 0, ct, pt, PS, 2, 2), "cellar_page_decrypt_pages");
     CHECK(all_is(pt, 2 * PS, SENT));
+    v = 77;
     PANICS(cellar_page_key_version(ct, PS, &v), "cellar_page_key_version");
     CHECK(v == 77);
     CHECK_OK(cellar_page_decrypt_pages(gcm, 0, ct, pt, PS, 2, 2));
@@ -113,6 +114,7 @@ int main(void) {
     PANICS(cellar_keyring_wrap(ring, xts, out, sizeof out, &ol), "cellar_keyring_wrap");
     CHECK(ol == 12345 && all_is(out, sizeof out, SENT));
     CHECK_OK(cellar_keyring_wrap(ring, xts, out2, sizeof out2, &bl));
+    v = 77;
     PANICS(cellar_keyring_unwrap(ring, out2, bl, &k, &v), "cellar_keyring_unwrap");
     CHECK(k == K0 && v == 77);
     PANICS(cellar_keyring_rotate(ring, NULL, &v), "cellar_keyring_rotate");
