@@ -1,6 +1,7 @@
 # Cellar: one entry point for set-up, build, demo, tests, benchmarks and install.
 #   make demo    builds the library (FIPS), runs the C demo host program and the SQLite VFS demo
-#   make test    runs every test: Rust, C (ASan+UBSan), C++, Python, valgrind, symbols, SQLite
+#   make test    runs every test: Rust, C (ASan+UBSan), C++, Python, valgrind, symbols, SQLite,
+#                the bad-input matrix coverage, forced panics, key hygiene, a short fuzz pass
 #   make bench   criterion benchmarks (each beside its AWS-LC baseline)
 #   make bench-python   the Python package against `cryptography` (python/bench/bench.py)
 #   make install PREFIX=/usr/local   (make test-install checks it in a temporary prefix)
@@ -70,7 +71,7 @@ demo: build | $(BUILD)
 
 test: build
 	@$(MAKE) --no-print-directory test-rust test-c test-cpp test-python test-valgrind test-symbols test-install \
-	  test-sqlite
+	  test-sqlite test-matrix-coverage test-no-hooks test-panic test-hygiene test-fuzz
 	@echo "all test suites passed"
 
 test-rust:
@@ -207,3 +208,35 @@ test-fuzz:
 # Longer local run: FUZZ_SECONDS per target (default 180).
 fuzz-long:
 	bash scripts/fuzz.sh $(FUZZ_SECONDS)
+
+# ---------------------------------------------------------------------------------------------
+# Hardening (issue 7): the bad-input matrix covers every header function; the panic hook test.
+.PHONY: test-matrix-coverage test-panic test-no-hooks test-hygiene test-stress
+HOOKS_REL := target/hooks/release
+
+test-matrix-coverage:
+	@bash scripts/check_matrix.sh
+
+# Forced panics at the C boundary, against a library built with the test-only `test-hooks`
+# feature in its own target dir (the release library never carries the hook).
+test-panic: | $(BUILD)
+	$(CARGO) build --release --features test-hooks --target-dir target/hooks
+	@ln -sf libcellar.so $(HOOKS_REL)/libcellar.so.1
+	$(CC) $(CWARN) -g -O1 $(SAN) -Iinclude -Iffi-tests/c ffi-tests/panic/test_panic.c -o $(BUILD)/test_panic.san \
+	  -L$(HOOKS_REL) -Wl,-rpath,$(abspath $(HOOKS_REL)) -lcellar -lpthread
+	@echo "== test_panic (ASan+UBSan, test-hooks library; each forced panic prints a line)"; RUST_BACKTRACE=0 ASAN_OPTIONS=detect_leaks=1 $(BUILD)/test_panic.san
+
+# The release library exports no test hook, and the header declares none.
+test-no-hooks:
+	@if nm -D --defined-only $(LIB) | awk '{print $$3}' | grep '^cellar_test_'; then \
+	  echo "test hooks exported by $(LIB)"; exit 1; fi
+	@if grep -n 'cellar_test_' include/cellar.h; then echo "test hooks in include/cellar.h"; exit 1; fi
+	@echo "no cellar_test_* symbol in $(LIB) or include/cellar.h"
+
+# Key wipes observed through the test-hooks feature's wipe log, and no key bytes in any text.
+test-hygiene:
+	$(CARGO) test --release --features test-hooks --target-dir target/hooks --test hygiene
+
+# Bounded concurrency stress over every handle type (also part of `cargo test --release`).
+test-stress:
+	$(CARGO) test --release --test stress

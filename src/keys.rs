@@ -92,6 +92,57 @@ struct KeyInner {
     limit: AtomicU64,
 }
 
+/// Test-only observation of key wiping (`test-hooks` feature): when a key's last reference
+/// is dropped, its material is zeroized first and then the buffer (still allocated) is inspected
+/// and the result recorded here, before the memory is freed. Never in a production build.
+#[cfg(feature = "test-hooks")]
+#[doc(hidden)]
+pub mod wipe_log {
+    use std::sync::Mutex;
+
+    /// One dropped key: its id, its material length, and whether every byte of the buffer read
+    /// as zero after zeroize (and before dealloc).
+    #[derive(Clone, Debug)]
+    pub struct Wiped {
+        pub id: super::KeyId,
+        pub len: usize,
+        pub all_zero: bool,
+    }
+
+    static LOG: Mutex<Vec<Wiped>> = Mutex::new(Vec::new());
+
+    pub(crate) fn record(w: Wiped) {
+        LOG.lock().unwrap_or_else(|e| e.into_inner()).push(w);
+    }
+
+    /// The wipe record of the key with `id`, if it was dropped since the log was last taken.
+    pub fn find(id: &super::KeyId) -> Option<Wiped> {
+        LOG.lock().unwrap_or_else(|e| e.into_inner()).iter().rev().find(|w| &w.id == id).cloned()
+    }
+
+    /// Every record so far.
+    pub fn all() -> Vec<Wiped> {
+        LOG.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+#[cfg(feature = "test-hooks")]
+impl Drop for KeyInner {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        let len = self.material.len();
+        let ptr = self.material.as_ptr();
+        // Zeroize (what `Zeroizing` does on drop anyway; doing it again later is harmless),
+        // then read the still-allocated buffer back. The Vec keeps its allocation: zeroize
+        // wipes the elements and the spare capacity and sets the length to 0.
+        self.material.zeroize();
+        // SAFETY: `ptr` is the Vec's buffer, allocated for at least `len` bytes and not freed
+        // (zeroize does not shrink the allocation); the bytes were just written with zeros.
+        let all_zero = (0..len).all(|i| unsafe { core::ptr::read_volatile(ptr.add(i)) } == 0);
+        wipe_log::record(wipe_log::Wiped { id: self.id, len, all_zero });
+    }
+}
+
 /// An immutable key handle. Cloning shares the same key (an `Arc`), never copies material.
 /// Material lives in zeroizing memory and is wiped when the last clone is dropped.
 /// `Debug` prints the algorithm and the key id only.

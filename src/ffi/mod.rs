@@ -13,6 +13,8 @@ pub mod fips;
 pub mod keys;
 pub mod page;
 pub mod keyring;
+#[cfg(feature = "test-hooks")]
+pub mod test_hooks;
 
 /// Status code returned by every fallible Cellar function. `CELLAR_OK` (0) is success; the other
 /// values are listed below and are never renumbered or reused.
@@ -114,7 +116,11 @@ pub(crate) fn copy_last_error(buf: *mut u8, cap: usize) -> usize {
 /// thread's last-error text. Use through [`ffi_boundary!`].
 #[inline]
 pub(crate) fn boundary(name: &'static str, f: impl FnOnce() -> FfiResult) -> cellar_status {
-    match catch_unwind(AssertUnwindSafe(f)) {
+    match catch_unwind(AssertUnwindSafe(|| {
+        #[cfg(feature = "test-hooks")]
+        test_hooks::maybe_panic(name);
+        f()
+    })) {
         Ok(Ok(())) => {
             clear_last_error();
             CELLAR_OK
@@ -215,6 +221,9 @@ pub(crate) fn out_buffer<'a>(
     if out.is_null() {
         return Err(Error::NullPointer("out").into());
     }
+    // A capacity past the address space cannot be real; clamp it so the slice stays valid
+    // (a Rust slice may not exceed isize::MAX bytes).
+    let out_cap = out_cap.min(isize::MAX as usize);
     // SAFETY: the caller promises `out` points to `out_cap` writable bytes, `out_cap >= needed`.
     Ok(unsafe { core::slice::from_raw_parts_mut(out, out_cap) })
 }
