@@ -202,6 +202,40 @@ impl<T: Default> Pool<T> {
     }
 }
 
+/// What one batch worker hands back: its chunk's result and its thread's indicator verdict.
+type Outcome = (core::result::Result<(), (usize, Error)>, Approval);
+
+/// The process-wide page workers behind `threads > 1` runs: one fewer than the CPUs available
+/// (at most [`MAX_BATCH_THREADS`] - 1), started on the first multi-threaded run and kept for
+/// the life of the process, so a run pays a queue hand-off (a few microseconds) instead of a
+/// thread spawn and the module's per-thread set-up. A child of `fork()` has none of its
+/// parent's threads: it starts its own pool on first use (the parent's is leaked there).
+/// `None` when the machine has one CPU or the threads cannot be started.
+fn workers() -> Option<&'static rayon_core::ThreadPool> {
+    static POOL: Mutex<Option<(u32, Option<&'static rayon_core::ThreadPool>)>> = Mutex::new(None);
+    let pid = std::process::id();
+    let mut g = lock(&POOL);
+    match *g {
+        Some((p, pool)) if p == pid => pool,
+        _ => {
+            let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let n = cpus.min(MAX_BATCH_THREADS) - 1;
+            let pool = if n == 0 {
+                None
+            } else {
+                rayon_core::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .thread_name(|i| format!("cellar-page-{i}"))
+                    .build()
+                    .ok()
+                    .map(|p| &*Box::leak(Box::new(p)))
+            };
+            *g = Some((pid, pool));
+            pool
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Engines
 
@@ -501,9 +535,10 @@ impl PageCipher {
 
     /// Encrypts a contiguous run of pages of `page_size` bytes (`input.len()` a multiple of
     /// it); page `i` has page number `first_page_no + i`. `threads` 0 or 1 runs on the calling
-    /// thread; more splits the run into that many contiguous chunks (at most one per page and
-    /// [`MAX_BATCH_THREADS`]) run on scoped threads spawned for this call (about 10-30 us each:
-    /// worth it for runs of hundreds of KiB). On failure every page of `out` is zeroed.
+    /// thread; more splits the run into up to that many contiguous chunks (at most one per page,
+    /// one per CPU and [`MAX_BATCH_THREADS`]): the caller runs the first, the process-wide page
+    /// workers (see `workers`) the rest. A hand-off costs about 5-50 us, so this is worth it for
+    /// runs of 1 MiB or more. On failure every page of `out` is zeroed.
     pub fn encrypt_pages(
         &self,
         first_page_no: u64,
@@ -729,6 +764,13 @@ impl PageCipher {
         threads: usize,
         encrypt: bool,
     ) -> core::result::Result<(), (usize, Error)> {
+        let Some(pool) = workers() else {
+            // No worker could be started: the calling thread does the whole run.
+            return self.run(first_page_no, io, page_size, encrypt);
+        };
+        // The calling thread takes one chunk and the workers the rest; more chunks than
+        // workers + 1 would only queue behind them while the caller waits.
+        let threads = threads.min(pool.current_num_threads() + 1);
         let per = count.div_ceil(threads);
         let mut chunks = Vec::with_capacity(threads);
         let mut rest = io;
@@ -742,30 +784,28 @@ impl PageCipher {
         }
         let mut chunks = chunks.into_iter();
         let Some((_, mine)) = chunks.next() else { return Ok(()) };
-        let (results, own) = std::thread::scope(|s| {
-            let handles: Vec<_> = chunks
-                .map(|(start, c)| {
-                    let h = s.spawn(move || {
-                        // Each worker thread keeps its own indicator: run its chunk as one
-                        // operation there and hand the verdict back.
-                        // (A failed chunk fails the whole batch, so its verdict does not matter.)
+        let results: Mutex<Vec<Outcome>> = Mutex::new(Vec::with_capacity(threads - 1));
+        let own = pool.in_place_scope(|s| {
+            for (start, c) in chunks {
+                let results = &results;
+                s.spawn(move |_| {
+                    // Each worker keeps its own indicator: run its chunk as one operation there
+                    // and hand the verdict back. A panic is caught here, so the scope never
+                    // re-raises one. (A failed chunk fails the whole batch, so its verdict does
+                    // not matter.)
+                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         let r = operation(|| Ok(self.run(first_page_no + start as u64, c, page_size, encrypt)))
                             .unwrap_or_else(|e| Err((0, e)))
                             .map_err(|(i, e)| (start + i, e));
                         (r, fips::last_operation_approved())
-                    });
-                    (start, h)
-                })
-                .collect();
-            let own = self.run(first_page_no, mine, page_size, encrypt);
-            let results: Vec<_> = handles
-                .into_iter()
-                .map(|(start, h)| {
-                    h.join().unwrap_or_else(|_| (Err((start, Error::Internal("a batch worker thread panicked"))), Approval::Unknown))
-                })
-                .collect();
-            (results, own)
+                    }))
+                    .unwrap_or_else(|_| (Err((start, Error::Internal("a batch worker thread panicked"))), Approval::Unknown));
+                    lock(results).push(r);
+                });
+            }
+            self.run(first_page_no, mine, page_size, encrypt)
         });
+        let results = results.into_inner().unwrap_or_else(|p| p.into_inner());
         own?;
         let mut first_err: Option<(usize, Error)> = None;
         let mut all_approved = true;

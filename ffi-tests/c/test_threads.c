@@ -2,8 +2,11 @@
  * keyring whose lock/unlock/rotate race wrap/unwrap. Bounded by iteration counts (so it stays
  * quick under valgrind); every result is verified and every error must be an allowed one. */
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include "check.h"
 
 #define THREADS 4
@@ -86,6 +89,60 @@ static void *admin(void *arg) {
     return NULL;
 }
 
+/* Page runs on Cellar's page workers: several callers share the process-wide pool at once,
+ * and a fork() child (which inherits none of the parent's threads) gets a working pool. */
+#define RUN_PAGES 64
+static cellar_page_cipher *pxts;
+static uint8_t run_pt[RUN_PAGES * PS], run_ref[RUN_PAGES * PS];
+
+static int run_matches(uint32_t threads) {
+    uint8_t *ct = malloc(sizeof run_pt), *back = malloc(sizeof run_pt);
+    int ok = ct && back &&
+             cellar_page_encrypt_pages(pxts, 77, run_pt, ct, PS, RUN_PAGES, threads) == CELLAR_OK &&
+             memcmp(ct, run_ref, sizeof run_pt) == 0 &&
+             cellar_page_decrypt_pages(pxts, 77, ct, back, PS, RUN_PAGES, threads) == CELLAR_OK &&
+             memcmp(back, run_pt, sizeof run_pt) == 0;
+    free(ct);
+    free(back);
+    return ok;
+}
+
+static void *run_caller(void *arg) {
+    int *failures = arg;
+    for (int i = 0; i < 8; i++)
+        if (!run_matches((uint32_t)(2 + i % 3))) (*failures)++;
+    return NULL;
+}
+
+static void page_workers(void) {
+    CHECK_OK(cellar_page_cipher_new(xts, CELLAR_PAGE_XTS, 9, 1, 0, &pxts));
+    for (size_t i = 0; i < sizeof run_pt; i++) run_pt[i] = (uint8_t)(i * 31u + (i >> 12));
+    CHECK_OK(cellar_page_encrypt_pages(pxts, 77, run_pt, run_ref, PS, RUN_PAGES, 1));
+    CHECK(run_matches(2));
+
+    pthread_t th[THREADS];
+    int failures[THREADS] = {0};
+    for (int i = 0; i < THREADS; i++) CHECK(pthread_create(&th[i], NULL, run_caller, &failures[i]) == 0);
+    for (int i = 0; i < THREADS; i++) {
+        CHECK(pthread_join(th[i], NULL) == 0);
+        CHECK(failures[i] == 0);
+    }
+
+    /* The pool exists now; a child must not wait on workers it does not have. */
+    fflush(stdout);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        alarm(60); /* a hang kills the child, and the parent sees the signal */
+        _exit(run_matches(4) && run_matches(2) ? 0 : 1);
+    }
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK(run_matches(3)); /* and the parent's pool still works */
+    cellar_page_cipher_free(pxts);
+}
+
 int main(void) {
     CHECK_OK(cellar_init(0));
     CHECK_OK(cellar_key_generate(CELLAR_KEY_AES256, &aes));
@@ -121,6 +178,8 @@ int main(void) {
     uint32_t v = 0;
     CHECK_OK(cellar_keyring_unwrap(ring, blob0, blob0_len, &k, &v));
     cellar_key_free(k);
+
+    page_workers();
 
     cellar_keyring_free(ring);
     cellar_cell_cipher_free(cell);

@@ -145,8 +145,9 @@ class PageCipher(Handle):
 
     def encrypt_pages(self, first_page_no: int, buffer: Any, page_size: int, threads: int = 1) -> None:
         """Encrypts ``len(buffer) // page_size`` contiguous pages in place; page ``i`` gets page
-        number ``first_page_no + i``. ``threads`` > 1 splits the run over that many threads (up
-        to 64; worth it for runs of hundreds of KiB). On failure every page holds zeros."""
+        number ``first_page_no + i``. ``threads`` > 1 splits the run over up to that many threads
+        (the caller and Cellar's page workers, at most one per CPU; worth it for runs of 1 MiB or
+        more). The GIL is released during the call. On failure every page holds zeros."""
         self._pages(_encrypt_pages, first_page_no, buffer, page_size, threads)
 
     def decrypt_pages(self, first_page_no: int, buffer: Any, page_size: int, threads: int = 1) -> None:
