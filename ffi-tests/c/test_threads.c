@@ -134,7 +134,12 @@ static void page_workers(void) {
     CHECK(pid >= 0);
     if (pid == 0) {
         alarm(60); /* a hang kills the child, and the parent sees the signal */
-        _exit(run_matches(4) && run_matches(2) ? 0 : 1);
+        int ok = run_matches(4) && run_matches(2);
+        /* Leave through exec, not exit: a fork() child has none of the parent's page-worker
+         * threads, so what only their stacks referenced would read as lost to an exit-time
+         * leak check (valgrind) though nothing leaked. The exit status carries the verdict. */
+        execl(ok ? "/bin/true" : "/bin/false", ok ? "true" : "false", (char *)NULL);
+        _exit(2);
     }
     int status = 0;
     CHECK(waitpid(pid, &status, 0) == pid);
