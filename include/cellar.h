@@ -771,8 +771,8 @@ cellar_status cellar_page_decrypt(const struct cellar_page_cipher *cipher,
  * first such call and kept for the life of the process; a `fork()` child starts its own) take
  * the rest, and the call returns when every chunk is done. Each hand-off costs some 5-50 us
  * (the high end on a 2-vCPU VM, where waking an idle vCPU dominates), so use it for runs of
- * 1 MiB or more, not single pages. `page_count` 0 does nothing (`in`/`out` may be NULL). On failure every page of `out` is zeroed and the last-error text names the failing
- * page index.
+ * 1 MiB or more, not single pages. `page_count` 0 does nothing (`in`/`out` may be NULL). On
+ * failure every page of `out` is zeroed and the last-error text names the failing page index.
  */
 cellar_status cellar_page_encrypt_pages(const struct cellar_page_cipher *cipher,
                                         uint64_t first_page_no,

@@ -207,9 +207,10 @@ type Outcome = (core::result::Result<(), (usize, Error)>, Approval);
 
 /// The process-wide page workers behind `threads > 1` runs: one fewer than the CPUs available
 /// (at most [`MAX_BATCH_THREADS`] - 1), started on the first multi-threaded run and kept for
-/// the life of the process, so a run pays a queue hand-off (a few microseconds) instead of a
-/// thread spawn and the module's per-thread set-up. A child of `fork()` has none of its
-/// parent's threads: it starts its own pool on first use (the parent's is leaked there).
+/// the life of the process, so a run pays a queue hand-off (5-50 us; the high end where an idle
+/// vCPU must be woken) instead of a thread spawn and the module's per-thread set-up. A child
+/// of `fork()` has none of its parent's threads: it starts its own pool on first use (the
+/// parent's is leaked there).
 /// `None` when the machine has one CPU or the threads cannot be started.
 fn workers() -> Option<&'static rayon_core::ThreadPool> {
     static POOL: Mutex<Option<(u32, Option<&'static rayon_core::ThreadPool>)>> = Mutex::new(None);
