@@ -1,0 +1,446 @@
+"""Arrow columns: encrypt and decrypt ``pyarrow`` arrays without a Python object per value.
+
+Needs ``pyarrow`` (``pip install 'cellar[arrow]'``). The functions hand the arrays' own offsets
+and data buffers to the C batch calls (``cellar_cell_encrypt_batch`` / ``..._decrypt_batch``) and
+build the result from the buffers the C call wrote::
+
+    import pyarrow as pa, cellar, cellar.arrow as ca
+
+    cells = cellar.CellCipher(column_key, cellar.CellMode.RANDOMIZED)
+    emails = pa.array(["a@example.com", None, "c@example.com"])
+    ct = ca.encrypt_array(cells, emails, context="users/email")        # pa.binary(), null stays null
+    pt = ca.decrypt_array(cells, ct, context="users/email", type=pa.string())
+
+Supported inputs: ``binary``, ``string``, ``large_binary`` and ``large_string`` arrays and chunked
+arrays of them (sliced arrays included). Anything else raises ``TypeError``. Encryption returns
+``binary`` (``large_binary`` for the large types, or with ``large=True``); decryption returns the
+same, or the ``type`` asked for (``string``/``large_string`` outputs are checked to be UTF-8).
+
+Layout and costs, per array (per chunk for chunked arrays):
+
+- ``large_*`` offsets (``int64``) are passed to C in place; ``binary``/``string`` offsets
+  (``int32``) are widened to ``size_t`` by one vectorised Arrow cast (8 bytes per value). The data
+  buffer is passed in place. Output offsets are written by C as ``size_t`` and narrowed back for
+  ``binary`` outputs (one cast; a column beyond 2 GiB of output needs ``large=True``).
+- Nulls stay null: an array with nulls is compacted first (Arrow's ``drop_null``, one copy of the
+  valid values), the valid values go through one C call, and the output offsets are spread back
+  over the rows (one vectorised ``take``); the validity bitmap is passed through. Null rows hold
+  no ciphertext (0 bytes).
+- Every value of one array is bound to one context (``context``: bytes or str, for example
+  ``"tenant/table/column"``). Per-row contexts (``row_context``) bind value ``i`` to
+  ``context + row_context[i]``.
+- A failing value fails the call: the exception is the one the batch call raised
+  (:class:`~cellar.AuthenticationError` for a tampered, moved or foreign cell), with ``index``
+  set to the value's row in the array (or chunked array) that was passed, and ``detail`` naming
+  it. No partial output is returned.
+
+:func:`encrypt_table` / :func:`decrypt_table` do this for named columns of a ``pyarrow.Table``
+and record the original type in the field metadata so that decryption restores it;
+:func:`blind_index_array` computes blind index columns for equality lookups. pandas and Polars
+reach these through their Arrow conversion (``pa.Table.from_pandas(df)``, ``df.to_arrow()``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import re
+from ctypes import byref, c_size_t
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+
+try:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+except ImportError as exc:  # pragma: no cover - exercised only without pyarrow
+    raise ImportError(
+        "cellar.arrow needs pyarrow: pip install 'cellar[arrow]' (or pip install pyarrow)"
+    ) from exc
+
+from . import cells as _cells
+from ._native import lib
+from .cells import CellCipher, CellMode
+from .errors import CellarError, error_for_status
+from .keys import Key
+
+__all__ = [
+    "encrypt_array",
+    "decrypt_array",
+    "blind_index_array",
+    "encrypt_table",
+    "decrypt_table",
+    "ArrayLike",
+]
+
+ArrayLike = Union["pa.Array", "pa.ChunkedArray"]
+Context = Union[str, bytes, bytearray, memoryview]
+
+if ctypes.sizeof(c_size_t) != 8:  # pragma: no cover - 32-bit hosts
+    raise ImportError("cellar.arrow needs a 64-bit platform (size_t offsets)")
+
+_SIZE_T_ARRAY = c_size_t * 1
+_encrypt_batch = lib.cellar_cell_encrypt_batch
+_decrypt_batch = lib.cellar_cell_decrypt_batch
+_batch_ct_len = lib.cellar_cell_batch_ciphertext_len
+_batch_pt_max = lib.cellar_cell_batch_plaintext_max_len
+_blind_index = lib.cellar_blind_index
+
+#: Field metadata keys written by :func:`encrypt_table`.
+META_TYPE = b"cellar.type"
+META_MODE = b"cellar.mode"
+META_ROW_CONTEXT = b"cellar.row_context"
+
+_TYPES = {
+    # type id -> (large offsets, name)
+    pa.binary(): False,
+    pa.string(): False,
+    pa.large_binary(): True,
+    pa.large_string(): True,
+}
+
+
+def _is_large(t: "pa.DataType", what: str) -> bool:
+    large = _TYPES.get(t)
+    if large is None:
+        raise TypeError(
+            f"{what} must be a pyarrow binary, string, large_binary or large_string array, not "
+            f"{t} (cast it first, e.g. array.cast(pa.large_binary()))")
+    return large
+
+
+def _context_bytes(context: Any, what: str = "context") -> bytes:
+    if context is None:
+        raise TypeError(f"{what} must be bytes or str (use b'' for no context), not None")
+    if isinstance(context, str):
+        return context.encode("utf-8")
+    if isinstance(context, (bytes, bytearray, memoryview)):
+        return bytes(context)
+    raise TypeError(f"{what} must be bytes or str, not {type(context).__name__}")
+
+
+def _cipher(cipher: Any) -> CellCipher:
+    if not isinstance(cipher, CellCipher):
+        raise TypeError(f"cipher must be a cellar.CellCipher, not {type(cipher).__name__}")
+    return cipher
+
+
+def _as_array(obj: Any, what: str) -> ArrayLike:
+    if isinstance(obj, (pa.Array, pa.ChunkedArray)):
+        return obj
+    raise TypeError(f"{what} must be a pyarrow Array or ChunkedArray, not {type(obj).__name__}")
+
+
+# Offsets ------------------------------------------------------------------------------------------
+
+
+def _size_t_offsets(arr: "pa.Array", large: bool) -> Tuple[int, Any, int]:
+    """``(address, keep, data_end)``: the address of ``len(arr) + 1`` ``size_t`` offsets of
+    ``arr`` (in place for int64 offsets, a widened copy for int32), an object to keep alive
+    meanwhile, and the last offset (checked against the data buffer by the caller)."""
+    offs = pa.Array.from_buffers(pa.int64() if large else pa.int32(), len(arr) + 1,
+                                 [None, arr.buffers()[1]], offset=arr.offset)  # a view, no copy
+    if large:
+        buf = offs.buffers()[1]
+        first = offs[0].as_py()
+        if first < 0:
+            raise ValueError("array has negative offsets")
+        return buf.address + 8 * offs.offset, buf, offs[len(offs) - 1].as_py()
+    wide = offs.cast(pa.uint64())  # refuses negative offsets
+    return wide.buffers()[1].address + 8 * wide.offset, wide, wide[len(wide) - 1].as_py()
+
+
+def _offsets_view(address: int, count: int) -> Any:
+    return (c_size_t * (count + 1)).from_address(address)
+
+
+def _narrow(out_offsets: "pa.Buffer", count: int, large: bool) -> "pa.Array":
+    wide = pa.Array.from_buffers(pa.int64(), count + 1, [None, out_offsets])
+    if large:
+        return wide
+    try:
+        return wide.cast(pa.int32())
+    except pa.ArrowInvalid:
+        raise OverflowError(
+            "the output of this array exceeds the 2 GiB a binary array can address; pass "
+            "large=True (large_binary output) or split the array into chunks") from None
+
+
+# One C batch call -----------------------------------------------------------------------------------
+
+
+def _reindex(exc: CellarError, mapper: Callable[[int], int]) -> CellarError:
+    """Rewrites "value N" in the error's detail to the caller's row and sets ``exc.index``."""
+    m = re.search(r"value (\d+)", exc.detail)
+    if m:
+        row = mapper(int(m.group(1)))
+        exc.index = row  # type: ignore[attr-defined]
+        exc.detail = exc.detail[: m.start()] + f"value {row}" + exc.detail[m.end():]
+        exc.args = (f"{exc.name}: {exc.detail}",)
+    else:
+        exc.index = None  # type: ignore[attr-defined]
+    return exc
+
+
+def _run(cipher: CellCipher, encrypt: bool, arr: "pa.Array", large_in: bool, large_out: bool,
+         ctx: bytes) -> Tuple["pa.Array", "pa.Buffer"]:
+    """One batch call over every value of ``arr`` (no nulls). Returns (offsets array, data)."""
+    h = cipher._handle
+    count = len(arr)
+    addr, keep, end = _size_t_offsets(arr, large_in)
+    data = arr.buffers()[2]
+    size = data.size if data is not None else 0
+    if end > size:
+        raise ValueError(f"array offsets reach {end} but its data buffer holds {size} bytes")
+    values = data.address if (data is not None and end) else None
+    offsets = _offsets_view(addr, count)
+    mode = cipher._mode
+    total = (_batch_ct_len if encrypt else _batch_pt_max)(mode, offsets, count)
+    if encrypt and total == 0:
+        raise ValueError("array offsets decrease or the column is too large")
+    out = pa.allocate_buffer(total) if total else None
+    out_offsets = pa.allocate_buffer(8 * (count + 1))
+    used = c_size_t()
+    cp = ctx or None
+    st = (_encrypt_batch if encrypt else _decrypt_batch)(
+        h, cp, len(ctx), values, offsets, count, out.address if out is not None else None, total,
+        _offsets_view(out_offsets.address, count), byref(used))
+    del keep
+    if st:
+        raise error_for_status(st)
+    n = used.value
+    if out is None or n == 0:
+        body = pa.py_buffer(b"")
+    else:
+        body = out if n == total else out.slice(0, n)
+    return _narrow(out_offsets, count, large_out), body
+
+
+def _one(cipher: CellCipher, encrypt: bool, arr: "pa.Array", ctx: bytes, large: Optional[bool],
+         out_type: Optional["pa.DataType"], row0: int) -> "pa.Array":
+    large_in = _is_large(arr.type, "array")
+    if out_type is None:
+        large_out = large_in if large is None else bool(large)
+        out_type = pa.large_binary() if large_out else pa.binary()
+    else:
+        large_out = _is_large(out_type, "type")
+    count = len(arr)
+    if count == 0:
+        return pa.array([], type=out_type)
+    nulls = arr.null_count
+    if nulls == count:
+        return pa.nulls(count, type=out_type)
+    if nulls:
+        valid = arr.is_valid()
+        dense = arr.drop_null()
+    else:
+        valid = None
+        dense = arr
+    try:
+        offs, body = _run(cipher, encrypt, dense, large_in, large_out, ctx)
+    except CellarError as exc:
+        if valid is None:
+            mapper = lambda i: row0 + i  # noqa: E731
+        else:
+            rows = pc.indices_nonzero(valid)
+            mapper = lambda i: row0 + rows[i].as_py()  # noqa: E731
+        raise _reindex(exc, mapper) from None
+    if valid is None:
+        validity = None
+    else:
+        # Row r's bounds are dense bounds [k, k + 1] where k = valid rows before r.
+        ranks = pc.cumulative_sum(valid.cast(pa.int32()))
+        take = pa.concat_arrays([pa.array([0], pa.int32()), ranks])
+        offs = offs.take(take)
+        validity = valid.buffers()[1]
+        if valid.offset:  # pragma: no cover - is_valid returns a fresh array
+            validity = pa.concat_arrays([valid]).buffers()[1]
+    result = pa.Array.from_buffers(out_type, count, [validity, offs.buffers()[1], body],
+                                   null_count=nulls, offset=0)
+    if pa.types.is_string(out_type) or pa.types.is_large_string(out_type):
+        try:
+            result.validate(full=True)
+        except pa.ArrowInvalid as exc:
+            raise ValueError(f"decrypted values are not valid UTF-8 for {out_type}: {exc}") from None
+    return result
+
+
+def _apply(cipher: Any, encrypt: bool, array: Any, context: Context, row_context: Any,
+           large: Optional[bool], out_type: Optional["pa.DataType"]) -> ArrayLike:
+    cipher = _cipher(cipher)
+    array = _as_array(array, "array")
+    ctx = _context_bytes(context)
+    if row_context is not None:
+        raise NotImplementedError(
+            "per-row contexts need the per-row batch calls of the C library (not in this build)")
+    if isinstance(array, pa.ChunkedArray):
+        _is_large(array.type, "array")
+        chunks = []
+        row0 = 0
+        for chunk in array.chunks:
+            chunks.append(_one(cipher, encrypt, chunk, ctx, large, out_type, row0))
+            row0 += len(chunk)
+        if out_type is None:
+            large_out = _is_large(array.type, "array") if large is None else bool(large)
+            out_type = pa.large_binary() if large_out else pa.binary()
+        return pa.chunked_array(chunks, type=out_type)
+    return _one(cipher, encrypt, array, ctx, large, out_type, 0)
+
+
+def encrypt_array(cipher: CellCipher, array: ArrayLike, context: Context = b"", *,
+                  row_context: Optional[ArrayLike] = None, large: Optional[bool] = None) -> ArrayLike:
+    """Encrypts every value of ``array`` (binary, string, large_binary or large_string; an Array
+    or a ChunkedArray) with ``cipher``, bound to ``context``; returns a ``binary`` array
+    (``large_binary`` for large inputs or with ``large=True``) of the same length, nulls kept.
+    One C batch call per array (per chunk), no Python object per value."""
+    return _apply(cipher, True, array, context, row_context, large, None)
+
+
+def decrypt_array(cipher: CellCipher, array: ArrayLike, context: Context = b"", *,
+                  row_context: Optional[ArrayLike] = None, type: Optional["pa.DataType"] = None,
+                  large: Optional[bool] = None) -> ArrayLike:
+    """Decrypts every cell of ``array`` bound to ``context``; returns ``binary`` (or
+    ``large_binary``), or ``type`` when given (``string``/``large_string`` outputs are checked to
+    be UTF-8). Nulls stay null. A cell that fails to authenticate raises
+    :class:`~cellar.AuthenticationError` with ``index`` set to its row; nothing is returned."""
+    if type is not None and not isinstance(type, pa.DataType):
+        raise TypeError("type must be a pyarrow DataType")
+    return _apply(cipher, False, array, context, row_context, large, type)
+
+
+# Blind indexes --------------------------------------------------------------------------------------
+
+
+def _blind_one(key: Key, arr: "pa.Array", ctx: bytes, length: int) -> "pa.Array":
+    large = _is_large(arr.type, "array")
+    count = len(arr)
+    out_type = pa.binary(length)
+    if count == 0:
+        return pa.array([], type=out_type)
+    nulls = arr.null_count
+    if nulls == count:
+        return pa.nulls(count, type=out_type)
+    valid = arr.is_valid() if nulls else None
+    dense = arr.drop_null() if nulls else arr
+    m = len(dense)
+    addr, keep, end = _size_t_offsets(dense, large)
+    data = dense.buffers()[2]
+    if end > (data.size if data is not None else 0):
+        raise ValueError("array offsets reach past its data buffer")
+    base = data.address if data is not None else 0
+    out = pa.allocate_buffer(m * length)
+    oaddr = out.address
+    kh = key._handle
+    cp = ctx or None
+    cn = len(ctx)
+    offs = _offsets_view(addr, m)
+    fn = _blind_index
+    # One C call per value here (the library has no blind-index batch call yet); the values are
+    # still read in place from the Arrow buffer and written straight into the output buffer.
+    for i in range(m):
+        a = offs[i]
+        st = fn(kh, cp, cn, base + a, offs[i + 1] - a, oaddr + i * length, length)
+        if st:
+            exc = error_for_status(st)
+            exc.detail = f"value {i}: {exc.detail}"
+            rows = pc.indices_nonzero(valid) if valid is not None else None
+            raise _reindex(exc, lambda j: rows[j].as_py() if rows is not None else j)
+    del keep
+    dense_out = pa.Array.from_buffers(out_type, m, [None, out])
+    if valid is None:
+        return dense_out
+    ranks = pc.cumulative_sum(valid.cast(pa.int32()))
+    idx = pc.if_else(valid, pc.subtract(ranks, 1), pa.scalar(None, pa.int32()))
+    return dense_out.take(idx)
+
+
+def blind_index_array(key: Key, array: ArrayLike, context: Context = b"", *,
+                      length: int = 16) -> ArrayLike:
+    """Blind indexes (``cellar.blind_index``) of every value of ``array`` bound to ``context``:
+    a ``fixed_size_binary(length)`` array, nulls kept, for equality lookups and joins without
+    deterministic ciphertexts."""
+    if not isinstance(key, Key):
+        raise TypeError(f"key must be a cellar.Key, not {type(key).__name__}")
+    if not isinstance(length, int) or not _cells.BLIND_INDEX_MIN_LEN <= length <= _cells.BLIND_INDEX_MAX_LEN:
+        raise ValueError(f"length must be an integer from {_cells.BLIND_INDEX_MIN_LEN} to "
+                         f"{_cells.BLIND_INDEX_MAX_LEN}")
+    array = _as_array(array, "array")
+    ctx = _context_bytes(context)
+    if isinstance(array, pa.ChunkedArray):
+        _is_large(array.type, "array")
+        return pa.chunked_array([_blind_one(key, c, ctx, length) for c in array.chunks],
+                                type=pa.binary(length))
+    return _blind_one(key, array, ctx, length)
+
+
+# Tables -------------------------------------------------------------------------------------------
+
+
+def _column_context(context: Any, name: str) -> bytes:
+    if context is None:
+        return name.encode("utf-8")
+    if isinstance(context, Mapping):
+        if name not in context:
+            raise KeyError(f"no context given for column {name!r}")
+        return _context_bytes(context[name], f"context[{name!r}]")
+    if callable(context):
+        return _context_bytes(context(name), f"context({name!r})")
+    return _context_bytes(context)
+
+
+def encrypt_table(table: "pa.Table", ciphers: Mapping[str, CellCipher], *,
+                  context: Any = None, blind_indexes: Optional[Mapping[str, Tuple[Key, str]]] = None,
+                  blind_index_length: int = 16, large: Optional[bool] = None) -> "pa.Table":
+    """A new table whose columns named in ``ciphers`` are encrypted (each with its own
+    :class:`~cellar.CellCipher`); the other columns are shared, not copied.
+
+    ``context`` binds each column's cells: None (the default) uses the column name, a mapping
+    gives one per column name, a callable is called with the name, bytes/str is used for all.
+    ``blind_indexes`` maps a column to ``(key, new_column_name)``: the blind index of the
+    plaintext (same context) is appended as a ``fixed_size_binary`` column. The encrypted
+    fields carry metadata (``cellar.type``, ``cellar.mode``) so :func:`decrypt_table` restores
+    their type."""
+    if not isinstance(table, pa.Table):
+        raise TypeError(f"table must be a pyarrow.Table, not {type(table).__name__}")
+    names = table.column_names
+    for name in list(ciphers) + list(blind_indexes or {}):
+        if name not in names:
+            raise KeyError(f"table has no column {name!r}")
+    extra: List[Tuple["pa.Field", ArrayLike]] = []
+    for name, (key, new_name) in (blind_indexes or {}).items():
+        bidx = blind_index_array(key, table.column(name), _column_context(context, name),
+                                 length=blind_index_length)
+        extra.append((pa.field(new_name, bidx.type, nullable=True), bidx))
+    out = table
+    for name, cipher in ciphers.items():
+        i = out.schema.get_field_index(name)
+        field = out.schema.field(i)
+        col = encrypt_array(cipher, out.column(i), _column_context(context, name), large=large)
+        meta = dict(field.metadata or {})
+        meta[META_TYPE] = str(field.type).encode()
+        meta[META_MODE] = _cipher(cipher).mode.name.encode()
+        out = out.set_column(i, pa.field(name, col.type, nullable=True, metadata=meta), col)
+    for field, col in extra:
+        out = out.append_column(field, col)
+    return out
+
+
+_RESTORE = {"string": pa.string(), "large_string": pa.large_string(), "binary": pa.binary(),
+            "large_binary": pa.large_binary()}
+
+
+def decrypt_table(table: "pa.Table", ciphers: Mapping[str, CellCipher], *,
+                  context: Any = None) -> "pa.Table":
+    """The inverse of :func:`encrypt_table`: decrypts the named columns (same ``context`` rule)
+    and restores each one's original type from its field metadata (binary when absent)."""
+    if not isinstance(table, pa.Table):
+        raise TypeError(f"table must be a pyarrow.Table, not {type(table).__name__}")
+    out = table
+    for name, cipher in ciphers.items():
+        i = out.schema.get_field_index(name)
+        if i < 0:
+            raise KeyError(f"table has no column {name!r}")
+        field = out.schema.field(i)
+        meta = dict(field.metadata or {})
+        target = _RESTORE.get(meta.pop(META_TYPE, b"binary").decode(), pa.binary())
+        meta.pop(META_MODE, None)
+        col = decrypt_array(cipher, out.column(i), _column_context(context, name), type=target)
+        out = out.set_column(i, pa.field(name, target, nullable=True, metadata=meta or None), col)
+    return out
