@@ -419,7 +419,30 @@ def encrypt_table(table: "pa.Table", ciphers: Mapping[str, CellCipher], *,
         out = out.set_column(i, pa.field(name, col.type, nullable=True, metadata=meta), col)
     for field, col in extra:
         out = out.append_column(field, col)
-    return out
+    return _pandas_metadata(out, {n: out.schema.field(n).type for n in ciphers})
+
+
+def _pandas_metadata(table: "pa.Table", types: Mapping[str, "pa.DataType"]) -> "pa.Table":
+    """Keeps pandas' schema metadata (written by ``Table.from_pandas``) true to the new column
+    types, so that ``to_pandas()`` does not try to read ciphertexts as text."""
+    meta = table.schema.metadata
+    if not meta or b"pandas" not in meta:
+        return table
+    import json
+
+    try:
+        doc = json.loads(meta[b"pandas"])
+        for col in doc.get("columns", []):
+            t = types.get(col.get("name"))
+            if t is not None:
+                text = pa.types.is_string(t) or pa.types.is_large_string(t)
+                col["pandas_type"] = "unicode" if text else "bytes"
+                col["numpy_type"] = "object"
+    except (ValueError, TypeError, AttributeError):  # not ours to repair: leave it alone
+        return table
+    new = dict(meta)
+    new[b"pandas"] = json.dumps(doc).encode()
+    return table.replace_schema_metadata(new)
 
 
 _RESTORE = {"string": pa.string(), "large_string": pa.large_string(), "binary": pa.binary(),
@@ -427,9 +450,11 @@ _RESTORE = {"string": pa.string(), "large_string": pa.large_string(), "binary": 
 
 
 def decrypt_table(table: "pa.Table", ciphers: Mapping[str, CellCipher], *,
-                  context: Any = None) -> "pa.Table":
+                  context: Any = None, types: Optional[Mapping[str, "pa.DataType"]] = None) -> "pa.Table":
     """The inverse of :func:`encrypt_table`: decrypts the named columns (same ``context`` rule)
-    and restores each one's original type from its field metadata (binary when absent)."""
+    and restores each one's original type from its field metadata, or from ``types`` (a
+    column name -> type mapping, for tables whose field metadata was lost on the way, for
+    example through pandas), else binary."""
     if not isinstance(table, pa.Table):
         raise TypeError(f"table must be a pyarrow.Table, not {type(table).__name__}")
     out = table
@@ -440,7 +465,9 @@ def decrypt_table(table: "pa.Table", ciphers: Mapping[str, CellCipher], *,
         field = out.schema.field(i)
         meta = dict(field.metadata or {})
         target = _RESTORE.get(meta.pop(META_TYPE, b"binary").decode(), pa.binary())
+        if types and name in types:
+            target = types[name]
         meta.pop(META_MODE, None)
         col = decrypt_array(cipher, out.column(i), _column_context(context, name), type=target)
         out = out.set_column(i, pa.field(name, target, nullable=True, metadata=meta or None), col)
-    return out
+    return _pandas_metadata(out, {n: out.schema.field(n).type for n in ciphers})
