@@ -8,8 +8,10 @@ import sys
 import sysconfig
 
 assert "CELLAR_LIBRARY" not in os.environ, "CELLAR_LIBRARY must be unset for this test"
-for tool in ("cargo", "rustc"):
-    assert shutil.which(tool) is None, f"{tool} is on PATH: the test must hide the Rust toolchain"
+for tool in ("cargo", "rustc", "cmake", "go"):
+    assert shutil.which(tool) is None, f"{tool} is on PATH: the test must hide the build tools"
+assert not os.environ.get("LD_LIBRARY_PATH"), "LD_LIBRARY_PATH must be unset"
+
 
 import cellar  # noqa: E402
 

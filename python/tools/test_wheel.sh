@@ -16,8 +16,15 @@ case "$tmp" in "$root"*) echo "temporary directory inside the checkout"; exit 1;
 "$py" -m venv "$tmp/venv"
 cp "$wheel" "$root/python/tests_wheel/smoke.py" "$tmp/"
 cd "$tmp"
-clean_path="$tmp/venv/bin:/usr/local/bin:/usr/bin:/bin"
-# /usr/local/bin and /usr/bin must not hold cargo either (smoke.py checks).
+# PATH: the venv, plus only those system directories that hold none of the build tools
+# (cargo, rustc, cmake, go); smoke.py checks that none of them is found.
+clean_path="$tmp/venv/bin"
+for d in /usr/local/bin /usr/bin /bin; do
+  hidden=0
+  for t in cargo rustc cmake go; do [ -x "$d/$t" ] && hidden=1; done
+  [ "$hidden" = 0 ] && clean_path="$clean_path:$d"
+done
+echo "smoke test PATH=$clean_path (cwd $tmp)"
 env -i HOME="$tmp" PATH="$clean_path" "$tmp/venv/bin/python" -m pip install -q --no-index \
   --disable-pip-version-check "$tmp/$(basename "$wheel")"
 env -i HOME="$tmp" PATH="$clean_path" "$tmp/venv/bin/python" "$tmp/smoke.py"
