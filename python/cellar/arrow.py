@@ -56,7 +56,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without pyarrow
     ) from exc
 
 from . import cells as _cells
-from ._native import lib
+from ._native import RowContexts, lib
 from .cells import CellCipher, CellMode
 from .errors import CellarError, error_for_status
 from .keys import Key
@@ -81,7 +81,13 @@ _encrypt_batch = lib.cellar_cell_encrypt_batch
 _decrypt_batch = lib.cellar_cell_decrypt_batch
 _batch_ct_len = lib.cellar_cell_batch_ciphertext_len
 _batch_pt_max = lib.cellar_cell_batch_plaintext_max_len
-_blind_index = lib.cellar_blind_index
+_encrypt_rows = lib.cellar_cell_encrypt_batch_rows
+_decrypt_rows = lib.cellar_cell_decrypt_batch_rows
+_bkey_new = lib.cellar_blind_index_key_new
+_bkey_free = lib.cellar_blind_index_key_free
+_blind_batch = lib.cellar_blind_index_batch
+_blind_batch_rows = lib.cellar_blind_index_batch_rows
+_BLIND_INDEX_V1 = 1
 
 #: Field metadata keys written by :func:`encrypt_table`.
 META_TYPE = b"cellar.type"
@@ -163,6 +169,41 @@ def _narrow(out_offsets: "pa.Buffer", count: int, large: bool) -> "pa.Array":
             "large=True (large_binary output) or split the array into chunks") from None
 
 
+# Per-row contexts ----------------------------------------------------------------------------------
+
+
+def _row_context_array(row_context: Any, count: int) -> ArrayLike:
+    """Checks a per-row context column: binary/string (large or not) or integers (bound as
+    their decimal text), no nulls, one row per value."""
+    if not isinstance(row_context, (pa.Array, pa.ChunkedArray)):
+        raise TypeError(f"row_context must be a pyarrow Array or ChunkedArray, not "
+                        f"{type(row_context).__name__}")
+    t = row_context.type
+    if pa.types.is_integer(t):
+        row_context = row_context.cast(pa.string())
+    else:
+        _is_large(row_context.type, "row_context")
+    if len(row_context) != count:
+        raise ValueError(f"row_context has {len(row_context)} rows, the array {count}")
+    if row_context.null_count:
+        raise ValueError("row_context has nulls: every row needs a context")
+    return row_context
+
+
+def _row_contexts(prefix: bytes, rc: "pa.Array") -> Tuple[RowContexts, Any]:
+    """``cellar_row_contexts`` over an Arrow binary/string array's own buffers (no copy)."""
+    width = 8 if _TYPES[rc.type] else 4
+    bufs = rc.buffers()
+    data = bufs[2]
+    rows = RowContexts()
+    rows.prefix = ctypes.cast(ctypes.c_char_p(prefix), ctypes.c_void_p) if prefix else None
+    rows.prefix_len = len(prefix)
+    rows.suffixes = data.address if data is not None and data.size else None
+    rows.suffix_offsets = bufs[1].address + width * rc.offset
+    rows.offset_width = width
+    return rows, (prefix, bufs)
+
+
 # One C batch call -----------------------------------------------------------------------------------
 
 
@@ -180,7 +221,7 @@ def _reindex(exc: CellarError, mapper: Callable[[int], int]) -> CellarError:
 
 
 def _run(cipher: CellCipher, encrypt: bool, arr: "pa.Array", large_in: bool, large_out: bool,
-         ctx: bytes) -> Tuple["pa.Array", "pa.Buffer"]:
+         ctx: bytes, rows: Optional["pa.Array"] = None) -> Tuple["pa.Array", "pa.Buffer"]:
     """One batch call over every value of ``arr`` (no nulls). Returns (offsets array, data)."""
     h = cipher._handle
     count = len(arr)
@@ -198,10 +239,18 @@ def _run(cipher: CellCipher, encrypt: bool, arr: "pa.Array", large_in: bool, lar
     out = pa.allocate_buffer(total) if total else None
     out_offsets = pa.allocate_buffer(8 * (count + 1))
     used = c_size_t()
-    cp = ctx or None
-    st = (_encrypt_batch if encrypt else _decrypt_batch)(
-        h, cp, len(ctx), values, offsets, count, out.address if out is not None else None, total,
-        _offsets_view(out_offsets.address, count), byref(used))
+    oaddr = out.address if out is not None else None
+    if rows is None:
+        cp = ctx or None
+        st = (_encrypt_batch if encrypt else _decrypt_batch)(
+            h, cp, len(ctx), values, offsets, count, oaddr, total,
+            _offsets_view(out_offsets.address, count), byref(used))
+    else:
+        rc, rkeep = _row_contexts(ctx, rows)
+        st = (_encrypt_rows if encrypt else _decrypt_rows)(
+            h, byref(rc), values, offsets, count, oaddr, total,
+            _offsets_view(out_offsets.address, count), byref(used))
+        del rkeep
     del keep
     if st:
         raise error_for_status(st)
@@ -214,7 +263,7 @@ def _run(cipher: CellCipher, encrypt: bool, arr: "pa.Array", large_in: bool, lar
 
 
 def _one(cipher: CellCipher, encrypt: bool, arr: "pa.Array", ctx: bytes, large: Optional[bool],
-         out_type: Optional["pa.DataType"], row0: int) -> "pa.Array":
+         out_type: Optional["pa.DataType"], row0: int, rows: Optional["pa.Array"] = None) -> "pa.Array":
     large_in = _is_large(arr.type, "array")
     if out_type is None:
         large_out = large_in if large is None else bool(large)
@@ -230,11 +279,13 @@ def _one(cipher: CellCipher, encrypt: bool, arr: "pa.Array", ctx: bytes, large: 
     if nulls:
         valid = arr.is_valid()
         dense = arr.drop_null()
+        if rows is not None:
+            rows = rows.filter(valid)
     else:
         valid = None
         dense = arr
     try:
-        offs, body = _run(cipher, encrypt, dense, large_in, large_out, ctx)
+        offs, body = _run(cipher, encrypt, dense, large_in, large_out, ctx, rows)
     except CellarError as exc:
         if valid is None:
             mapper = lambda i: row0 + i  # noqa: E731
@@ -268,20 +319,31 @@ def _apply(cipher: Any, encrypt: bool, array: Any, context: Context, row_context
     array = _as_array(array, "array")
     ctx = _context_bytes(context)
     if row_context is not None:
-        raise NotImplementedError(
-            "per-row contexts need the per-row batch calls of the C library (not in this build)")
+        _is_large(array.type, "array")
+        row_context = _row_context_array(row_context, len(array))
     if isinstance(array, pa.ChunkedArray):
         _is_large(array.type, "array")
         chunks = []
         row0 = 0
         for chunk in array.chunks:
-            chunks.append(_one(cipher, encrypt, chunk, ctx, large, out_type, row0))
+            rows = _rows_slice(row_context, row0, len(chunk))
+            chunks.append(_one(cipher, encrypt, chunk, ctx, large, out_type, row0, rows))
             row0 += len(chunk)
         if out_type is None:
             large_out = _is_large(array.type, "array") if large is None else bool(large)
             out_type = pa.large_binary() if large_out else pa.binary()
         return pa.chunked_array(chunks, type=out_type)
-    return _one(cipher, encrypt, array, ctx, large, out_type, 0)
+    return _one(cipher, encrypt, array, ctx, large, out_type, 0,
+                _rows_slice(row_context, 0, len(array)))
+
+
+def _rows_slice(row_context: Optional[ArrayLike], start: int, length: int) -> Optional["pa.Array"]:
+    if row_context is None:
+        return None
+    part = row_context.slice(start, length)
+    if isinstance(part, pa.ChunkedArray):
+        part = part.combine_chunks() if part.num_chunks != 1 else part.chunk(0)
+    return part
 
 
 def encrypt_array(cipher: CellCipher, array: ArrayLike, context: Context = b"", *,
@@ -289,7 +351,12 @@ def encrypt_array(cipher: CellCipher, array: ArrayLike, context: Context = b"", 
     """Encrypts every value of ``array`` (binary, string, large_binary or large_string; an Array
     or a ChunkedArray) with ``cipher``, bound to ``context``; returns a ``binary`` array
     (``large_binary`` for large inputs or with ``large=True``) of the same length, nulls kept.
-    One C batch call per array (per chunk), no Python object per value."""
+    One C batch call per array (per chunk), no Python object per value.
+
+    ``row_context`` (an array of the same length: binary/string, or integers bound as their
+    decimal text; no nulls) binds value ``i`` to ``context + row_context[i]`` (for example
+    ``context="tenant=7/users/email/"`` and the row key column), through the C ``_rows`` batch
+    call that reads the row contexts in place."""
     return _apply(cipher, True, array, context, row_context, large, None)
 
 
@@ -308,7 +375,8 @@ def decrypt_array(cipher: CellCipher, array: ArrayLike, context: Context = b"", 
 # Blind indexes --------------------------------------------------------------------------------------
 
 
-def _blind_one(key: Key, arr: "pa.Array", ctx: bytes, length: int) -> "pa.Array":
+def _blind_one(bkey: int, arr: "pa.Array", ctx: bytes, length: int,
+               rows: Optional["pa.Array"] = None) -> "pa.Array":
     large = _is_large(arr.type, "array")
     count = len(arr)
     out_type = pa.binary(length)
@@ -319,30 +387,27 @@ def _blind_one(key: Key, arr: "pa.Array", ctx: bytes, length: int) -> "pa.Array"
         return pa.nulls(count, type=out_type)
     valid = arr.is_valid() if nulls else None
     dense = arr.drop_null() if nulls else arr
+    if rows is not None and valid is not None:
+        rows = rows.filter(valid)
     m = len(dense)
     addr, keep, end = _size_t_offsets(dense, large)
     data = dense.buffers()[2]
     if end > (data.size if data is not None else 0):
         raise ValueError("array offsets reach past its data buffer")
-    base = data.address if data is not None else 0
+    values = data.address if (data is not None and end) else None
     out = pa.allocate_buffer(m * length)
-    oaddr = out.address
-    kh = key._handle
-    cp = ctx or None
-    cn = len(ctx)
-    offs = _offsets_view(addr, m)
-    fn = _blind_index
-    # One C call per value here (the library has no blind-index batch call yet); the values are
-    # still read in place from the Arrow buffer and written straight into the output buffer.
-    for i in range(m):
-        a = offs[i]
-        st = fn(kh, cp, cn, base + a, offs[i + 1] - a, oaddr + i * length, length)
-        if st:
-            exc = error_for_status(st)
-            exc.detail = f"value {i}: {exc.detail}"
-            rows = pc.indices_nonzero(valid) if valid is not None else None
-            raise _reindex(exc, lambda j: rows[j].as_py() if rows is not None else j)
+    used = c_size_t()
+    if rows is None:
+        st = _blind_batch(bkey, ctx or None, len(ctx), values, _offsets_view(addr, m), m, length,
+                          out.address, m * length, byref(used))
+    else:
+        rc, rkeep = _row_contexts(ctx, rows)
+        st = _blind_batch_rows(bkey, byref(rc), values, _offsets_view(addr, m), m, length,
+                               out.address, m * length, byref(used))
+        del rkeep
     del keep
+    if st:
+        raise error_for_status(st)
     dense_out = pa.Array.from_buffers(out_type, m, [None, out])
     if valid is None:
         return dense_out
@@ -352,10 +417,11 @@ def _blind_one(key: Key, arr: "pa.Array", ctx: bytes, length: int) -> "pa.Array"
 
 
 def blind_index_array(key: Key, array: ArrayLike, context: Context = b"", *,
-                      length: int = 16) -> ArrayLike:
-    """Blind indexes (``cellar.blind_index``) of every value of ``array`` bound to ``context``:
-    a ``fixed_size_binary(length)`` array, nulls kept, for equality lookups and joins without
-    deterministic ciphertexts."""
+                      length: int = 16, row_context: Optional[ArrayLike] = None) -> ArrayLike:
+    """Blind indexes (``cellar.blind_index``) of every value of ``array`` bound to ``context``
+    (or ``context + row_context[i]``): a ``fixed_size_binary(length)`` array, nulls kept, for
+    equality lookups and joins without deterministic ciphertexts. One blind-index key
+    derivation and one C batch call per array (per chunk)."""
     if not isinstance(key, Key):
         raise TypeError(f"key must be a cellar.Key, not {type(key).__name__}")
     if not isinstance(length, int) or not _cells.BLIND_INDEX_MIN_LEN <= length <= _cells.BLIND_INDEX_MAX_LEN:
@@ -363,11 +429,25 @@ def blind_index_array(key: Key, array: ArrayLike, context: Context = b"", *,
                          f"{_cells.BLIND_INDEX_MAX_LEN}")
     array = _as_array(array, "array")
     ctx = _context_bytes(context)
-    if isinstance(array, pa.ChunkedArray):
-        _is_large(array.type, "array")
-        return pa.chunked_array([_blind_one(key, c, ctx, length) for c in array.chunks],
-                                type=pa.binary(length))
-    return _blind_one(key, array, ctx, length)
+    _is_large(array.type, "array")
+    if row_context is not None:
+        row_context = _row_context_array(row_context, len(array))
+    out = ctypes.c_void_p()
+    st = _bkey_new(key._handle, _BLIND_INDEX_V1, byref(out))
+    if st:
+        raise error_for_status(st)
+    bkey = out.value
+    try:
+        if isinstance(array, pa.ChunkedArray):
+            chunks = []
+            row0 = 0
+            for c in array.chunks:
+                chunks.append(_blind_one(bkey, c, ctx, length, _rows_slice(row_context, row0, len(c))))
+                row0 += len(c)
+            return pa.chunked_array(chunks, type=pa.binary(length))
+        return _blind_one(bkey, array, ctx, length, _rows_slice(row_context, 0, len(array)))
+    finally:
+        _bkey_free(bkey)
 
 
 # Tables -------------------------------------------------------------------------------------------
@@ -385,37 +465,60 @@ def _column_context(context: Any, name: str) -> bytes:
     return _context_bytes(context)
 
 
+def _table_rows(table: "pa.Table", row_context: Optional[str], ctx: bytes) -> Tuple[bytes, Any]:
+    """(prefix, row context column) for the table helpers: row ``i`` of a column is bound to
+    ``context + b"\\0" + row_key_i`` (the NUL ends the column's part, so that no column
+    context and row key can be confused with another pair)."""
+    if row_context is None:
+        return ctx, None
+    if not isinstance(row_context, str):
+        raise TypeError("row_context must be the name of a column of the table")
+    if row_context not in table.column_names:
+        raise KeyError(f"table has no column {row_context!r} (row_context)")
+    return ctx + b"\0", table.column(row_context)
+
+
 def encrypt_table(table: "pa.Table", ciphers: Mapping[str, CellCipher], *,
                   context: Any = None, blind_indexes: Optional[Mapping[str, Tuple[Key, str]]] = None,
-                  blind_index_length: int = 16, large: Optional[bool] = None) -> "pa.Table":
+                  blind_index_length: int = 16, large: Optional[bool] = None,
+                  row_context: Optional[str] = None) -> "pa.Table":
     """A new table whose columns named in ``ciphers`` are encrypted (each with its own
     :class:`~cellar.CellCipher`); the other columns are shared, not copied.
 
     ``context`` binds each column's cells: None (the default) uses the column name, a mapping
     gives one per column name, a callable is called with the name, bytes/str is used for all.
     ``blind_indexes`` maps a column to ``(key, new_column_name)``: the blind index of the
-    plaintext (same context) is appended as a ``fixed_size_binary`` column. The encrypted
-    fields carry metadata (``cellar.type``, ``cellar.mode``) so :func:`decrypt_table` restores
-    their type."""
+    plaintext (same context) is appended as a ``fixed_size_binary`` column. ``row_context``
+    names a column (for example the row key; binary, string or integer, no nulls) whose value
+    is bound into every encrypted cell of its row: row ``i`` of column ``c`` gets the context
+    ``context(c) + b"\\0" + row_key_i`` (integers as decimal text), so a cell copied to another
+    row fails to decrypt. The encrypted fields carry metadata (``cellar.type``, ``cellar.mode``,
+    ``cellar.row_context``) so :func:`decrypt_table` restores their type."""
     if not isinstance(table, pa.Table):
         raise TypeError(f"table must be a pyarrow.Table, not {type(table).__name__}")
     names = table.column_names
     for name in list(ciphers) + list(blind_indexes or {}):
         if name not in names:
             raise KeyError(f"table has no column {name!r}")
+    if row_context is not None and row_context in ciphers:
+        raise ValueError("the row_context column cannot itself be encrypted")
     extra: List[Tuple["pa.Field", ArrayLike]] = []
     for name, (key, new_name) in (blind_indexes or {}).items():
-        bidx = blind_index_array(key, table.column(name), _column_context(context, name),
-                                 length=blind_index_length)
+        prefix, rows = _table_rows(table, row_context, _column_context(context, name))
+        bidx = blind_index_array(key, table.column(name), prefix, length=blind_index_length,
+                                 row_context=rows)
         extra.append((pa.field(new_name, bidx.type, nullable=True), bidx))
     out = table
     for name, cipher in ciphers.items():
         i = out.schema.get_field_index(name)
         field = out.schema.field(i)
-        col = encrypt_array(cipher, out.column(i), _column_context(context, name), large=large)
+        prefix, rows = _table_rows(table, row_context, _column_context(context, name))
+        col = encrypt_array(cipher, out.column(i), prefix, large=large, row_context=rows)
         meta = dict(field.metadata or {})
         meta[META_TYPE] = str(field.type).encode()
         meta[META_MODE] = _cipher(cipher).mode.name.encode()
+        if row_context is not None:
+            meta[META_ROW_CONTEXT] = row_context.encode("utf-8")
         out = out.set_column(i, pa.field(name, col.type, nullable=True, metadata=meta), col)
     for field, col in extra:
         out = out.append_column(field, col)
@@ -450,11 +553,13 @@ _RESTORE = {"string": pa.string(), "large_string": pa.large_string(), "binary": 
 
 
 def decrypt_table(table: "pa.Table", ciphers: Mapping[str, CellCipher], *,
-                  context: Any = None, types: Optional[Mapping[str, "pa.DataType"]] = None) -> "pa.Table":
+                  context: Any = None, types: Optional[Mapping[str, "pa.DataType"]] = None,
+                  row_context: Optional[str] = None) -> "pa.Table":
     """The inverse of :func:`encrypt_table`: decrypts the named columns (same ``context`` rule)
     and restores each one's original type from its field metadata, or from ``types`` (a
     column name -> type mapping, for tables whose field metadata was lost on the way, for
-    example through pandas), else binary."""
+    example through pandas), else binary. ``row_context`` defaults to the column the field
+    metadata names (``cellar.row_context``)."""
     if not isinstance(table, pa.Table):
         raise TypeError(f"table must be a pyarrow.Table, not {type(table).__name__}")
     out = table
@@ -468,6 +573,9 @@ def decrypt_table(table: "pa.Table", ciphers: Mapping[str, CellCipher], *,
         if types and name in types:
             target = types[name]
         meta.pop(META_MODE, None)
-        col = decrypt_array(cipher, out.column(i), _column_context(context, name), type=target)
+        rc_name = meta.pop(META_ROW_CONTEXT, None)
+        rc = row_context if row_context is not None else (rc_name.decode() if rc_name else None)
+        prefix, rows = _table_rows(table, rc, _column_context(context, name))
+        col = decrypt_array(cipher, out.column(i), prefix, type=target, row_context=rows)
         out = out.set_column(i, pa.field(name, target, nullable=True, metadata=meta or None), col)
     return _pandas_metadata(out, {n: out.schema.field(n).type for n in ciphers})

@@ -169,7 +169,7 @@ ColumnSpec = Union[CellMode, int, Tuple[Union[CellMode, int], Key]]
 
 def write_table(table: "pa.Table", where: Any, keyring: Keyring, columns: Mapping[str, ColumnSpec], *,
                 context: Any = None, blind_indexes: Optional[Mapping[str, Tuple[Key, str]]] = None,
-                **parquet_kwargs: Any) -> Dict[str, bytes]:
+                row_context: Optional[str] = None, **parquet_kwargs: Any) -> Dict[str, bytes]:
     """Writes ``table`` to ``where`` (a path or file, as ``pyarrow.parquet.write_table``) with
     the ``columns`` encrypted as Cellar cells.
 
@@ -177,8 +177,9 @@ def write_table(table: "pa.Table", where: Any, keyring: Keyring, columns: Mappin
     a given AES-256 column key (the same key in every file of a dataset keeps DETERMINISTIC
     columns and blind indexes comparable across files); otherwise a fresh key is generated per
     column. Each column key is stored wrapped by ``keyring`` in the field metadata. ``context``
-    as in :func:`cellar.arrow.encrypt_table` (default: the column name). Returns the wrapped
-    column keys by column name."""
+    and ``row_context`` (a column whose value, such as the row key, is bound into each cell of
+    its row) as in :func:`cellar.arrow.encrypt_table`. Returns the wrapped column keys by
+    column name."""
     if not isinstance(keyring, Keyring):
         raise TypeError("keyring must be a cellar.Keyring")
     ciphers: Dict[str, CellCipher] = {}
@@ -195,7 +196,8 @@ def write_table(table: "pa.Table", where: Any, keyring: Keyring, columns: Mappin
                 owned.append(key)
             ciphers[name] = CellCipher(key, CellMode(mode), key_version=1)
             wrapped[name] = keyring.wrap(key)
-        out = _arrow.encrypt_table(table, ciphers, context=context, blind_indexes=blind_indexes)
+        out = _arrow.encrypt_table(table, ciphers, context=context, blind_indexes=blind_indexes,
+                                   row_context=row_context)
         fields = []
         for field in out.schema:
             if field.name in wrapped:
@@ -230,8 +232,18 @@ def read_table(source: Any, keyring: Keyring, columns: Optional[Iterable[str]] =
     for a foreign or tampered key or cell); no partial plaintext is returned."""
     if not isinstance(keyring, Keyring):
         raise TypeError("keyring must be a cellar.Keyring")
-    table = pq.read_table(source, columns=list(columns) if columns is not None else None,
-                          **parquet_kwargs)
+    wanted_cols = list(columns) if columns is not None else None
+    read_cols = wanted_cols
+    if wanted_cols is not None:
+        # a row-context column needed by a requested encrypted column is read too
+        schema = pq.read_schema(source)
+        for name in list(wanted_cols):
+            i = schema.get_field_index(name)
+            meta = schema.field(i).metadata if i >= 0 else None
+            rc = meta.get(_arrow.META_ROW_CONTEXT) if meta else None
+            if rc is not None and rc.decode() not in read_cols:
+                read_cols = read_cols + [rc.decode()]
+    table = pq.read_table(source, columns=read_cols, **parquet_kwargs)
     names = encrypted_columns(table.schema)
     if decrypt is not None:
         wanted = list(decrypt)
@@ -262,4 +274,5 @@ def read_table(source: Any, keyring: Keyring, columns: Optional[Iterable[str]] =
             meta = {k: v for k, v in field.metadata.items() if k not in (META_KEY, META_KEY_VERSION)}
             field = field.with_metadata(meta) if meta else field.remove_metadata()
         fields.append(field)
-    return pa.Table.from_arrays(out.columns, schema=pa.schema(fields, metadata=out.schema.metadata))
+    out = pa.Table.from_arrays(out.columns, schema=pa.schema(fields, metadata=out.schema.metadata))
+    return out.select(wanted_cols) if wanted_cols is not None else out

@@ -304,3 +304,97 @@ def test_many_values_one_batch(cipher):
     for i in sample:
         assert cipher.decrypt(ct[i].as_py(), b"bulk") == arr[i].as_py()
     assert ca.decrypt_array(cipher, ct, "bulk").equals(arr)
+
+
+# Per-row contexts ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rt", [pa.string(), pa.binary(), pa.large_string(), pa.large_binary(),
+                                pa.int64(), pa.int32()],
+                         ids=["string", "binary", "large_string", "large_binary", "int64", "int32"])
+def test_row_contexts_match_single_calls(cipher, rt):
+    arr = pa.array([b"v%d" % i if i % 5 != 2 else None for i in range(40)])
+    keys = list(range(1000, 1040))
+    if pa.types.is_integer(rt):
+        rows = pa.array(keys, rt)
+    else:
+        rows = pa.array([str(k) if "string" in str(rt) else str(k).encode() for k in keys], rt)
+    ct = ca.encrypt_array(cipher, arr, "t7/users/email/", row_context=rows)
+    assert cellar.last_operation_approved() is True
+    for k, p, c in zip(keys, arr.to_pylist(), ct.to_pylist()):
+        if p is None:
+            assert c is None
+        else:
+            assert cipher.decrypt(c, b"t7/users/email/" + str(k).encode()) == p
+    assert ca.decrypt_array(cipher, ct, "t7/users/email/", row_context=rows).equals(arr)
+    # the shared-context batch does not open them
+    with pytest.raises(cellar.AuthenticationError):
+        ca.decrypt_array(cipher, ct, "t7/users/email/")
+
+
+def test_row_contexts_moved_cell_fails_by_row(cipher):
+    arr = pa.array([b"a", b"b", b"c", b"d"])
+    rows = pa.array(["r0", "r1", "r2", "r3"])
+    ct = ca.encrypt_array(cipher, arr, "p/", row_context=rows).to_pylist()
+    ct[1], ct[2] = ct[2], ct[1]
+    with pytest.raises(cellar.AuthenticationError) as ei:
+        ca.decrypt_array(cipher, pa.array(ct), "p/", row_context=rows)
+    assert ei.value.index == 1
+
+
+def test_row_contexts_sliced_and_chunked(cipher):
+    arr = pa.array([b"x%d" % i for i in range(30)])
+    rows = pa.array([f"k{i}" for i in range(30)])
+    ct = ca.encrypt_array(cipher, arr.slice(5, 20), row_context=rows.slice(5, 20))
+    for i, c in enumerate(ct.to_pylist()):
+        assert cipher.decrypt(c, f"k{i + 5}") == b"x%d" % (i + 5)
+    # chunk boundaries of the values and of the row contexts differ
+    carr = pa.chunked_array([arr.slice(0, 7), arr.slice(7, 13), arr.slice(20)])
+    crows = pa.chunked_array([rows.slice(0, 15), rows.slice(15)])
+    cct = ca.encrypt_array(cipher, carr, "c/", row_context=crows)
+    assert cct.num_chunks == 3
+    flat = cct.combine_chunks().to_pylist()
+    for i in range(30):
+        assert cipher.decrypt(flat[i], f"c/k{i}") == b"x%d" % i
+    assert ca.decrypt_array(cipher, cct, "c/", row_context=crows).equals(carr)
+
+
+def test_row_contexts_refused(cipher):
+    arr = pa.array([b"a", b"b"])
+    with pytest.raises(ValueError):
+        ca.encrypt_array(cipher, arr, row_context=pa.array(["x"]))            # wrong length
+    with pytest.raises(ValueError):
+        ca.encrypt_array(cipher, arr, row_context=pa.array(["x", None]))      # a null context
+    with pytest.raises(TypeError):
+        ca.encrypt_array(cipher, arr, row_context=pa.array([1.0, 2.0]))       # floats
+    with pytest.raises(TypeError):
+        ca.encrypt_array(cipher, arr, row_context=["x", "y"])                 # not Arrow
+
+
+def test_blind_index_row_contexts(key):
+    arr = pa.array(["alice", None, "bob"])
+    rows = pa.array([7, 8, 9], pa.int64())
+    bi = ca.blind_index_array(key, arr, "t/", row_context=rows)
+    assert bi.to_pylist() == [cellar.blind_index(key, b"alice", b"t/7"), None,
+                              cellar.blind_index(key, b"bob", b"t/9")]
+
+
+def test_table_row_context(key):
+    t = pa.table({"id": pa.array([10, 11, 12], pa.int64()), "email": ["a@x", None, "c@y"]})
+    with cellar.CellCipher(key, cellar.CellMode.RANDOMIZED) as c:
+        enc = ca.encrypt_table(t, {"email": c}, row_context="id",
+                               blind_indexes={"email": (key, "email_bidx")})
+        assert enc.schema.field("email").metadata[b"cellar.row_context"] == b"id"
+        assert c.decrypt(enc.column("email")[0].as_py(), b"email\x0010") == b"a@x"
+        assert enc.column("email_bidx")[2].as_py() == cellar.blind_index(key, b"c@y", b"email\x0012")
+        assert ca.decrypt_table(enc.drop_columns(["email_bidx"]), {"email": c}).equals(t)
+        # rows swapped with their ciphertexts but not their ids: refused
+        swapped = enc.set_column(1, enc.schema.field("email"),
+                                 enc.column("email").take(pa.array([2, 1, 0])))
+        with pytest.raises(cellar.AuthenticationError) as ei:
+            ca.decrypt_table(swapped, {"email": c})
+        assert ei.value.index == 0
+        with pytest.raises(ValueError):
+            ca.encrypt_table(t, {"id": c}, row_context="id")
+        with pytest.raises(KeyError):
+            ca.encrypt_table(t, {"email": c}, row_context="nope")

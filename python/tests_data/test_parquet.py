@@ -207,3 +207,13 @@ def test_cells_shared_key_across_files(tmp_path, keyring):
     rb = pq.read_table(tmp_path / "b.parquet").column("email").to_pylist()
     assert ra[1] == rb[0]                           # joinable on ciphertext
     assert cpq.read_table(tmp_path / "b.parquet", keyring).column("email").to_pylist() == ["b@y", "c@z"]
+
+
+def test_cells_row_context_and_projection(tmp_path, keyring):
+    t = sample_table(40)
+    path = tmp_path / "rows.parquet"
+    cpq.write_table(t, path, keyring, {"email": cellar.CellMode.RANDOMIZED}, row_context="id")
+    assert cpq.read_table(path, keyring).equals(t)
+    # asking only for the encrypted column reads the row-key column too, then drops it
+    only = cpq.read_table(path, keyring, columns=["email"])
+    assert only.column_names == ["email"] and only.column("email").equals(t.column("email"))
