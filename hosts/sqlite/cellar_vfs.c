@@ -16,17 +16,19 @@
  * GCM pages carry their key version; decryption picks the cipher of that version, so pages of
  * several versions are readable side by side during a re-key.
  *
- * Logs. A log page image is sealed with the page key under
- *     file id = role (2 journal, 3 WAL) | gen_hi << 8,   page_no = gen_lo << 32 | database page no
- * where gen is the log's 64-bit generation:
+ * Logs. A log page image is sealed with the page key, bound to the database page number it
+ * restores, its position in the log and the log's generation (docs/FORMATS.md):
+ *   journal  file id = 2 | C0 << 8 | R << 40, page_no = (image offset / 8) << 32 | page number
+ *   WAL      file id = 3 | salt-1 (24 bits) << 8 | salt-2 << 32, page_no = frame index << 32 | page no
+ * where the generations are:
  *   journal  gen = C0 << 32 | R: C0 is the file change counter of the database's page 1 as it was
- *            committed when the journal was started, R 32 random bits. The VFS writes
+ *            committed when the journal was started, R 24 random bits. The VFS writes
  *            "CELLARJ1" | gen (u64 BE) into the unused bytes 28..43 of every journal header.
  *            Before a journal is played back, C0 must equal the change counter of page 1 on disk
  *            (authenticated) or be one less (page 1 already written by the crashed commit);
  *            otherwise the journal is shown to SQLite as empty.
- *   WAL      gen = salt-1 << 32 | salt-2 of the WAL header (SQLite draws new ones at every WAL
- *            restart and accepts in recovery only frames whose header repeats them).
+ *   WAL      the salts of the WAL header (SQLite draws new ones at every WAL restart and accepts
+ *            in recovery only frames whose header repeats them).
  * An image that does not authenticate is never handed to SQLite: during journal playback the read
  * ends the journal there (SQLITE_IOERR_SHORT_READ, which SQLite treats as a journal cut short by a
  * crash); during WAL recovery the frame is returned with its salts inverted, so SQLite's recovery
@@ -1039,8 +1041,14 @@ static int journal_binding(cv_file *f, sqlite3_int64 off, int writing, uint32_t 
     return *pgno ? 0 : -1;
 }
 
-static uint64_t journal_file_id(uint64_t gen) { return role_file_id[ROLE_JOURNAL] | (gen >> 32) << 8; }
-static uint64_t log_page_no(uint64_t gen, uint32_t pgno) { return (gen & 0xffffffffu) << 32 | pgno; }
+/* file id = 2 | C0 << 8 | R << 40 (R: 24 bits); page_no = record position << 32 | page number,
+ * the position being the image's offset / 8 (mod 2^32): a record cannot move within its journal. */
+static uint64_t journal_file_id(uint64_t gen) {
+    return role_file_id[ROLE_JOURNAL] | (gen >> 32) << 8 | (gen & 0xffffffu) << 40;
+}
+static uint64_t journal_page_no(sqlite3_int64 off, uint32_t pgno) {
+    return ((uint64_t)off >> 3 & 0xffffffffu) << 32 | pgno;
+}
 
 /* A journal header piece (SQLite writes the header at a sector boundary, its bytes 28.. zero):
  * the VFS records the journal's generation there. At offset 0 the journal starts a new
@@ -1054,7 +1062,7 @@ static int journal_header_write(cv_file *f, const uint8_t *in, int amt, sqlite3_
             return SQLITE_IOERR_WRITE;
         }
         sqlite3_randomness(sizeof rnd, &rnd);
-        f->jgen = (uint64_t)c0 << 32 | rnd;
+        f->jgen = (uint64_t)c0 << 32 | (rnd & 0xffffffu);
         f->jgen_set = 1;
         f->pin_state = 0;
     } else if (!f->jgen_set) {
@@ -1083,12 +1091,16 @@ static int is_zero(const uint8_t *p, size_t n) {
  * SQLite rewrites frames of an open transaction in place; it fills them in at commit, and its
  * recovery accepts only frames whose salts equal the header's.) */
 
-/* Binding of the frame whose 24-byte header is `fh`: pgno from it, salts from the WAL header. */
-static int wal_binding(cv_file *f, const uint8_t *fh, uint64_t *file_id, uint64_t *page_no) {
+/* Binding of the frame at `frame_off` whose 24-byte header is `fh`: file id = 3 | salt-1 (low 24
+ * bits) << 8 | salt-2 << 32, from the WAL header; page_no = frame index << 32 | page number, so a
+ * frame cannot move to another position in its WAL either. */
+static int wal_binding(cv_file *f, const uint8_t *fh, sqlite3_int64 frame_off, uint32_t P, uint64_t *file_id,
+                       uint64_t *page_no) {
     uint8_t salts[8];
     if (!get32(fh) || f->real->pMethods->xRead(f->real, salts, 8, 16) != SQLITE_OK) return -1;
-    *file_id = role_file_id[ROLE_WAL] | (uint64_t)get32(salts) << 8;
-    *page_no = (uint64_t)get32(salts + 4) << 32 | get32(fh);
+    uint64_t index = (uint64_t)(frame_off - WAL_HDR) / (P + WAL_FRAME_HDR);
+    *file_id = role_file_id[ROLE_WAL] | (uint64_t)(get32(salts) & 0xffffffu) << 8 | (uint64_t)get32(salts + 4) << 32;
+    *page_no = (index & 0xffffffffu) << 32 | get32(fh);
     return 0;
 }
 
@@ -1103,7 +1115,7 @@ static int cv_read(sqlite3_file *pf, void *out, int amt, sqlite3_int64 off) {
             uint64_t gen = 0;
             cellar_status st = CELLAR_ERR_AUTHENTICATION_FAILED;
             if (journal_binding(f, off, 0, &pgno, &gen) == 0 && journal_pinned(f, gen, (uint32_t)amt))
-                st = log_decrypt(f, journal_file_id(gen), log_page_no(gen, pgno), out, (size_t)amt);
+                st = log_decrypt(f, journal_file_id(gen), journal_page_no(off, pgno), out, (size_t)amt);
             if (st != CELLAR_OK) {
                 /* Never content: the journal ends here, as for a record cut short by a crash
                  * (SQLite's ordering means the database was not written for it). */
@@ -1117,7 +1129,11 @@ static int cv_read(sqlite3_file *pf, void *out, int amt, sqlite3_int64 off) {
              * this VFS did not start for the database as it is now is shown as empty. */
             uint64_t gen = 0;
             uint32_t P = 0;
-            if (!journal_tag_read(f, &gen, &P) || !journal_pinned(f, gen, P)) memset(out, 0, (size_t)amt);
+            if (!journal_tag_read(f, &gen, &P) || !journal_pinned(f, gen, P)) {
+                memset(out, 0, (size_t)amt);
+                sqlite3_log(SQLITE_NOTICE, "cellar vfs: %s: the journal does not authenticate as this database's current one; shown as empty",
+                            f->ks->db_path);
+            }
         }
         return SQLITE_OK;
     }
@@ -1128,7 +1144,7 @@ static int cv_read(sqlite3_file *pf, void *out, int amt, sqlite3_int64 off) {
         uint64_t file_id = 0, page_no = 0;
         cellar_status st = CELLAR_ERR_AUTHENTICATION_FAILED;
         if (f->real->pMethods->xRead(f->real, fh, WAL_FRAME_HDR, off - WAL_FRAME_HDR) == SQLITE_OK &&
-            wal_binding(f, fh, &file_id, &page_no) == 0)
+            wal_binding(f, fh, off - WAL_FRAME_HDR, (uint32_t)amt, &file_id, &page_no) == 0)
             st = log_decrypt(f, file_id, page_no, out, (size_t)amt);
         if (st != CELLAR_OK) {
             memset(out, 0, (size_t)amt);
@@ -1139,8 +1155,9 @@ static int cv_read(sqlite3_file *pf, void *out, int amt, sqlite3_int64 off) {
         uint8_t *fh = out, *page = fh + WAL_FRAME_HDR;
         size_t n = (size_t)amt - WAL_FRAME_HDR;
         uint64_t file_id = 0, page_no = 0;
-        cellar_status st = wal_binding(f, fh, &file_id, &page_no) == 0 ? log_decrypt(f, file_id, page_no, page, n)
-                                                                       : CELLAR_ERR_AUTHENTICATION_FAILED;
+        cellar_status st = wal_binding(f, fh, off, (uint32_t)n, &file_id, &page_no) == 0
+                               ? log_decrypt(f, file_id, page_no, page, n)
+                               : CELLAR_ERR_AUTHENTICATION_FAILED;
         if (st != CELLAR_OK) {
             /* Recovery: the frame is returned with its salts inverted, which SQLite's recovery
              * takes for the end of the valid log (as for a torn frame after a crash). */
@@ -1166,12 +1183,12 @@ static int cv_write(sqlite3_file *pf, const void *in, int amt, sqlite3_int64 off
             cv_error(SQLITE_IOERR_WRITE, "%s: journal image at %lld without its record page number or generation", f->ks->db_path, (long long)off);
             return SQLITE_IOERR_WRITE;
         }
-        rc = log_encrypt(f, journal_file_id(gen), log_page_no(gen, pgno), in, (size_t)amt, &ct);
+        rc = log_encrypt(f, journal_file_id(gen), journal_page_no(off, pgno), in, (size_t)amt, &ct);
     } else if (f->role == ROLE_WAL && wal_page_io(amt, off)) {
         uint8_t fh[WAL_FRAME_HDR];
         uint64_t file_id = 0, page_no = 0;
         if (f->real->pMethods->xRead(f->real, fh, WAL_FRAME_HDR, off - WAL_FRAME_HDR) != SQLITE_OK ||
-            wal_binding(f, fh, &file_id, &page_no) != 0) {
+            wal_binding(f, fh, off - WAL_FRAME_HDR, (uint32_t)amt, &file_id, &page_no) != 0) {
             cv_error(SQLITE_IOERR_WRITE, "%s: WAL page at %lld without its frame header", f->ks->db_path, (long long)off);
             return SQLITE_IOERR_WRITE;
         }
