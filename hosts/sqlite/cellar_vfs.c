@@ -1511,13 +1511,17 @@ static int cellar_sqlite_scan_locked(sqlite3 *db, cellar_sqlite_scan_result *out
     free(kf.data);
     out->page_size = P;
     out->pages = (uint64_t)fsize / P;
+    if ((uint64_t)fsize % P) { /* a page cut short (torn or truncated) is never a valid page */
+        out->pages++;
+        out->failed++;
+    }
     uint8_t *b = malloc(P), *zero = calloc(1, P);
     if (!b || !zero) {
         free(b);
         free(zero);
         return SQLITE_NOMEM;
     }
-    for (uint64_t i = 0; i < out->pages && rc == SQLITE_OK; i++) {
+    for (uint64_t i = 0; i < (uint64_t)fsize / P && rc == SQLITE_OK; i++) {
         rc = f->real->pMethods->xRead(f->real, b, (int)P, (sqlite3_int64)(i * P));
         if (rc != SQLITE_OK) break;
         if (memcmp(b, zero, P) == 0) {
