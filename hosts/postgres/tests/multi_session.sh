@@ -1,0 +1,1 @@
+echo multi-session: TODO
