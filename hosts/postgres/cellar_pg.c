@@ -1424,7 +1424,7 @@ do_blind_index(FunctionCallInfo fcinfo, char tag)
 	if (ck->mode != MODE_BLIND_INDEX)
 		ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
 						errmsg("cellar: column key \"%s\" is %s; blind indexes need a blind_index key", ck->name, mode_name(ck->mode)),
-						errhint("cellar.create_column_key('%s_bidx', 'blind_index')", ck->name)));
+						errhint("Create one with cellar.create_column_key('%s_bidx', 'blind_index').", ck->name)));
 	if (nbytes < CELLAR_BLIND_INDEX_MIN_LEN || nbytes > CELLAR_BLIND_INDEX_MAX_LEN)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						errmsg("cellar: a blind index has %d to %d bytes", CELLAR_BLIND_INDEX_MIN_LEN, CELLAR_BLIND_INDEX_MAX_LEN)));
@@ -1917,12 +1917,13 @@ cellar_status_fn(PG_FUNCTION_ARGS)
 	code = keyring_refresh(false);
 	if (code == 0)
 		state = "unlocked";
+	else if (guc_keyring_file == NULL || guc_keyring_file[0] == '\0' ||
+			 guc_password_file == NULL || guc_password_file[0] == '\0')
+		state = "not configured";
 	else if (kr_tenant_locked)
 		state = "locked (tenant)";
 	else if (kr_session_locked)
 		state = "locked (session)";
-	else if (guc_keyring_file == NULL || guc_keyring_file[0] == '\0')
-		state = "not configured";
 	else
 		state = "error";
 

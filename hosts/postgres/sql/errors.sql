@@ -60,4 +60,5 @@ SELECT err($$SET cellar.fips_strict = off$$);
 SELECT err($$DELETE FROM cellar.column_keys$$);
 SELECT count(*) > 0 AS can_read_wrapped FROM cellar.column_keys;
 RESET ROLE;
+REVOKE USAGE ON SCHEMA public FROM cellar_app;
 DROP ROLE cellar_app;

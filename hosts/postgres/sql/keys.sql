@@ -42,8 +42,8 @@ SELECT count(*) AS all_decrypt FROM vault
 SELECT cellar.decrypt_int8('vault', cellar.reencrypt('vault', cellar.encrypt('vault', 77::int8, '\x'::bytea), '\x'::bytea), '\x'::bytea);
 -- Crypto-shredding: retiring version 1 makes rows 6..10 unreadable for good.
 SELECT cellar.retire_column_key('vault', 1);
-SELECT name, version, retired IS NOT NULL AS retired, wrapped IS NULL AS blob_destroyed, active
-  FROM cellar.keys k JOIN cellar.column_keys USING (name, version) WHERE name = 'vault' ORDER BY version;
+SELECT name, version, k.retired IS NOT NULL AS retired, c.wrapped IS NULL AS blob_destroyed, k.active
+  FROM cellar.keys k JOIN cellar.column_keys c USING (name, version) WHERE name = 'vault' ORDER BY version;
 SELECT err($$SELECT cellar.decrypt_text('vault', secret, cellar.ctx('vault', 'secret', id::text)) FROM vault WHERE id = 6$$);
 SELECT count(*) AS readable FROM vault
  WHERE cellar.key_version(secret) = 2

@@ -15,4 +15,5 @@ if ! make -s -C "$here" installcheck PG_CONFIG="$PG_CONFIG"; then
   [ -f "$here/regression.diffs" ] && head -200 "$here/regression.diffs"
   exit 1
 fi
+export PGTMP RUNAS
 bash "$here/tests/multi_session.sh"
