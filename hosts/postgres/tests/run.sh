@@ -11,7 +11,10 @@ pg_keyfiles
 echo "== cluster: $($PGBIN/postgres --version), pid $PG_PID, socket $PGHOST"
 
 rm -rf "$here/results" "$here/regression.diffs" "$here/regression.out"
-if ! make -s -C "$here" installcheck PG_CONFIG="$PG_CONFIG"; then
+# The database is made here and kept (--use-existing), so that the multi-session script can
+# check the regression run's keys against the server log too.
+"$PGBIN/createdb" cellar_regression
+if ! make -s -C "$here" installcheck PG_CONFIG="$PG_CONFIG" EXTRA_REGRESS_OPTS=--use-existing CONTRIB_TESTDB=cellar_regression; then
   [ -f "$here/regression.diffs" ] && head -200 "$here/regression.diffs"
   exit 1
 fi
