@@ -21,7 +21,7 @@ SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recove
 LDLIB := -L$(REL) -Wl,-rpath,$(abspath $(REL)) -lcellar -lpthread
 C_TESTS := $(patsubst ffi-tests/c/%.c,%,$(wildcard ffi-tests/c/test_*.c))
 # The KWP vectors come from cryptography-vectors but are committed under tests/data.
-PY_REQS := pytest cryptography
+PY_REQS := pytest cryptography numpy pandas
 
 .PHONY: all setup build header demo test test-rust test-c test-cpp test-python test-valgrind \
         test-symbols test-install bench bench-python install clean
@@ -47,12 +47,12 @@ setup:
 	fi
 	@command -v $(CARGO) >/dev/null 2>&1 || { \
 	  echo "setup: no cargo on PATH: install a Rust toolchain (1.80 or newer) first"; exit 1; }
-	@$(PYTHON) -c "import pytest, cryptography" 2>/dev/null || { \
+	@$(PYTHON) -c "import pytest, cryptography, numpy, pandas" 2>/dev/null || { \
 	  echo "setup: installing Python test packages"; \
 	  $(PYTHON) -m pip install -q $(PY_REQS) 2>/dev/null || \
 	  $(PYTHON) -m pip install -q --user --break-system-packages $(PY_REQS) 2>/dev/null || \
 	  { SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq python3-pytest python3-cryptography >/dev/null; }; }
+	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq python3-pytest python3-cryptography python3-numpy python3-pandas >/dev/null; }; }
 	@$(MAKE) --no-print-directory -s postgres-deps
 
 build: setup

@@ -25,7 +25,7 @@ from ctypes import byref, c_char, c_size_t, c_uint32, c_void_p
 from itertools import accumulate
 from typing import Any, Iterable, List, Optional, Sequence, Tuple, Union
 
-from ._buffers import SIZE_T_CODE, BytesLike, readable, text_or_bytes, writable
+from ._buffers import SIZE_T_CODE, BytesLike, readable, text_or_bytes, value_readable, value_view, writable
 from ._handles import Handle
 from ._native import lib
 from .errors import error_for_status, raise_status
@@ -144,7 +144,9 @@ def _pack(values: Sequence[Any]) -> Tuple[bytes, "array.array[int]", int]:
     except TypeError:
         for i, v in enumerate(values):
             if isinstance(v, str):
-                raise TypeError(f"value {i} is a str; cell values must be bytes-like (encode them)") from None
+                kind = "str" if type(v) is str else "numpy.str_"
+                raise TypeError(f"value {i} is a {kind}; cell values must be bytes-like (encode "
+                                f"them, or pass encoding='utf-8')") from None
             try:
                 memoryview(v)
             except TypeError:
@@ -157,7 +159,9 @@ def _pack(values: Sequence[Any]) -> Tuple[bytes, "array.array[int]", int]:
             return data, array.array(SIZE_T_CODE, range(0, first * count + 1, first)), first
         return data, array.array(SIZE_T_CODE, [0]) * (count + 1), 0
     offsets = array.array(SIZE_T_CODE, accumulate(lens, initial=0))
-    if offsets[-1] != len(data):  # memoryviews with items wider than a byte: len != nbytes
+    if offsets[-1] != len(data):  # some len() is not the byte count: a 2-D byte array is fine,
+        for i, v in enumerate(values):  # numpy.str_ (UTF-32) and wider items are refused
+            value_view(v, f"value {i}")
         offsets = array.array(SIZE_T_CODE, accumulate((memoryview(v).nbytes for v in values), initial=0))
     return data, offsets, -1
 
@@ -252,15 +256,19 @@ class CellCipher(Handle):
 
     # Single values -------------------------------------------------------------------------------
 
-    def encrypt(self, value: BytesLike, context: Context = b"") -> bytes:
-        """Encrypts one value bound to ``context``."""
+    def encrypt(self, value: BytesLike, context: Context = b"", *,
+                encoding: Optional[str] = None) -> bytes:
+        """Encrypts one value bound to ``context``. A ``str`` value is refused unless
+        ``encoding`` is given (then it is encoded with it, for example ``"utf-8"``)."""
         h = self._h
         if h is None:
             raise self._closed_error()
+        if encoding is not None and isinstance(value, str):
+            value = value.encode(encoding)
         if type(value) is bytes:
             p, n = value, len(value)
         else:
-            p, n, keep = readable(value, "value")
+            p, n, keep = value_readable(value, "value")
         if type(context) is bytes:  # the common case, without a helper call
             cp, cn = context or None, len(context)
         else:
@@ -278,7 +286,7 @@ class CellCipher(Handle):
         """Encrypts one value into the writable buffer ``out``; returns the ciphertext length.
         Too small: :class:`~cellar.BufferTooSmallError` with ``needed`` set."""
         h = self._handle
-        p, n, keep = readable(value, "value")
+        p, n, keep = value_readable(value, "value")
         op, on = writable(out, "out")
         cp, cn, ckeep = _context(context)
         out_len = c_size_t()
@@ -287,16 +295,20 @@ class CellCipher(Handle):
             raise_status(st, out_len.value)
         return out_len.value
 
-    def decrypt(self, ciphertext: BytesLike, context: Context = b"") -> bytes:
+    def decrypt(self, ciphertext: BytesLike, context: Context = b"", *,
+                encoding: Optional[str] = None) -> Any:
         """Decrypts one cell bound to ``context``. Any failure (tampered, truncated, other key,
-        version, mode or context) raises :class:`~cellar.AuthenticationError`."""
+        version, mode or context) raises :class:`~cellar.AuthenticationError`. With
+        ``encoding`` the plaintext is decoded to ``str``."""
+        if encoding is not None:
+            return self.decrypt(ciphertext, context).decode(encoding)
         h = self._h
         if h is None:
             raise self._closed_error()
         if type(ciphertext) is bytes:
             p, n = ciphertext, len(ciphertext)
         else:
-            p, n, keep = readable(ciphertext, "ciphertext")
+            p, n, keep = value_readable(ciphertext, "ciphertext")
         if type(context) is bytes:
             cp, cn = context or None, len(context)
         else:
@@ -315,7 +327,8 @@ class CellCipher(Handle):
     # Batches -------------------------------------------------------------------------------------
 
     def encrypt_many(
-        self, values: Iterable[BytesLike], context: Context = b"", threads: int = 1
+        self, values: Iterable[BytesLike], context: Context = b"", threads: int = 1, *,
+        encoding: Optional[str] = None,
     ) -> List[bytes]:
         """Encrypts many values of one column, all bound to ``context``, and returns the
         ciphertexts in order. The values are packed into one buffer and encrypted by one C call
@@ -324,20 +337,31 @@ class CellCipher(Handle):
         fails and the error's ``detail`` names the value's index.
 
         With ``threads`` > 1, :func:`~cellar.last_operation_approved` on the calling thread
-        describes the chunk that thread ran (every chunk runs the same services)."""
-        return self._many(_encrypt_batch, _batch_ct_len, values, context, threads, True)
+        describes the chunk that thread ran (every chunk runs the same services).
+
+        Values must be bytes-like with one-byte items: ``str`` and ``numpy.str_`` values (a
+        numpy string array holds UTF-32) and numpy integer arrays are refused with
+        ``TypeError`` unless ``encoding`` is given, which encodes every ``str`` value with it
+        (``encoding="utf-8"`` matches what a lookup by ``value.encode()`` computes)."""
+        return self._many(_encrypt_batch, _batch_ct_len, values, context, threads, True,
+                          encoding)
 
     def decrypt_many(
-        self, ciphertexts: Iterable[BytesLike], context: Context = b"", threads: int = 1
-    ) -> List[bytes]:
+        self, ciphertexts: Iterable[BytesLike], context: Context = b"", threads: int = 1, *,
+        encoding: Optional[str] = None,
+    ) -> List[Any]:
         """Decrypts many cells bound to ``context`` and returns the plaintexts in order (one C
         call per thread, as :meth:`encrypt_many`). One cell that fails to authenticate fails the
-        batch (its index is in the error's ``detail``)."""
-        return self._many(_decrypt_batch, _batch_pt_max, ciphertexts, context, threads,
-                          self._randomized)
+        batch (its index is in the error's ``detail``). With ``encoding`` the plaintexts are
+        decoded to ``str``."""
+        out = self._many(_decrypt_batch, _batch_pt_max, ciphertexts, context, threads,
+                         self._randomized)
+        if encoding is not None:
+            return [v.decode(encoding) for v in out]
+        return out
 
     def _many(self, fn: Any, sizer: Any, values: Iterable[BytesLike], context: Context,
-              threads: int, exact: bool) -> List[bytes]:
+              threads: int, exact: bool, encoding: Optional[str] = None) -> List[bytes]:
         # exact: every output has exactly the size `sizer` reserves (encryption in every mode,
         # RANDOMIZED decryption), so the outputs are back to back with no gaps.
         h = self._handle
@@ -348,6 +372,8 @@ class CellCipher(Handle):
                 raise TypeError("expected an iterable of values, not one bytes-like value "
                                 "(use encrypt/decrypt, or encrypt_packed for a packed buffer)")
             values = list(values)
+        if encoding is not None:
+            values = [v.encode(encoding) if isinstance(v, str) else v for v in values]
         count = len(values)
         if not count:
             return []
@@ -419,7 +445,7 @@ class CellCipher(Handle):
         """The key version of a native cell (RANDOMIZED or DETERMINISTIC), read without any key
         (not authenticated until decrypted). Anything else raises
         :class:`~cellar.UnsupportedFormatError`. Do not call it on Always Encrypted cells."""
-        p, n, keep = readable(ciphertext, "ciphertext")
+        p, n, keep = value_readable(ciphertext, "ciphertext")
         v = c_uint32()
         st = lib.cellar_cell_key_version(p, n, byref(v))
         if st:
@@ -431,15 +457,18 @@ class CellCipher(Handle):
         return f"<cellar.CellCipher {self.mode.name} key_version={self.key_version}{state}>"
 
 
-def blind_index(key: Key, value: BytesLike, context: Context = b"", length: int = 16) -> bytes:
+def blind_index(key: Key, value: BytesLike, context: Context = b"", length: int = 16, *,
+                encoding: Optional[str] = None) -> bytes:
     """A blind index of ``value`` bound to ``context``, for equality lookups without
     deterministic ciphertexts: HMAC-SHA256 under a key derived from ``key`` (AES-256),
-    truncated to ``length`` bytes (4 to 32)."""
+    truncated to ``length`` bytes (4 to 32). A ``str`` value needs ``encoding``."""
+    if encoding is not None and isinstance(value, str):
+        value = value.encode(encoding)
     if not isinstance(key, Key):
         raise TypeError("key must be a cellar.Key")
     if not isinstance(length, int) or not BLIND_INDEX_MIN_LEN <= length <= BLIND_INDEX_MAX_LEN:
         raise ValueError(f"length must be an integer from {BLIND_INDEX_MIN_LEN} to {BLIND_INDEX_MAX_LEN}")
-    p, n, keep = readable(value, "value")
+    p, n, keep = value_readable(value, "value")
     cp, cn, ckeep = _context(context)
     out = _create(length)
     st = lib.cellar_blind_index(key._handle, cp, cn, p, n, out, length)
