@@ -10,6 +10,9 @@ CREATE TABLE cellar.column_keys (
                                                         'mssql_randomized', 'mssql_deterministic')),
     tenant_version int4,
     wrapped        bytea,
+    -- blind_index keys: the blind-index derivation version (a blind index carries none, so an
+    -- index keeps the version it was built with; new keys get the newest)
+    blind_index_version int4,
     created        timestamptz NOT NULL DEFAULT now(),
     retired        timestamptz,
     PRIMARY KEY (name, version),
@@ -163,6 +166,6 @@ CREATE VIEW cellar.keys AS
 SELECT k.name, k.version, k.mode, k.tenant_version, k.created, k.retired,
        k.retired IS NULL AND k.version = max(k.version) FILTER (WHERE k.retired IS NULL)
                                         OVER (PARTITION BY k.name) AS active,
-       k.mode IN ('randomized', 'blind_index') AS approved_scheme
+       k.mode IN ('randomized', 'blind_index') AS approved_scheme, k.blind_index_version
 FROM cellar.column_keys k;
 GRANT SELECT ON cellar.keys TO PUBLIC;

@@ -58,6 +58,13 @@ PG_MODULE_MAGIC;
 /* Column key modes beyond the cell modes of cellar.h. */
 #define MODE_BLIND_INDEX 100
 
+/* Blind-index version for new blind_index keys: the newest the header offers. */
+#ifdef CELLAR_BLIND_INDEX_V2
+#define BIDX_NEW_VERSION CELLAR_BLIND_INDEX_V2
+#else
+#define BIDX_NEW_VERSION CELLAR_BLIND_INDEX_V1
+#endif
+
 /* Type tags in front of native plaintexts. */
 #define TAG_BYTEA 'b'
 #define TAG_TEXT 't'
@@ -105,8 +112,10 @@ typedef struct KeyVer
 	uint32		version;
 	uint32		tenant_version;
 	bool		retired;
+	uint32		bidx_version;	/* blind_index keys: CELLAR_BLIND_INDEX_V* */
 	cellar_key *key;
 	cellar_cell_cipher *cipher;
+	cellar_blind_index_key *bkey;	/* blind_index keys: derived once */
 } KeyVer;
 
 typedef struct ColKey
@@ -282,6 +291,7 @@ colkey_clear(ColKey *ck)
 	for (int i = 0; i < ck->nver; i++)
 	{
 		cellar_cell_cipher_free(ck->ver[i].cipher);
+		cellar_blind_index_key_free(ck->ver[i].bkey);
 		cellar_key_free(ck->ver[i].key);
 	}
 	if (ck->ver)
@@ -755,7 +765,7 @@ colkey_get(const char *name)
 	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "cellar: SPI_connect failed: %d", rc);
 	arg = CStringGetTextDatum(name);
-	rc = SPI_execute_with_args("SELECT version, mode, wrapped, tenant_version FROM cellar.column_keys "
+	rc = SPI_execute_with_args("SELECT version, mode, wrapped, tenant_version, blind_index_version FROM cellar.column_keys "
 							   "WHERE name = $1 ORDER BY version",
 							   1, &argtype, &arg, NULL, true, 0);
 	if (rc != SPI_OK_SELECT)
@@ -791,7 +801,10 @@ colkey_get(const char *name)
 		vers[nv].version = v;
 		vers[nv].tenant_version = tvnull ? 0 : DatumGetInt32(tvd);
 		vers[nv].retired = isnull;
+		tvd = SPI_getbinval(t, d, 5, &tvnull);
+		vers[nv].bidx_version = tvnull ? CELLAR_BLIND_INDEX_V1 : DatumGetInt32(tvd);
 		appendBinaryStringInfo(&sig, (char *) &v, sizeof(v));
+		appendBinaryStringInfo(&sig, (char *) &vers[nv].bidx_version, sizeof(uint32));
 		appendStringInfoChar(&sig, isnull ? 'R' : 'L');
 		if (!isnull)
 		{
@@ -824,7 +837,7 @@ colkey_get(const char *name)
 
 		for (int i = 0; i < nv; i++)
 		{
-			off += sizeof(int32) + 1;
+			off += sizeof(int32) + sizeof(uint32) + 1;
 			if (!vers[i].retired)
 			{
 				uint32		bl;
@@ -840,6 +853,14 @@ colkey_get(const char *name)
 					if (st != CELLAR_OK)
 						raise_status(st, "making a cell cipher");
 				}
+				else
+				{
+					cellar_status st = cellar_blind_index_key_new(vers[i].key, vers[i].bidx_version, &vers[i].bkey);
+
+					if (st != CELLAR_OK)
+						raise_status(st, "making a blind-index key");
+					approval_check("blind-index key derivation");
+				}
 			}
 		}
 	}
@@ -848,6 +869,7 @@ colkey_get(const char *name)
 		for (int i = 0; i < nv; i++)
 		{
 			cellar_cell_cipher_free(vers[i].cipher);
+			cellar_blind_index_key_free(vers[i].bkey);
 			cellar_key_free(vers[i].key);
 		}
 		pfree(vers);
@@ -1432,7 +1454,7 @@ do_blind_index(FunctionCallInfo fcinfo, char tag)
 	get_ctx(fcinfo, 2, &ctx, &ctxlen);
 	encode_arg(fcinfo, 1, tag, false, &p);
 	out = palloc(VARHDRSZ + nbytes);
-	st = cellar_blind_index(v->key, ctx, ctxlen, p.data, p.len, (uint8 *) VARDATA(out), nbytes);
+	st = cellar_blind_index_compute(v->bkey, ctx, ctxlen, p.data, p.len, (uint8 *) VARDATA(out), nbytes);
 	plain_release(&p);
 	if (st != CELLAR_OK)
 		raise_status(st, "blind index");
@@ -1584,8 +1606,9 @@ insert_version(const char *name, int mode, int32 version, cellar_key *k)
 	size_t		bl = 0;
 	uint32		tv = 0;
 	cellar_status rc = cellar_keyring_wrap(kr, k, blob, sizeof(blob), &bl);
-	Oid			types[5] = {TEXTOID, INT4OID, TEXTOID, INT4OID, BYTEAOID};
-	Datum		vals[5];
+	Oid			types[6] = {TEXTOID, INT4OID, TEXTOID, INT4OID, BYTEAOID, INT4OID};
+	Datum		vals[6];
+	char		nulls[7] = "      ";
 	bytea	   *b;
 
 	if (rc != CELLAR_OK)
@@ -1600,8 +1623,11 @@ insert_version(const char *name, int mode, int32 version, cellar_key *k)
 	vals[2] = CStringGetTextDatum(mode_name(mode));
 	vals[3] = Int32GetDatum((int32) tv);
 	vals[4] = PointerGetDatum(b);
-	if (SPI_execute_with_args("INSERT INTO cellar.column_keys(name, version, mode, tenant_version, wrapped) "
-							  "VALUES ($1, $2, $3, $4, $5)", 5, types, vals, NULL, false, 0) != SPI_OK_INSERT)
+	vals[5] = Int32GetDatum(BIDX_NEW_VERSION);
+	if (mode != MODE_BLIND_INDEX)
+		nulls[5] = 'n';
+	if (SPI_execute_with_args("INSERT INTO cellar.column_keys(name, version, mode, tenant_version, wrapped, blind_index_version) "
+							  "VALUES ($1, $2, $3, $4, $5, $6)", 6, types, vals, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "cellar: could not insert into cellar.column_keys");
 	invalidate_all();
 }

@@ -37,7 +37,8 @@ SELECT err($$SELECT cellar.create_column_key('email')$$);
 SELECT err($$SELECT cellar.create_column_key('x', 'ecb')$$);
 SELECT err($$SELECT cellar.create_column_key('', 'randomized')$$);
 SELECT err($$SELECT cellar.create_column_key(repeat('k', 64), 'randomized')$$);
-SELECT name, version, mode, tenant_version, retired IS NULL AS retained, active, approved_scheme
+SELECT name, version, mode, tenant_version, retired IS NULL AS retained, active, approved_scheme,
+       blind_index_version >= 1 AS bidx_versioned
   FROM cellar.keys ORDER BY name, version;
 -- The wrapped blobs are Cellar key-wrap blobs (0x57 'W').
 SELECT name, length(wrapped) > 32 AS wrapped, get_byte(wrapped, 0) AS w

@@ -130,3 +130,27 @@ PY
   done <"$PGTMP/needles"
 done
 echo "ok - $n needles (passwords, raw column keys as hex, HEX, base64 and 12-byte prefixes) absent from the server log ($(wc -l <"$log") lines)"
+
+# 6. The extension's formats are Cellar's: a cell written in SQL opens with the Python package
+#    (its plaintext is the type tag 't' and the UTF-8 text), and a blind index from SQL equals
+#    the package's blind_index() over the same bytes.
+q -d tenant_b -c "SELECT cellar.create_column_key('bk', 'blind_index')" >/dev/null
+q -d tenant_b -c "SELECT encode(wrapped, 'hex') FROM cellar.column_keys WHERE name = 'k'" >"$PGTMP/k.blob"
+q -d tenant_b -c "SELECT encode(wrapped, 'hex') FROM cellar.column_keys WHERE name = 'bk'" >"$PGTMP/bk.blob"
+q -d tenant_b -c "SELECT encode(cellar.encrypt('k', 'Grüße'::text, cellar.ctx('t', 'c', '7')), 'hex')" >"$PGTMP/cell"
+q -d tenant_b -c "SELECT encode(cellar.ctx('t', 'c', '7'), 'hex')" >"$PGTMP/ctx"
+q -d tenant_b -c "SELECT encode(cellar.blind_index('bk', 'a@b.example'::text, '\x0102'::bytea, 32), 'hex')" >"$PGTMP/bidx"
+(cd "$PGTMP" && PYTHONPATH="$root/python" CELLAR_LIBRARY="$root/target/release/libcellar.so" python3 - <<'PY'
+import sys
+from cellar import Keyring, CellCipher, CellMode, blind_index
+r = lambda f: open(f).read().strip()
+pw = open('keys/tenant_b.pw', 'rb').read().rstrip(b'\r\n')
+kr = Keyring.import_state(open('keys/tenant_b.keyring', 'rb').read(), password=pw)
+k, _ = kr.unwrap(bytes.fromhex(r('k.blob')))
+bk, _ = kr.unwrap(bytes.fromhex(r('bk.blob')))
+pt = CellCipher(k, CellMode.RANDOMIZED, 1).decrypt(bytes.fromhex(r('cell')), bytes.fromhex(r('ctx')))
+assert bytes(pt) == b't' + 'Grüße'.encode(), pt
+assert blind_index(bk, b't' + b'a@b.example', b'\x01\x02', 32).hex() == r('bidx'), 'blind index differs'
+PY
+) || fail "formats cross-check with the Python package"
+echo "ok - a cell and a blind index made in SQL match the Python package's (type tag + UTF-8)"
