@@ -73,7 +73,8 @@ demo: build | $(BUILD)
 
 test: build
 	@$(MAKE) --no-print-directory test-rust test-c test-cpp test-python test-valgrind test-symbols test-install \
-	  test-sqlite test-postgres test-matrix-coverage test-no-hooks test-panic test-hygiene test-fuzz
+	  test-sqlite test-postgres test-matrix-coverage test-no-hooks test-panic test-hygiene test-fuzz \
+	  test-wheel test-python-data
 	@echo "all test suites passed"
 
 test-rust:
@@ -279,3 +280,43 @@ demo-postgres: postgres-install
 
 bench-postgres: postgres-install
 	PG_CONFIG=$(PG_CONFIG) bash $(PG_DIR)/bench.sh
+
+# ---------------------------------------------------------------------------------------------
+# Python for data teams (issue 17): a wheel that carries the library; Arrow, Parquet and Dask.
+#   make wheel              dist/cellar-<version>-py3-none-<platform>.whl with libcellar.so inside
+#                           (manylinux tag checked by `auditwheel show`, else linux_<arch>)
+#   make test-wheel         installs that wheel into a fresh venv outside the checkout, with no
+#                           build tools on PATH and CELLAR_LIBRARY unset, and smoke-tests it
+#   make test-python-data   cellar.arrow, cellar.parquet and the Dask example (LocalCluster)
+#   make bench-python-arrow 1 000 000 values through cellar.arrow beside the C batch call
+.PHONY: setup-python-data setup-wheel wheel test-wheel test-python-data bench-python-arrow
+PY_DATA_REQS := pyarrow pandas 'dask[dataframe]' distributed polars
+PY_WHEEL_REQS := build wheel auditwheel setuptools
+
+setup-python-data:
+	@$(PYTHON) -c "import pytest, pyarrow, pandas, dask.dataframe, distributed, polars" 2>/dev/null || { \
+	  echo "setup: installing Python data packages"; \
+	  $(PYTHON) -m pip install -q --disable-pip-version-check pytest $(PY_DATA_REQS) 2>/dev/null || \
+	  $(PYTHON) -m pip install -q --disable-pip-version-check --user --break-system-packages pytest $(PY_DATA_REQS); }
+
+setup-wheel:
+	@$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || { \
+	  echo "setup: installing python3-venv"; SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq python3-venv >/dev/null; }
+	@$(PYTHON) -c "import build, wheel, setuptools, auditwheel" 2>/dev/null || { \
+	  echo "setup: installing wheel build tools ($(PY_WHEEL_REQS))"; \
+	  $(PYTHON) -m pip install -q --disable-pip-version-check $(PY_WHEEL_REQS) 2>/dev/null || \
+	  $(PYTHON) -m pip install -q --disable-pip-version-check --user --break-system-packages $(PY_WHEEL_REQS); }
+
+wheel: build setup-wheel
+	PATH="$$($(PYTHON) -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$$HOME/.local/bin:$$PATH" \
+	  $(PYTHON) python/tools/build_wheel.py --lib $(LIB) --out dist
+
+test-wheel: wheel
+	PYTHON=$(PYTHON) bash python/tools/test_wheel.sh
+
+test-python-data: setup-python-data
+	CELLAR_LIBRARY=$(abspath $(LIB)) $(PYTHON) -m pytest -q python/tests_data
+
+bench-python-arrow: build setup-python-data
+	CELLAR_LIBRARY=$(abspath $(LIB)) $(PYTHON) python/bench/bench_arrow.py
