@@ -94,6 +94,12 @@ fn full_lifecycle() {
     assert!(kr.version_info(1).unwrap().retired);
     assert_eq!(kr.versions().unwrap().len(), 2);
 
+    // Version 2 was generated here and never exported: a lock could never be undone, so it is
+    // refused until the keyring is exported (issue 20).
+    assert_eq!(code(kr.lock()), INVALID_ARG);
+    assert!(!kr.is_locked().unwrap());
+    let _escrow = kr.export_with_root_key(&aes()).unwrap();
+
     // Lock: wrap and unwrap fail with tenant-locked; metadata stays.
     kr.lock().unwrap();
     assert!(kr.is_locked().unwrap());
