@@ -24,7 +24,10 @@ def psql(*stmts, db="bench"):
             "-c", "SET max_parallel_workers_per_gather = 0", "-c", "\\timing on"]
     for s in stmts:
         args += ["-c", s]
-    out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
+    p = subprocess.run(args, capture_output=True, text=True)
+    if p.returncode != 0:
+        sys.exit(f"psql failed: {p.stderr.strip()}")
+    out = p.stdout
     return [float(x) for x in re.findall(r"Time: ([0-9.]+) ms", out)], out
 
 
@@ -40,10 +43,11 @@ psql("CREATE EXTENSION cellar", "CREATE EXTENSION pgcrypto",
      f"CREATE TABLE src AS SELECT i AS id, md5(i::text) || md5((i * 7)::text) AS v FROM generate_series(1, {ROWS}) i",
      "CREATE UNIQUE INDEX ON src (v)",
      "CREATE TABLE c_tab (id int, c bytea)", "CREATE TABLE p_tab (id int, c bytea)",
-     "CREATE TABLE e_tab (id int, c bytea)",
+     "CREATE TABLE e_tab (id int, c bytea)", "CREATE TABLE x_tab (id int, c bytea)",
      "VACUUM ANALYZE src")
 
 INS = {
+    "plain": "INSERT INTO x_tab SELECT id, convert_to(v, 'UTF8') FROM src",
     "cellar": "INSERT INTO c_tab SELECT id, cellar.encrypt('k', v, cellar.ctx('c_tab', 'c', id::text)) FROM src",
     "pgp": f"INSERT INTO p_tab SELECT id, pgp_sym_encrypt(v, {PW}) FROM src",
     "cbc": (f"INSERT INTO e_tab SELECT id, ct || hmac(ct, {MK}, 'sha256') FROM "
@@ -51,20 +55,21 @@ INS = {
             f"FROM (SELECT id, v, gen_random_bytes(16) AS iv FROM src) a) b"),
 }
 DEC = {
+    "plain": "SELECT count(*) FROM x_tab WHERE convert_from(c, 'UTF8') IS NOT NULL",
     "cellar": "SELECT count(*) FROM c_tab WHERE cellar.decrypt_text('k', c, cellar.ctx('c_tab', 'c', id::text)) IS NOT NULL",
     "pgp": f"SELECT count(*) FROM p_tab WHERE pgp_sym_decrypt(c, {PW}) IS NOT NULL",
     "cbc": (f"SELECT count(*) FROM e_tab WHERE CASE WHEN hmac(substr(c, 1, length(c) - 32), {MK}, 'sha256') = substr(c, length(c) - 31) "
             f"THEN convert_from(decrypt_iv(substr(c, 17, length(c) - 48), {K}, substr(c, 1, 16), 'aes-cbc/pad:pkcs'), 'UTF8') "
             f"ELSE NULL END IS NOT NULL"),
 }
-TABLE = {"cellar": "c_tab", "pgp": "p_tab", "cbc": "e_tab"}
+TABLE = {"cellar": "c_tab", "pgp": "p_tab", "cbc": "e_tab", "plain": "x_tab"}
 
 res = {}
 def add(name, t):
     res.setdefault(name, []).append(t)
 
 for r in range(ROUNDS):
-    order = ["cellar", "pgp", "cbc"] if r % 2 == 0 else ["cbc", "pgp", "cellar"]
+    order = ["plain", "cellar", "pgp", "cbc"] if r % 2 == 0 else ["cbc", "pgp", "cellar", "plain"]
     for w in order:
         psql(f"TRUNCATE {TABLE[w]}")
         add(f"insert/{w}", timed(INS[w]))
@@ -77,12 +82,12 @@ for r in range(ROUNDS):
 psql("ALTER TABLE c_tab ADD COLUMN bidx bytea",
      "UPDATE c_tab SET bidx = cellar.blind_index('kb', s.v, cellar.ctx('c_tab', 'c')) FROM src s WHERE s.id = c_tab.id",
      f"ALTER TABLE e_tab ADD COLUMN bidx bytea",
-     f"UPDATE e_tab SET bidx = hmac(s.v, {MK}, 'sha256') FROM src s WHERE s.id = e_tab.id",
+     f"UPDATE e_tab SET bidx = hmac(convert_to(s.v, 'UTF8'), {MK}, 'sha256') FROM src s WHERE s.id = e_tab.id",
      "CREATE INDEX ON c_tab (bidx)", "CREATE INDEX ON e_tab (bidx)", "VACUUM ANALYZE c_tab", "VACUUM ANALYZE e_tab")
 LOOK = {
     "plain": "PERFORM id FROM src WHERE v = val",
     "cellar": "PERFORM id FROM c_tab WHERE bidx = cellar.blind_index('kb', val, cellar.ctx('c_tab', 'c'))",
-    "cbc": f"PERFORM id FROM e_tab WHERE bidx = hmac(val, {MK}, 'sha256')",
+    "cbc": f"PERFORM id FROM e_tab WHERE bidx = hmac(convert_to(val, 'UTF8'), {MK}, 'sha256')",
 }
 for r in range(ROUNDS):
     for w in (["plain", "cellar", "cbc"] if r % 2 == 0 else ["cbc", "cellar", "plain"]):
@@ -100,11 +105,11 @@ def spread(name):
     return (max(v) - min(v)) / statistics.median(v) * 100
 
 print(f"\n{ROWS} rows of 64-byte text, {ROUNDS} alternating rounds (median, spread = (max-min)/median)\n")
-print("| workload | Cellar | pgcrypto PGP | pgcrypto CBC+HMAC | Cellar vs PGP | Cellar vs CBC+HMAC |")
-print("|---|---|---|---|---|---|")
+print("| workload | no encryption | Cellar | pgcrypto PGP | pgcrypto CBC+HMAC | Cellar vs PGP | Cellar vs CBC+HMAC |")
+print("|---|---|---|---|---|---|---|")
 for op, label in (("insert", "bulk INSERT ... SELECT (encrypt)"), ("scan", "full-scan decrypt")):
     c, p, e = med(f"{op}/cellar"), med(f"{op}/pgp"), med(f"{op}/cbc")
-    print(f"| {label} | {c:.2f} s ({ROWS / c / 1000:.0f}k rows/s, ±{spread(f'{op}/cellar'):.0f}%) "
+    print(f"| {label} | {med(f'{op}/plain'):.2f} s | {c:.2f} s ({ROWS / c / 1000:.0f}k rows/s, ±{spread(f'{op}/cellar'):.0f}%) "
           f"| {p:.2f} s (±{spread(f'{op}/pgp'):.0f}%) | {e:.2f} s (±{spread(f'{op}/cbc'):.0f}%) "
           f"| {p / c:.1f}x faster | {e / c:.2f}x |")
 print(f"\n| {LOOKUPS} point lookups | time | per lookup | vs plaintext B-tree |")
