@@ -111,7 +111,7 @@ for op, label in (("insert", "bulk INSERT ... SELECT (encrypt)"), ("scan", "full
     c, p, e = med(f"{op}/cellar"), med(f"{op}/pgp"), med(f"{op}/cbc")
     print(f"| {label} | {med(f'{op}/plain'):.2f} s | {c:.2f} s ({ROWS / c / 1000:.0f}k rows/s, ±{spread(f'{op}/cellar'):.0f}%) "
           f"| {p:.2f} s (±{spread(f'{op}/pgp'):.0f}%) | {e:.2f} s (±{spread(f'{op}/cbc'):.0f}%) "
-          f"| {p / c:.1f}x faster | {e / c:.2f}x |")
+          f"| {p / c:.1f}x faster | {e / c:.1f}x faster |")
 print(f"\n| {LOOKUPS} point lookups | time | per lookup | vs plaintext B-tree |")
 print("|---|---|---|---|")
 for w, label in (("plain", "plaintext B-tree"), ("cellar", "Cellar blind index (B-tree)"),
