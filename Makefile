@@ -147,7 +147,7 @@ clean:
 	rm -rf build
 
 # ---- hosts/sqlite: transparent encryption of SQLite databases through a Cellar VFS (issue 8) ----
-#   make test-sqlite    VFS tests (ASan+UBSan) and the cellar-sqlite / extension shell test
+#   make test-sqlite    VFS tests and forged-log / key-file tests (ASan+UBSan), the cellar-sqlite / extension shell test
 #   make demo-sqlite    the cellar-sqlite walk-through (hosts/sqlite/demo.sh)
 #   make bench-sqlite   one workload on plain SQLite, Cellar XTS, Cellar GCM and SQLCipher
 .PHONY: sqlite-deps sqlite-bench-deps sqlite-build test-sqlite test-sqlite-valgrind demo-sqlite bench-sqlite
@@ -183,6 +183,9 @@ test-sqlite: sqlite-build
 	$(CC) $(SQLITE_CFLAGS) -Iffi-tests/c -g -O1 $(SAN) $(SQLITE_DIR)/cellar_vfs.c $(SQLITE_DIR)/tests/test_vfs.c \
 	  -o $(SQLITE_BUILD)/test_vfs.san $(SQLITE_LIBS)
 	@echo "== test_vfs (ASan+UBSan)"; ASAN_OPTIONS=detect_leaks=1 $(SQLITE_BUILD)/test_vfs.san
+	$(CC) $(SQLITE_CFLAGS) -Iffi-tests/c -g -O1 $(SAN) $(SQLITE_DIR)/cellar_vfs.c $(SQLITE_DIR)/tests/test_forge.c \
+	  -o $(SQLITE_BUILD)/test_forge.san $(SQLITE_LIBS)
+	@echo "== test_forge (ASan+UBSan): forged journals, WAL frames and key files"; ASAN_OPTIONS=detect_leaks=1 $(SQLITE_BUILD)/test_forge.san
 	@echo "== test_cli.sh"; bash $(SQLITE_DIR)/tests/test_cli.sh $(SQLITE_BUILD)
 
 # The same C tests without sanitizers under valgrind memcheck (about 75 s; not part of test-sqlite).
@@ -191,6 +194,9 @@ test-sqlite-valgrind: sqlite-build
 	  -o $(SQLITE_BUILD)/test_vfs $(SQLITE_LIBS)
 	CELLAR_UNDER_VALGRIND=1 valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
 	  $(SQLITE_BUILD)/test_vfs
+	$(CC) $(SQLITE_CFLAGS) -Iffi-tests/c -g -O1 $(SQLITE_DIR)/cellar_vfs.c $(SQLITE_DIR)/tests/test_forge.c \
+	  -o $(SQLITE_BUILD)/test_forge $(SQLITE_LIBS)
+	valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite $(SQLITE_BUILD)/test_forge
 
 demo-sqlite: sqlite-build
 	bash $(SQLITE_DIR)/demo.sh $(SQLITE_BUILD)
