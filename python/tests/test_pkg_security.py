@@ -141,12 +141,14 @@ def test_decrypt_paths_wipe_their_scratch(wiped):
         offs.append(offs[-1] + len(ct))
     raw, _ = cc.decrypt_packed(data, offs, "c")
     assert raw == b"abb" + secret
+    rows = [cc.encrypt(secret, "c/" + r) for r in ("1", "2")]
+    assert cc.decrypt_many(rows, "c/", contexts=["1", "2"]) == [secret] * 2
     dc = CellCipher(Key.generate(), CellMode.DETERMINISTIC)
     assert dc.decrypt_many([dc.encrypt(b"x", "c"), dc.encrypt(secret, "c")], "c") == [b"x", secret]
     pc = PageCipher(Key.generate(), PageMode.GCM)
     page = secret * 256
     assert pc.decrypt(1, pc.encrypt(1, page))[:-48] == page[:-48]
-    assert len(wiped) == 5
+    assert len(wiped) == 6
     assert all(b == bytes(len(b)) for b in wiped)
 
 
