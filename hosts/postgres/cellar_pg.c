@@ -352,7 +352,8 @@ read_file(const char *path, const char *what, bool secret, size_t maxlen, uint8 
 	uint8	   *buf;
 	size_t		got = 0;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO in place of the file must not hang the backend (regular files ignore it). */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 	{
 		snprintf(kr_err_msg, sizeof(kr_err_msg), "cellar: could not open %s \"%s\": %s", what, path, strerror(errno));
