@@ -100,6 +100,12 @@ echo "$out" | grep -q 'could not unlock keyring file "../keys/tampered.keyring"'
 [ "$(q -d $db -c "SELECT cellar.decrypt_text('k', c, cellar.ctx('t', 'c', id::text)) FROM t WHERE id = 1")" = v1 ] || fail "server after tamper"
 echo "ok - tampered keyring file refused: $(echo "$out" | head -1)"
 
+# 4b. A FIFO in place of the password file is refused at once (never blocks the backend).
+mkfifo -m 0600 "$k/fifo.pw"; [ -n "$RUNAS" ] && chown "$RUNAS:" "$k/fifo.pw"
+out=$(timeout 20 psql -X -qAt -d $db -c "SET cellar.password_file = '../keys/fifo.pw'" -c "SELECT cellar.lock()" -c "SELECT cellar.unlock()" 2>&1 || true)
+echo "$out" | grep -q 'password file "../keys/fifo.pw" is not a regular file' || fail "FIFO password file: $out"
+echo "ok - a FIFO as password file is refused without blocking"
+
 # 5. Keys absent from the server log at log_statement = all. The column keys' raw material is
 #    recovered here (outside the server) by importing each tenant's keyring with its password
 #    and unwrapping every stored blob; neither it nor the password may appear in the log.
