@@ -71,6 +71,24 @@
 #define CELLAR_BLIND_INDEX_MAX_LEN 32
 
 /**
+ * `offset_width` of `cellar_row_contexts`: 32-bit unsigned offsets. Arrow `Binary`/`Utf8`
+ * columns' `int32` offsets are non-negative and may be passed as they are.
+ */
+#define CELLAR_OFFSETS_32 4
+
+/**
+ * `offset_width` of `cellar_row_contexts`: 64-bit unsigned offsets (Arrow
+ * `LargeBinary`/`LargeUtf8` `int64` offsets, or `size_t` on 64-bit platforms).
+ */
+#define CELLAR_OFFSETS_64 8
+
+/**
+ * Blind index version 1: `bkey = HKDF-SHA256(ikm = key, salt = 32 zero bytes, info = "cellar
+ * blind index v1")`; what `cellar_blind_index` computes.
+ */
+#define CELLAR_BLIND_INDEX_V1 1
+
+/**
  * `cellar_init` flag: fail with `CELLAR_ERR_NOT_FIPS` unless the module runs in FIPS mode and
  * its self tests pass.
  */
@@ -186,6 +204,16 @@
 #define CELLAR_KEYRING_MAX_VERSIONS 4096
 
 /**
+ * An opaque blind-index key: the HMAC key derived once from an AES-256 key for one blind-index
+ * version, so that computing an index costs one HMAC and no derivation.
+ *
+ * Immutable and safe to share between threads. Independent of the key handle it was made from
+ * (which may be freed first). Create with `cellar_blind_index_key_new`, free with
+ * `cellar_blind_index_key_free`. No call consumes it.
+ */
+typedef struct cellar_blind_index_key cellar_blind_index_key;
+
+/**
  * An opaque cell cipher: a key, a cell mode and a key version, with its subkeys derived once.
  *
  * Immutable and safe to share between threads: any number of threads may encrypt and decrypt
@@ -233,6 +261,44 @@ typedef struct cellar_page_cipher cellar_page_cipher;
  * values are listed below and are never renumbered or reused.
  */
 typedef int32_t cellar_status;
+
+/**
+ * One context per value for the `_rows` batch calls. Row `i`'s context is
+ * `prefix[0..prefix_len] | suffixes[suffix_offsets[i] .. suffix_offsets[i+1]]`: exactly the
+ * bytes a single call would take as its `context`, so a cell written by a `_rows` call decrypts
+ * with `cellar_cell_decrypt` given that concatenation, and the other way round.
+ *
+ * Two forms: a packed column of whole contexts (`prefix_len = 0`, `suffixes` + offsets, for
+ * example an Arrow binary column), or a shared prefix such as `"tenant=7/users/email/"` plus a
+ * per-row suffix such as the row key. `suffix_offsets` points at `count + 1` non-decreasing
+ * unsigned integers of `offset_width` bytes each (`CELLAR_OFFSETS_32` or `CELLAR_OFFSETS_64`;
+ * another width is `CELLAR_ERR_INVALID_ARGUMENT`); the first may be non-zero (a sliced Arrow
+ * array) and `suffixes` must hold `suffix_offsets[count]` bytes (NULL only when that is 0).
+ * Each row's whole context must be under 2^32 bytes. The struct and the memory it points at
+ * are only read, and only during the call.
+ */
+typedef struct cellar_row_contexts {
+    /**
+     * Bytes every row's context starts with (NULL only when `prefix_len` is 0).
+     */
+    const uint8_t *prefix;
+    /**
+     * Length of `prefix` in bytes.
+     */
+    size_t prefix_len;
+    /**
+     * The per-row suffix bytes, back to back.
+     */
+    const uint8_t *suffixes;
+    /**
+     * `count + 1` offsets into `suffixes`, each `offset_width` bytes wide.
+     */
+    const void *suffix_offsets;
+    /**
+     * `CELLAR_OFFSETS_32` (4) or `CELLAR_OFFSETS_64` (8).
+     */
+    uint32_t offset_width;
+} cellar_row_contexts;
 
 /**
  * A provider's wrap callback. Wraps `record[0..record_len]` (a data key's inner record,
@@ -560,6 +626,103 @@ cellar_status cellar_blind_index(const struct cellar_key *key,
                                  size_t value_len,
                                  uint8_t *out,
                                  size_t out_len);
+
+/**
+ * `cellar_cell_encrypt_batch` with one context per value: value `i` is bound to row `i` of
+ * `contexts` (see `cellar_row_contexts`), exactly as `cellar_cell_encrypt` with that context
+ * would bind it. Values, `offsets` (`size_t`, `count + 1` entries), `out`, `out_offsets`,
+ * `*out_len`, sizes (`cellar_cell_batch_ciphertext_len`), usage reservation and failure rules
+ * are those of `cellar_cell_encrypt_batch`. The MSSQL modes take no context: any non-empty
+ * row is `CELLAR_ERR_INVALID_ARGUMENT`. Contexts of up to `CELLAR_CELL_CONTEXT_INLINE_MAX`
+ * bytes (prefix + suffix) cost no heap allocation. Thread-safe.
+ */
+cellar_status cellar_cell_encrypt_batch_rows(const struct cellar_cell_cipher *cipher,
+                                             const struct cellar_row_contexts *contexts,
+                                             const uint8_t *values,
+                                             const size_t *offsets,
+                                             size_t count,
+                                             uint8_t *out,
+                                             size_t out_cap,
+                                             size_t *out_offsets,
+                                             size_t *out_len);
+
+/**
+ * `cellar_cell_decrypt_batch` with one context per cell (see
+ * `cellar_cell_encrypt_batch_rows`). Sizes as `cellar_cell_decrypt_batch`; one cell that
+ * fails to authenticate (including one given another row's context) fails the whole batch
+ * with its index in the last-error text and leaves `out[0..bound]` and `out_offsets` zeroed.
+ */
+cellar_status cellar_cell_decrypt_batch_rows(const struct cellar_cell_cipher *cipher,
+                                             const struct cellar_row_contexts *contexts,
+                                             const uint8_t *values,
+                                             const size_t *offsets,
+                                             size_t count,
+                                             uint8_t *out,
+                                             size_t out_cap,
+                                             size_t *out_offsets,
+                                             size_t *out_len);
+
+/**
+ * Derives a blind-index key from an AES-256 `key` (`CELLAR_ERR_INVALID_KEY` otherwise) for
+ * blind-index `version` (`CELLAR_BLIND_INDEX_V1`; another value is
+ * `CELLAR_ERR_INVALID_ARGUMENT`). A blind index carries no version: the caller keeps using
+ * the version an existing index was built with. On success `*out_bkey` receives a new handle.
+ */
+cellar_status cellar_blind_index_key_new(const struct cellar_key *key,
+                                         uint32_t version,
+                                         struct cellar_blind_index_key **out_bkey);
+
+/**
+ * Frees a blind-index key. NULL does nothing. The handle must not be used afterwards.
+ */
+void cellar_blind_index_key_free(struct cellar_blind_index_key *bkey);
+
+/**
+ * Computes one blind index with a blind-index key: as `cellar_blind_index` (`out_len` is the
+ * index length, 4 to 32 bytes; exactly `out_len` bytes are written) without deriving the key.
+ * No heap allocation. Thread-safe.
+ */
+cellar_status cellar_blind_index_compute(const struct cellar_blind_index_key *bkey,
+                                         const uint8_t *context,
+                                         size_t context_len,
+                                         const uint8_t *value,
+                                         size_t value_len,
+                                         uint8_t *out,
+                                         size_t out_len);
+
+/**
+ * Blind indexes of `count` values, all bound to `context`, in one call. Value `i` is
+ * `values[offsets[i] .. offsets[i+1]]` (`offsets`: `count + 1` non-decreasing `size_t`s,
+ * the first may be non-zero); its `index_len`-byte index (4 to 32) is written to
+ * `out[i * index_len ..]`, and `*out_len` receives `count * index_len`. `out_cap` below that is
+ * `CELLAR_ERR_BUFFER_TOO_SMALL` with the size in `*out_len`. Equal to `count` calls of
+ * `cellar_blind_index_compute`. No heap allocation. Thread-safe.
+ */
+cellar_status cellar_blind_index_batch(const struct cellar_blind_index_key *bkey,
+                                       const uint8_t *context,
+                                       size_t context_len,
+                                       const uint8_t *values,
+                                       const size_t *offsets,
+                                       size_t count,
+                                       size_t index_len,
+                                       uint8_t *out,
+                                       size_t out_cap,
+                                       size_t *out_len);
+
+/**
+ * `cellar_blind_index_batch` with one context per value (see `cellar_row_contexts`): value
+ * `i`'s index is bound to row `i`'s context, equal to `cellar_blind_index_compute` with that
+ * context. No heap allocation. Thread-safe.
+ */
+cellar_status cellar_blind_index_batch_rows(const struct cellar_blind_index_key *bkey,
+                                            const struct cellar_row_contexts *contexts,
+                                            const uint8_t *values,
+                                            const size_t *offsets,
+                                            size_t count,
+                                            size_t index_len,
+                                            uint8_t *out,
+                                            size_t out_cap,
+                                            size_t *out_len);
 
 /**
  * Returns `CELLAR_ABI_VERSION` as compiled into the library. Compare it with the header's

@@ -154,3 +154,40 @@ def optional_readable(obj: Optional[Any], what: str) -> Tuple[Any, int, Any]:
     if obj is None:
         return None, 0, None
     return readable(obj, what)
+
+
+def _wide_item_error(what: str, obj: Any, mv: memoryview) -> TypeError:
+    name = type(obj).__name__
+    mod = type(obj).__module__ or ""
+    if mod.startswith("numpy"):
+        name = f"numpy {name} (dtype {getattr(obj, 'dtype', mv.format)})"
+    return TypeError(
+        f"{what} is a {name} whose items are {mv.itemsize} bytes wide, not bytes: its raw memory "
+        f"would be encrypted (platform byte order, UTF-32 for numpy strings); pass bytes, or "
+        f"encode text with encoding='utf-8', or convert explicitly (memoryview(x).cast('B'))")
+
+
+def value_view(obj: Any, what: str = "value") -> memoryview:
+    """Checks that ``obj`` is a cell value: bytes-like with one-byte items. ``str`` (and its
+    numpy twin ``numpy.str_``) and buffers of wider items (numpy integer arrays, ``array('H')``)
+    are refused with ``TypeError``: encrypting their raw memory would silently produce values
+    that never match the UTF-8 / byte values a lookup uses."""
+    if isinstance(obj, (bytes, bytearray)):
+        return memoryview(obj)
+    if isinstance(obj, str):
+        kind = "numpy.str_" if type(obj) is not str else "str"
+        raise TypeError(f"{what} is a {kind}; cell values must be bytes-like (encode it, or pass "
+                        f"encoding='utf-8')")
+    mv = _memoryview(obj, what)
+    if mv.itemsize != 1:
+        raise _wide_item_error(what, obj, mv)
+    return mv
+
+
+def value_readable(obj: Any, what: str = "value") -> Tuple[Any, int, Any]:
+    """:func:`readable` for a cell value, refusing what :func:`value_view` refuses."""
+    t = type(obj)
+    if t is bytes or t is bytearray:
+        return readable(obj, what)
+    value_view(obj, what)
+    return readable(obj, what)

@@ -45,6 +45,7 @@ __all__ = [
     "LibraryError",
     "SIGNATURES",
     "KeyProvider",
+    "RowContexts",
     "PROVIDER_FN",
     "lib",
     "library_path",
@@ -78,7 +79,22 @@ class KeyProvider(Structure):
     ]
 
 
+class RowContexts(Structure):
+    """``struct cellar_row_contexts``: one context per value for the ``_rows`` batch calls
+    (row ``i`` is ``prefix | suffixes[suffix_offsets[i]:suffix_offsets[i+1]]``; the offsets are
+    ``offset_width`` = 4 or 8 bytes wide)."""
+
+    _fields_ = [
+        ("prefix", c_void_p),
+        ("prefix_len", c_size_t),
+        ("suffixes", c_void_p),
+        ("suffix_offsets", c_void_p),
+        ("offset_width", c_uint32),
+    ]
+
+
 _vp = c_void_p
+_prc = POINTER(RowContexts)
 _pvp = POINTER(c_void_p)
 _pu32 = POINTER(c_uint32)
 _pu64 = POINTER(c_uint64)
@@ -160,6 +176,15 @@ SIGNATURES: Dict[str, Tuple[Optional[type], List[type]]] = {
     "cellar_cell_decrypt_batch_threads": (
         _st, [_vp, _vp, c_size_t, _vp, _psz, c_size_t, _vp, c_size_t, _psz, _psz, c_uint32]),
     "cellar_blind_index": (_st, [_vp, _vp, c_size_t, _vp, c_size_t, _vp, c_size_t]),
+    # Per-row contexts and blind-index keys.
+    "cellar_cell_encrypt_batch_rows": (_st, [_vp, _prc, _vp, _psz, c_size_t, _vp, c_size_t, _psz, _psz]),
+    "cellar_cell_decrypt_batch_rows": (_st, [_vp, _prc, _vp, _psz, c_size_t, _vp, c_size_t, _psz, _psz]),
+    "cellar_blind_index_key_new": (_st, [_vp, c_uint32, _pvp]),
+    "cellar_blind_index_key_free": (None, [_vp]),
+    "cellar_blind_index_compute": (_st, [_vp, _vp, c_size_t, _vp, c_size_t, _vp, c_size_t]),
+    "cellar_blind_index_batch": (
+        _st, [_vp, _vp, c_size_t, _vp, _psz, c_size_t, c_size_t, _vp, c_size_t, _psz]),
+    "cellar_blind_index_batch_rows": (_st, [_vp, _prc, _vp, _psz, c_size_t, c_size_t, _vp, c_size_t, _psz]),
 }
 
 _PACKAGE_DIR = pathlib.Path(__file__).resolve().parent
