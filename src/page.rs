@@ -802,6 +802,150 @@ fn cost_index(mode: PageMode, encrypt: bool) -> usize {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Page runs with a status per page
+
+impl PageCipher {
+    /// Decrypts a run of pages like [`PageCipher::decrypt_pages`], but page by page: a page that
+    /// fails does not fail the others. `status` (one entry per page) receives 0 for a page that
+    /// decrypted and its error's C status code (`CELLAR_ERR_*`) for one that did not; a failed
+    /// page's output holds zeros, every good page its plaintext. Returns `Ok` when every page
+    /// decrypted, else the first failing page's index and error (the run as a whole failed, so
+    /// the indicator reports it as failed). Invalid arguments (sizes, a short `status`) fail
+    /// before any page is touched, leaving `status` untouched.
+    pub fn decrypt_pages_each(
+        &self,
+        first_page_no: u64,
+        input: &[u8],
+        out: &mut [u8],
+        page_size: usize,
+        threads: usize,
+        status: &mut [i32],
+    ) -> core::result::Result<(), PageBatchError> {
+        self.batch_each(first_page_no, InOut::Separate(input, out), page_size, threads, status)
+    }
+
+    /// [`PageCipher::decrypt_pages_each`] in place.
+    pub fn decrypt_pages_each_in_place(
+        &self,
+        first_page_no: u64,
+        pages: &mut [u8],
+        page_size: usize,
+        threads: usize,
+        status: &mut [i32],
+    ) -> core::result::Result<(), PageBatchError> {
+        self.batch_each(first_page_no, InOut::InPlace(pages), page_size, threads, status)
+    }
+
+    /// Decrypts every page of `io`, recording each page's status; returns the first failure.
+    fn run_each(&self, first_page_no: u64, io: InOut<'_>, page_size: usize, status: &mut [i32]) -> Option<(usize, Error)> {
+        let mut first_err = None;
+        let mut rest = io;
+        let mut i = 0usize;
+        while rest.len() >= page_size {
+            let (page, r) = rest.split_at(page_size);
+            rest = r;
+            match self.page(first_page_no.wrapping_add(i as u64), page, false) {
+                Ok(()) => status[i] = 0,
+                Err(e) => {
+                    status[i] = e.code();
+                    if first_err.is_none() {
+                        first_err = Some((i, e));
+                    }
+                }
+            }
+            i += 1;
+        }
+        first_err
+    }
+
+    fn batch_each(
+        &self,
+        first_page_no: u64,
+        io: InOut<'_>,
+        page_size: usize,
+        threads: usize,
+        status: &mut [i32],
+    ) -> core::result::Result<(), PageBatchError> {
+        let mut failed = 0usize;
+        let r = operation(|| {
+            if let InOut::Separate(i, o) = &io {
+                if i.len() != o.len() {
+                    return Err(Error::InvalidArgument("input and output runs differ in length"));
+                }
+            }
+            check_page_size(page_size)?;
+            if io.len() % page_size != 0 {
+                return Err(Error::InvalidArgument("the run is not a whole number of pages"));
+            }
+            let count = io.len() / page_size;
+            if status.len() < count {
+                return Err(Error::InvalidArgument("the status array has fewer entries than the run has pages"));
+            }
+            if count == 0 {
+                return Ok(());
+            }
+            if first_page_no.checked_add(count as u64 - 1).is_none() {
+                return Err(Error::InvalidArgument("page numbers of the run overflow 2^64"));
+            }
+            // Overwritten page by page; what a panicking worker leaves unreached reads as failed.
+            status[..count].fill(Error::Internal("").code());
+            let threads = threads.clamp(1, MAX_BATCH_THREADS).min(count);
+            let first = if threads == 1 {
+                self.run_each(first_page_no, io, page_size, &mut status[..count])
+            } else {
+                self.run_each_threads(first_page_no, io, page_size, count, threads, &mut status[..count])
+            };
+            match first {
+                None => Ok(()),
+                Some((i, e)) => {
+                    failed = i;
+                    Err(e)
+                }
+            }
+        });
+        r.map_err(|error| PageBatchError { index: failed, error })
+    }
+
+    /// [`Self::run_each`] with `threads` > 1 allowed: shared with the process-wide workers only
+    /// when it pays, as in [`Self::run_threads`].
+    fn run_each_threads(
+        &self,
+        first_page_no: u64,
+        io: InOut<'_>,
+        page_size: usize,
+        count: usize,
+        threads: usize,
+        status: &mut [i32],
+    ) -> Option<(usize, Error)> {
+        let bytes = count * page_size;
+        let cost = &PAGE_COST_PS[cost_index(self.inner.mode, false)];
+        let estimate_ns = (bytes as u64).saturating_mul(cost.load(Ordering::Relaxed)) / 1000;
+        if !crate::par::forced() && (bytes < SPLIT_MIN_BYTES || !crate::par::worth_splitting(estimate_ns)) {
+            return self.run_each(first_page_no, io, page_size, status);
+        }
+        let per = crate::par::piece_len(count, threads, PIECE_MIN_BYTES.div_ceil(page_size));
+        let mut pieces = Vec::with_capacity(count.div_ceil(per));
+        let (mut rest, mut st) = (io, status);
+        let mut start = 0usize;
+        while start < count {
+            let n = per.min(count - start);
+            let (c, r) = rest.split_at(n * page_size);
+            let (sc, sr) = core::mem::take(&mut st).split_at_mut(n);
+            pieces.push((start, (c, sc)));
+            rest = r;
+            st = sr;
+            start += n;
+        }
+        crate::par::run_pieces(pieces, threads, |start, (c, sc)| {
+            match self.run_each(first_page_no.wrapping_add(start as u64), c, page_size, sc) {
+                None => Ok(()),
+                Some((i, e)) => Err((start + i, e)),
+            }
+        })
+        .err()
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -253,3 +253,32 @@ fn empty_and_tiny_inputs() {
     let p = PageCipher::new(&Key::generate(KeyType::Aes256).unwrap(), PageMode::Gcm, 1, 1, 0).unwrap();
     forced(|| p.encrypt_pages(0, &[], &mut [], 512, 2)).unwrap();
 }
+
+#[test]
+fn shared_per_page_status_run_keeps_good_pages() {
+    let c = PageCipher::new(&Key::generate(KeyType::Aes256).unwrap(), PageMode::Gcm, 1, 1, 0).unwrap();
+    let (ps, n) = (512usize, 300usize);
+    let pt = pattern(ps * n, 4);
+    let mut ct = vec![0u8; ps * n];
+    c.encrypt_pages(0, &pt, &mut ct, ps, 1).unwrap();
+    let bad = [2usize, 170, 299];
+    for b in bad {
+        ct[b * ps + 1] ^= 2;
+    }
+    for threads in [2usize, 8] {
+        let mut out = vec![7u8; ps * n];
+        let mut status = vec![99i32; n];
+        let e = forced(|| c.decrypt_pages_each(0, &ct, &mut out, ps, threads, &mut status)).unwrap_err();
+        assert_eq!(e.index, 2);
+        for i in 0..n {
+            let page = &out[i * ps..(i + 1) * ps];
+            if bad.contains(&i) {
+                assert_ne!(status[i], 0, "page {i}");
+                assert!(page.iter().all(|&b| b == 0));
+            } else {
+                assert_eq!(status[i], 0, "page {i}");
+                assert_eq!(page[..ps - 48], pt[i * ps..(i + 1) * ps - 48]);
+            }
+        }
+    }
+}

@@ -329,6 +329,28 @@ static void matrix_page(void) {
         BAD(cellar_page_decrypt_pages(p, 0, in, out, PS, HUGE, 2), CELLAR_ERR_INVALID_ARGUMENT);
         BAD(cellar_page_decrypt_pages(p, UINT64_MAX, in, out, PS, 2, 1), CELLAR_ERR_INVALID_ARGUMENT);
         CHECK_OK(cellar_page_decrypt_pages(p, 0, NULL, NULL, PS, 0, 1));
+        /* cellar_page_decrypt_pages_status: refused arguments touch neither status nor failed */
+        cellar_status pst[2] = {-5, -5};
+        size_t pf = 77;
+        BAD(cellar_page_decrypt_pages_status(NULL, 0, in, out, PS, 1, 1, pst, &pf), CELLAR_ERR_NULL_POINTER);
+        BAD(cellar_page_decrypt_pages_status(p, 0, NULL, out, PS, 1, 1, pst, &pf), CELLAR_ERR_NULL_POINTER);
+        BAD(cellar_page_decrypt_pages_status(p, 0, in, NULL, PS, 1, 1, pst, &pf), CELLAR_ERR_NULL_POINTER);
+        BAD(cellar_page_decrypt_pages_status(p, 0, in, out, PS, 1, 1, NULL, &pf), CELLAR_ERR_NULL_POINTER);
+        BAD(cellar_page_decrypt_pages_status(p, 0, in, out, PS, 1, 1, pst, NULL), CELLAR_ERR_NULL_POINTER);
+        BAD(cellar_page_decrypt_pages_status((const cellar_page_cipher *)cell, 0, in, out, PS, 1, 1, pst, &pf),
+            CELLAR_ERR_INVALID_ARGUMENT);
+        for (size_t i = 0; i < n_bad_sizes; i++)
+            BAD(cellar_page_decrypt_pages_status(p, 0, in, out, bad_sizes[i], 1, 1, pst, &pf), CELLAR_ERR_INVALID_ARGUMENT);
+        BAD(cellar_page_decrypt_pages_status(p, 0, in, out, PS, HALF, 1, pst, &pf), CELLAR_ERR_INVALID_ARGUMENT);
+        BAD(cellar_page_decrypt_pages_status(p, 0, in, out, PS, HUGE, 2, pst, &pf), CELLAR_ERR_INVALID_ARGUMENT);
+        BAD(cellar_page_decrypt_pages_status(p, UINT64_MAX, in, out, PS, 2, 1, pst, &pf), CELLAR_ERR_INVALID_ARGUMENT);
+        BAD(cellar_page_decrypt_pages_status(p, 0, in, out, PS, 1, 1, (cellar_status *)(out + 4), &pf),
+            CELLAR_ERR_INVALID_ARGUMENT);
+        BAD(cellar_page_decrypt_pages_status(p, 0, in, out, PS, 1, 1, (cellar_status *)(in + 1), &pf),
+            CELLAR_ERR_INVALID_ARGUMENT);
+        CHECK(pst[0] == -5 && pst[1] == -5 && pf == 77);
+        CHECK_OK(cellar_page_decrypt_pages_status(p, 0, NULL, NULL, PS, 0, 1, NULL, &pf));
+        CHECK(pf == 0);
         if (p == pgcm) {
             /* two pages, the second sealed at the wrong number: both outputs zeroed */
             uint8_t *two = malloc(2 * PS);

@@ -154,6 +154,8 @@ SIGNATURES: Dict[str, Tuple[Optional[type], List[type]]] = {
     "cellar_page_decrypt": (_st, [_vp, c_uint64, _vp, _vp, c_size_t]),
     "cellar_page_encrypt_pages": (_st, [_vp, c_uint64, _vp, _vp, c_size_t, c_size_t, c_uint32]),
     "cellar_page_decrypt_pages": (_st, [_vp, c_uint64, _vp, _vp, c_size_t, c_size_t, c_uint32]),
+    "cellar_page_decrypt_pages_status": (
+        _st, [_vp, c_uint64, _vp, _vp, c_size_t, c_size_t, c_uint32, _pi32, _psz]),
     "cellar_page_key_version": (_st, [_vp, c_size_t, _pu32]),
     "cellar_page_reserved_bytes": (c_size_t, [c_uint32]),
     "cellar_page_cipher_free": (None, [_vp]),

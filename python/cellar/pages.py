@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import ctypes
 import enum
-from ctypes import byref, c_uint32, c_void_p
-from typing import Any
+from ctypes import byref, c_int32, c_size_t, c_uint32, c_void_p
+from typing import Any, List
 
 from ._buffers import BytesLike, readable, writable
 from ._handles import Handle
@@ -154,6 +154,32 @@ class PageCipher(Handle):
         """Decrypts contiguous pages in place (see :meth:`encrypt_pages`). If any page fails,
         every page holds zeros and the error's ``detail`` names the first failing page index."""
         self._pages(_decrypt_pages, first_page_no, buffer, page_size, threads)
+
+    def decrypt_pages_each(self, first_page_no: int, buffer: Any, page_size: int,
+                           threads: int = 1) -> List[int]:
+        """Decrypts contiguous pages in place page by page: a page that fails does not take the
+        others with it. Returns the indexes (within the run) of the pages that failed, empty
+        when every page decrypted; those pages hold zeros, every other page its plaintext.
+        Arguments are checked as in :meth:`decrypt_pages` (errors raise)."""
+        h = self._handle
+        p, n = writable(buffer, "page buffer")
+        if not isinstance(page_size, int):
+            raise TypeError("page_size must be an int")
+        _check_page_size(page_size)
+        if n % page_size:
+            raise ValueError(f"buffer length {n} is not a multiple of page_size {page_size}")
+        if not isinstance(threads, int) or not 0 <= threads <= _MAX_THREADS:
+            raise ValueError(f"threads must be an integer from 0 to {_MAX_THREADS}")
+        count = n // page_size
+        if count and first_page_no + count - 1 >= 1 << 64:
+            raise ValueError("page numbers would pass 2**64 - 1")
+        status = (c_int32 * count)() if count else None
+        failed = c_size_t()
+        st = lib.cellar_page_decrypt_pages_status(h, _u64(first_page_no, "first_page_no"), p, p,
+                                                  page_size, count, threads, status, byref(failed))
+        if st and not failed.value:
+            raise_status(st)
+        return [i for i, s in enumerate(status or ()) if s] if failed.value else []
 
     def _pages(self, fn: Any, first: int, buffer: Any, page_size: int, threads: int) -> None:
         h = self._handle

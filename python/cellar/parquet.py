@@ -26,8 +26,9 @@ keys.
 
 **The wrapped-key string** (what the client returns and Parquet stores in its key material, for
 a Java ``KmsClient`` in Spark or Trino to read): ``"cellar:kwp1:" + base64(blob)`` where ``blob``
-is the keyring's data-key blob of ``cellar_keyring_wrap`` (docs/FORMATS.md: magic, format
-version, tenant version, key type, the wrapping key's id, AES-KWP of the 32 key bytes). A Java
+is the wrapped-key envelope ``cellar_keyring_wrap`` returns (docs/FORMATS.md 1.3 and 1.5: 'W',
+format 1, the id of the keyring version's key, AES-KWP of key type, version, key id and the 32
+key bytes). A Java
 client unwraps it by base64-decoding the rest of the string and calling
 ``cellar_keyring_unwrap`` on the keyring named by ``master_key_identifier`` (through JNI/JNA or
 a service that holds the keyring), then exporting the 32 raw bytes. Rotation is transparent:

@@ -1,6 +1,7 @@
 """Python for tables (issue 20, items 1 and 11): numpy and pandas values are refused or encoded
 explicitly, never encrypted as their raw memory; missing values; contexts; enum names."""
 import math
+import os
 
 import numpy as np
 import pytest
@@ -53,3 +54,27 @@ def test_numpy_integer_arrays_refused(det, aes_key):
     assert det.encrypt_many(np.array([b"bob", b"al"]), CTX) == det.encrypt_many([b"bob", b"al"], CTX)
     two_d = np.frombuffer(b"abcdef", dtype=np.uint8).reshape(2, 3)  # len() 2, 6 bytes
     assert det.encrypt_many([two_d], CTX) == [det.encrypt(b"abcdef", CTX)]
+
+
+def test_page_run_keeps_good_pages():
+    """Issue 20 item 3: a readahead with bad pages keeps its good pages and names every bad one."""
+    ps, n = 4096, 16
+    with Key.generate() as k, cellar.PageCipher(k, cellar.PageMode.GCM, file_id=3) as pc:
+        plain = bytearray(os.urandom(ps * n))
+        for i in range(n):
+            plain[i * ps + ps - 48:(i + 1) * ps] = bytes(48)
+        run = bytearray(plain)
+        pc.encrypt_pages(10, run, ps)
+        good = bytearray(run)
+        assert pc.decrypt_pages_each(10, good, ps) == [] and good == plain
+        run[5 * ps + 1] ^= 1
+        run[12 * ps:13 * ps] = bytes(ps)
+        for threads in (1, 2):
+            buf = bytearray(run)
+            assert pc.decrypt_pages_each(10, buf, ps, threads=threads) == [5, 12]
+            for i in range(n):
+                page = buf[i * ps:(i + 1) * ps]
+                assert page == (bytes(ps) if i in (5, 12) else plain[i * ps:(i + 1) * ps])
+        assert cellar.last_operation_approved() is None  # the run as a whole failed
+        with pytest.raises(ValueError):
+            pc.decrypt_pages_each(10, bytearray(100), ps)
