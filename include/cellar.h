@@ -572,6 +572,46 @@ cellar_status cellar_cell_decrypt_batch(const struct cellar_cell_cipher *cipher,
                                         size_t *out_len);
 
 /**
+ * `cellar_cell_encrypt_batch` on up to `threads` threads. `threads` is a maximum, not an order:
+ * 0 or 1 is exactly `cellar_cell_encrypt_batch`; N > 1 lets the batch be shared with up to
+ * N - 1 of Cellar's process-wide workers (see `cellar_page_encrypt_pages`), but only when that
+ * pays: batches under 128 values always stay on the calling thread (a tuning value, not a
+ * promise), and larger ones too while their measured cost is under twice the measured hand-off
+ * latency. The calling thread takes part. Output, status, last-error text (the smallest failing
+ * index) and the approval indicator are those of the one-thread call, byte for byte in the
+ * deterministic modes; RANDOMIZED cells carry fresh module nonces either way. Allocates a
+ * small piece list when it shares the batch.
+ */
+cellar_status cellar_cell_encrypt_batch_threads(const struct cellar_cell_cipher *cipher,
+                                                const uint8_t *context,
+                                                size_t context_len,
+                                                const uint8_t *values,
+                                                const size_t *offsets,
+                                                size_t count,
+                                                uint8_t *out,
+                                                size_t out_cap,
+                                                size_t *out_offsets,
+                                                size_t *out_len,
+                                                uint32_t threads);
+
+/**
+ * `cellar_cell_decrypt_batch` on up to `threads` threads (see
+ * `cellar_cell_encrypt_batch_threads`). Output, status, last-error text and indicator are
+ * those of the one-thread call; when shared, the room in `out` past `*out_len` is zeroed.
+ */
+cellar_status cellar_cell_decrypt_batch_threads(const struct cellar_cell_cipher *cipher,
+                                                const uint8_t *context,
+                                                size_t context_len,
+                                                const uint8_t *values,
+                                                const size_t *offsets,
+                                                size_t count,
+                                                uint8_t *out,
+                                                size_t out_cap,
+                                                size_t *out_offsets,
+                                                size_t *out_len,
+                                                uint32_t threads);
+
+/**
  * Computes a blind index of `value` bound to `context` for equality lookups without
  * deterministic ciphertexts: `HMAC-SHA256(bkey, len(context) (u32 BE) | context | value)`
  * truncated to `out_len` bytes (`CELLAR_BLIND_INDEX_MIN_LEN` to `CELLAR_BLIND_INDEX_MAX_LEN`,
@@ -861,7 +901,8 @@ cellar_status cellar_key_dangerous_export_raw(const struct cellar_key *key,
 
 /**
  * Writes the number of encryptions counted against the key's limit (random-nonce AES-GCM
- * invocations under it) to `*out_count` and its limit to `*out_limit`.
+ * invocations under it, by every handle of this key alive in the process: see
+ * `cellar_key_restore_usage_count`) to `*out_count` and this handle's limit to `*out_limit`.
  */
 cellar_status cellar_key_usage(const struct cellar_key *key,
                                uint64_t *out_count,
@@ -870,9 +911,23 @@ cellar_status cellar_key_usage(const struct cellar_key *key,
 /**
  * Sets the key's encryption limit (default 2^32, the SP 800-38D bound for random 96-bit
  * nonces). Encryptions past it fail with `CELLAR_ERR_USAGE_LIMIT`. Shared by every cipher made
- * from this key. A limit of 0 is `CELLAR_ERR_INVALID_ARGUMENT`; limits above 2^32 are refused too.
+ * from this handle; other handles of the same key keep their own limit, checked against the
+ * same shared count. A limit of 0 is `CELLAR_ERR_INVALID_ARGUMENT`; limits above 2^32 are refused too.
  */
-cellar_status cellar_key_set_usage_limit(const struct cellar_key *key, uint64_t limit);
+cellar_status cellar_key_set_usage_limit(const struct cellar_key *key,
+                                         uint64_t limit);
+
+/**
+ * Raises the key's encryption count to `count` when it is lower; never lowers it. The count is
+ * per key, not per handle: every handle of the same key (same type and key id, however it was
+ * made: imported twice, unwrapped twice, a keyring's copy) that is alive in this process shares
+ * it, and `cellar_key_usage` reports it. A host that must keep the SP 800-38D bound across
+ * restarts persists the count it reads with `cellar_key_usage` and restores it here after the
+ * key is loaded again (the count vanishes when the last handle of the key is freed). Any value
+ * is accepted (a count at or above the limit refuses further encryptions). Does no
+ * cryptography (the approval indicator is unchanged).
+ */
+cellar_status cellar_key_restore_usage_count(const struct cellar_key *key, uint64_t count);
 
 /**
  * Frees a key handle. NULL does nothing. The material is wiped once no cipher or keyring still
@@ -927,14 +982,17 @@ cellar_status cellar_page_decrypt(const struct cellar_page_cipher *cipher,
 /**
  * Encrypts `page_count` contiguous pages of `page_size` bytes (`page_count * page_size` bytes
  * at `in` and at `out`, equal or disjoint); page `i` gets page number `first_page_no + i`
- * (which must not pass 2^64 - 1). `threads` 0 or 1 runs on the calling thread and allocates
- * nothing. N > 1 splits the run into at most N contiguous chunks (at most one per page and one
- * per CPU, at most 64): the calling thread encrypts the first while Cellar's page workers (a
- * process-wide pool of one thread fewer than the CPUs, named `cellar-page-N`, started on the
- * first such call and kept for the life of the process; a `fork()` child starts its own) take
- * the rest, and the call returns when every chunk is done. Each hand-off costs some 5-50 us
- * (the high end on a 2-vCPU VM, where waking an idle vCPU dominates), so use it for runs of
- * 1 MiB or more, not single pages. `page_count` 0 does nothing (`in`/`out` may be NULL). On
+ * (which must not pass 2^64 - 1). `threads` is a maximum, not an order: 0 or 1 runs on the
+ * calling thread and allocates nothing; N > 1 lets the run be shared with up to N - 1 of
+ * Cellar's workers (a process-wide pool of one thread fewer than the CPUs, named
+ * `cellar-worker-N`, started on the first shared call and kept for the life of the process; a
+ * `fork()` child starts its own), but only when that pays: runs under 128 KiB always stay on
+ * the calling thread (a tuning value, not a promise), and larger ones too
+ * while their measured cost is under twice the measured hand-off latency (30-50 us to wake a
+ * parked worker on a 2-vCPU VM). A shared run is cut into pieces that the calling thread and
+ * the workers take in order, so a worker that wakes late takes less; the call returns when
+ * every piece is done. The output does not depend on `threads`. `page_count` 0 does nothing
+ * (`in`/`out` may be NULL). On
  * failure every page of `out` is zeroed and the last-error text names the failing page index.
  */
 cellar_status cellar_page_encrypt_pages(const struct cellar_page_cipher *cipher,
@@ -1175,6 +1233,34 @@ cellar_status cellar_keyring_import(const uint8_t *blob,
                                     const uint8_t *password,
                                     size_t password_len,
                                     struct cellar_keyring **out_keyring);
+
+/**
+ * Like `cellar_keyring_import`, but refuses an export whose generation (see
+ * `cellar_keyring_generation`) is below `min_generation` with
+ * `CELLAR_ERR_AUTHENTICATION_FAILED` (last error: "... a rollback"), so an export taken before a
+ * retire, rotate or add-provider cannot be imported past it. Pass the generation the host read
+ * after its last export, kept where an attacker who can replace the export cannot roll it back
+ * (an HSM counter, a database row, a signed log). Exports written before generations existed
+ * (format 0x01) read as generation 0. `min_generation` 0 accepts any export. Other errors as
+ * `cellar_keyring_import`; `*out_keyring` is written only on success.
+ */
+cellar_status cellar_keyring_import_min_generation(const uint8_t *blob,
+                                                   size_t blob_len,
+                                                   const struct cellar_key *root_key,
+                                                   const uint8_t *password,
+                                                   size_t password_len,
+                                                   uint64_t min_generation,
+                                                   struct cellar_keyring **out_keyring);
+
+/**
+ * Writes the keyring's generation to `*out_generation`: 1 for a new keyring, plus one for
+ * every change of the state an export persists (rotate, add provider, retire of a version not
+ * yet retired); lock, unlock and unlock-provider do not change it. Exports carry it and import
+ * restores it. Read it after each export and keep it for `cellar_keyring_import_min_generation`.
+ * Works while locked; does no cryptography (the approval indicator is unchanged).
+ */
+cellar_status cellar_keyring_generation(const struct cellar_keyring *keyring,
+                                        uint64_t *out_generation);
 
 /**
  * Frees a keyring, wiping every tenant key it holds. NULL does nothing. No other call may be

@@ -536,6 +536,64 @@ static void matrix_cell(void) {
         CELLAR_ERR_AUTHENTICATION_FAILED);
     CHECK(all_is(out, dneed, 0));
     CHECK(memchr(out, 'a', sizeof out) == NULL && memchr(out, 'b', sizeof out) == NULL);
+    bct[bctl - 1] ^= 1;
+    /* cellar_cell_encrypt_batch_threads: the batch call's rows, any thread count */
+    ol = 12345;
+    BAD(cellar_cell_encrypt_batch_threads(NULL, ctx, 3, vals, offs, 2, out, sizeof out, ooffs, &ol, 2), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_cell_encrypt_batch_threads(cell, NULL, 3, vals, offs, 2, out, sizeof out, ooffs, &ol, 2), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_cell_encrypt_batch_threads(cell, ctx, 3, NULL, offs, 2, out, sizeof out, ooffs, &ol, 2), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_cell_encrypt_batch_threads(cell, ctx, 3, vals, NULL, 2, out, sizeof out, ooffs, &ol, 2), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_cell_encrypt_batch_threads(cell, ctx, 3, vals, offs, 2, NULL, sizeof out, ooffs, &ol, 2), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_cell_encrypt_batch_threads(cell, ctx, 3, vals, offs, 2, out, sizeof out, NULL, &ol, 2), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_cell_encrypt_batch_threads(cell, ctx, 3, vals, offs, 2, out, sizeof out, ooffs, NULL, 2), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_cell_encrypt_batch_threads((const cellar_cell_cipher *)pxts, ctx, 3, vals, offs, 2, out, sizeof out, ooffs, &ol, 2),
+        CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_cell_encrypt_batch_threads(cell, ctx, 3, vals, decreasing, 2, out, sizeof out, ooffs, &ol, 2),
+        CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_cell_encrypt_batch_threads(cell, ctx, 3, vals, offs, HUGE, out, sizeof out, ooffs, &ol, UINT32_MAX),
+        CELLAR_ERR_INVALID_ARGUMENT);
+    CHECK(ol == 12345);
+    memset(out, SENT, sizeof out);
+    BAD(cellar_cell_encrypt_batch_threads(cell, ctx, 3, vals, offs, 2, out, bneed - 1, ooffs, &ol, 2),
+        CELLAR_ERR_BUFFER_TOO_SMALL);
+    CHECK(ol == bneed);
+    CHECK(all_is(out, sizeof out, SENT));
+    {
+        uint8_t tct[512];
+        size_t toffs[3], tctl = 0;
+        CHECK_OK(cellar_cell_encrypt_batch_threads(cell, ctx, 3, vals, offs, 2, tct, sizeof tct, toffs, &tctl, 0));
+        CHECK(tctl == bctl && toffs[2] == boffs[2]);
+        CHECK_OK(cellar_cell_encrypt_batch_threads(cell, ctx, 3, vals, offs, 2, tct, sizeof tct, toffs, &tctl, UINT32_MAX));
+        CHECK(tctl == bctl);
+    }
+    /* cellar_cell_decrypt_batch_threads */
+    ol = 12345;
+    BAD(cellar_cell_decrypt_batch_threads(NULL, ctx, 3, bct, boffs, 2, out, sizeof out, ooffs, &ol, 2), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_cell_decrypt_batch_threads(cell, NULL, 3, bct, boffs, 2, out, sizeof out, ooffs, &ol, 2), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_cell_decrypt_batch_threads(cell, ctx, 3, NULL, boffs, 2, out, sizeof out, ooffs, &ol, 2), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_cell_decrypt_batch_threads(cell, ctx, 3, bct, NULL, 2, out, sizeof out, ooffs, &ol, 2), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_cell_decrypt_batch_threads(cell, ctx, 3, bct, boffs, 2, NULL, sizeof out, ooffs, &ol, 2), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_cell_decrypt_batch_threads(cell, ctx, 3, bct, boffs, 2, out, sizeof out, NULL, &ol, 2), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_cell_decrypt_batch_threads(cell, ctx, 3, bct, boffs, 2, out, sizeof out, ooffs, NULL, 2), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_cell_decrypt_batch_threads((const cellar_cell_cipher *)aes, ctx, 3, bct, boffs, 2, out, sizeof out, ooffs, &ol, 2),
+        CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_cell_decrypt_batch_threads(cell, ctx, 3, bct, boffs, HUGE, out, sizeof out, ooffs, &ol, 2),
+        CELLAR_ERR_INVALID_ARGUMENT);
+    CHECK(ol == 12345);
+    memset(out, SENT, sizeof out);
+    BAD(cellar_cell_decrypt_batch_threads(cell, ctx, 3, bct, boffs, 2, out, dneed - 1, ooffs, &ol, 2),
+        CELLAR_ERR_BUFFER_TOO_SMALL);
+    CHECK(ol == dneed);
+    CHECK(all_is(out, sizeof out, SENT));
+    bct[bctl - 1] ^= 1;
+    memset(out, SENT, sizeof out);
+    BAD(cellar_cell_decrypt_batch_threads(cell, ctx, 3, bct, boffs, 2, out, sizeof out, ooffs, &ol, 2),
+        CELLAR_ERR_AUTHENTICATION_FAILED);
+    CHECK(all_is(out, dneed, 0));
+    bct[bctl - 1] ^= 1;
+    CHECK_OK(cellar_cell_decrypt_batch_threads(cell, ctx, 3, bct, boffs, 2, out, sizeof out, ooffs, &ol, 2));
+    CHECK(ol == 5 && memcmp(out, vals, 5) == 0);
+    bct[bctl - 1] ^= 1;
     /* cellar_blind_index */
     uint8_t bi[64];
     memset(bi, SENT, sizeof bi);
@@ -892,6 +950,33 @@ static void matrix_keyring(void) {
     BAD(cellar_keyring_import(st, stl - 1, aes, NULL, 0, &r), CELLAR_ERR_AUTHENTICATION_FAILED);
     BAD(cellar_keyring_import(st, stl, xts, NULL, 0, &r), CELLAR_ERR_INVALID_KEY);
     BAD(cellar_keyring_import(st, stl, (const cellar_key *)cell, NULL, 0, &r), CELLAR_ERR_INVALID_ARGUMENT);
+    CHECK(r == R0);
+    /* cellar_key_restore_usage_count: no cryptography; raises only */
+    BAD(cellar_key_restore_usage_count(NULL, 1), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_key_restore_usage_count((const cellar_key *)ring, 1), CELLAR_ERR_INVALID_ARGUMENT);
+    /* cellar_keyring_generation */
+    uint64_t kgen = 77;
+    BAD(cellar_keyring_generation(NULL, &kgen), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_keyring_generation(ring, NULL), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_keyring_generation((const cellar_keyring *)aes, &kgen), CELLAR_ERR_INVALID_ARGUMENT);
+    CHECK(kgen == 77);
+    CHECK_OK(cellar_keyring_generation(ring, &kgen));
+    CHECK(kgen >= 2); /* created (1) and rotated once */
+    /* cellar_keyring_import_min_generation: the import rows, plus a minimum above the export's */
+    BAD(cellar_keyring_import_min_generation(NULL, stl, aes, NULL, 0, 0, &r), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_keyring_import_min_generation(st, stl, aes, NULL, 0, 0, NULL), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_keyring_import_min_generation(st, stl, NULL, NULL, 0, 0, &r), CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_keyring_import_min_generation(st, stl, aes, pw, pwl, 0, &r), CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_keyring_import_min_generation(st, stl, NULL, pw, pwl, 0, &r), CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_keyring_import_min_generation(st, stl, NULL, NULL, pwl, 0, &r), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_keyring_import_min_generation(st, HUGE, aes, NULL, 0, 0, &r), CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_keyring_import_min_generation(st, 0, aes, NULL, 0, 0, &r), CELLAR_ERR_AUTHENTICATION_FAILED);
+    BAD(cellar_keyring_import_min_generation(st, stl - 1, aes, NULL, 0, 0, &r), CELLAR_ERR_AUTHENTICATION_FAILED);
+    BAD(cellar_keyring_import_min_generation(st, stl, xts, NULL, 0, 0, &r), CELLAR_ERR_INVALID_KEY);
+    BAD(cellar_keyring_import_min_generation(st, stl, (const cellar_key *)cell, NULL, 0, 0, &r),
+        CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_keyring_import_min_generation(st, stl, aes, NULL, 0, kgen + 1, &r), CELLAR_ERR_AUTHENTICATION_FAILED);
+    BAD(cellar_keyring_import_min_generation(st, stl, aes, NULL, 0, UINT64_MAX, &r), CELLAR_ERR_AUTHENTICATION_FAILED);
     CHECK(r == R0);
     /* cellar_keyring_free: NULL and another kind do nothing */
     cellar_keyring_free(NULL);
