@@ -178,6 +178,10 @@ SIGNATURES: Dict[str, Tuple[Optional[type], List[type]]] = {
         _st, [_vp, _vp, c_size_t, _vp, _psz, c_size_t, _vp, c_size_t, _psz, _psz]),
     "cellar_cell_decrypt_batch": (
         _st, [_vp, _vp, c_size_t, _vp, _psz, c_size_t, _vp, c_size_t, _psz, _psz]),
+    "cellar_cell_encrypt_batch_threads": (
+        _st, [_vp, _vp, c_size_t, _vp, _psz, c_size_t, _vp, c_size_t, _psz, _psz, c_uint32]),
+    "cellar_cell_decrypt_batch_threads": (
+        _st, [_vp, _vp, c_size_t, _vp, _psz, c_size_t, _vp, c_size_t, _psz, _psz, c_uint32]),
     "cellar_blind_index": (_st, [_vp, _vp, c_size_t, _vp, c_size_t, _vp, c_size_t]),
     # Per-row contexts and blind-index keys.
     "cellar_cell_encrypt_batch_rows": (_st, [_vp, _prc, _vp, _psz, c_size_t, _vp, c_size_t, _psz, _psz]),
