@@ -465,6 +465,17 @@ def _column_context(context: Any, name: str) -> bytes:
     return _context_bytes(context)
 
 
+_NO_CONTEXT_MODES = (CellMode.MSSQL_RANDOMIZED, CellMode.MSSQL_DETERMINISTIC)
+
+
+def _cipher_context(cipher: Any, context: Any, name: str) -> bytes:
+    """The column context, except that the Always Encrypted modes take none: for them the
+    default (None) is empty rather than the column name."""
+    if context is None and isinstance(cipher, CellCipher) and cipher.mode in _NO_CONTEXT_MODES:
+        return b""
+    return _column_context(context, name)
+
+
 def _table_rows(table: "pa.Table", row_context: Optional[str], ctx: bytes) -> Tuple[bytes, Any]:
     """(prefix, row context column) for the table helpers: row ``i`` of a column is bound to
     ``context + b"\\0" + row_key_i`` (the NUL ends the column's part, so that no column
@@ -512,7 +523,7 @@ def encrypt_table(table: "pa.Table", ciphers: Mapping[str, CellCipher], *,
     for name, cipher in ciphers.items():
         i = out.schema.get_field_index(name)
         field = out.schema.field(i)
-        prefix, rows = _table_rows(table, row_context, _column_context(context, name))
+        prefix, rows = _table_rows(table, row_context, _cipher_context(cipher, context, name))
         col = encrypt_array(cipher, out.column(i), prefix, large=large, row_context=rows)
         meta = dict(field.metadata or {})
         meta[META_TYPE] = str(field.type).encode()
@@ -575,7 +586,7 @@ def decrypt_table(table: "pa.Table", ciphers: Mapping[str, CellCipher], *,
         meta.pop(META_MODE, None)
         rc_name = meta.pop(META_ROW_CONTEXT, None)
         rc = row_context if row_context is not None else (rc_name.decode() if rc_name else None)
-        prefix, rows = _table_rows(table, rc, _column_context(context, name))
+        prefix, rows = _table_rows(table, rc, _cipher_context(cipher, context, name))
         col = decrypt_array(cipher, out.column(i), prefix, type=target, row_context=rows)
         out = out.set_column(i, pa.field(name, target, nullable=True, metadata=meta or None), col)
     return _pandas_metadata(out, {n: out.schema.field(n).type for n in ciphers})

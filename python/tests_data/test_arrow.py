@@ -398,3 +398,16 @@ def test_table_row_context(key):
             ca.encrypt_table(t, {"id": c}, row_context="id")
         with pytest.raises(KeyError):
             ca.encrypt_table(t, {"email": c}, row_context="nope")
+
+
+def test_always_encrypted_modes(key):
+    t = pa.table({"card": ["4111", None, "5500"]})
+    for mode in (cellar.CellMode.MSSQL_RANDOMIZED, cellar.CellMode.MSSQL_DETERMINISTIC):
+        with cellar.CellCipher(key, mode) as c:
+            ct = ca.encrypt_array(c, t.column("card"))
+            assert [c.decrypt(v) if v is not None else None for v in ct.to_pylist()] == \
+                [b"4111", None, b"5500"]
+            enc = ca.encrypt_table(t, {"card": c})                 # no context for these modes
+            assert ca.decrypt_table(enc, {"card": c}).equals(t)
+            with pytest.raises(cellar.InvalidArgumentError):
+                ca.encrypt_array(c, t.column("card"), "a context")
