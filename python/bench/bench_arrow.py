@@ -8,7 +8,9 @@
   a new column pays: the kernel maps and zeroes the pages on first touch);
 - ``cellar.arrow``: ``encrypt_array``/``decrypt_array`` on a ``pa.binary()`` array (int32
   offsets widened, output buffers allocated per call, result built as an Arrow array);
-- ``arrow rows``: the same with a per-row context column (the row key, ``_rows`` C call);
+- ``C rows new buf`` / ``arrow rows``: the same with a per-row context (a shared prefix and a
+  12-digit row key column): the ``_rows`` C call into a new buffer, and ``cellar.arrow`` with
+  ``row_context=`` (compare these two with each other: a longer context costs the C call more);
 - ``encrypt_many``: ``CellCipher.encrypt_many``/``decrypt_many`` on a list of ``bytes``;
 - ``cryptography``: a Python loop over ``cryptography``'s AESGCM (random 12-byte nonce from
   ``os.urandom``, context as AAD) for RANDOMIZED, AESSIV for DETERMINISTIC (OpenSSL, not FIPS).
@@ -37,7 +39,7 @@ import pyarrow as pa  # noqa: E402
 
 import cellar  # noqa: E402
 import cellar.arrow as ca  # noqa: E402
-from cellar._native import lib  # noqa: E402
+from cellar._native import RowContexts, lib  # noqa: E402
 
 try:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM, AESSIV
@@ -106,6 +108,35 @@ def main() -> None:
             assert st == 0
             return o, oo
 
+        rc = RowContexts()
+        rc.prefix = ctypes.cast(ctypes.c_char_p(ctx), ctypes.c_void_p)
+        rc.prefix_len = len(ctx)
+        rc.suffixes = rows.buffers()[2].address
+        rc.suffix_offsets = rows.buffers()[1].address
+        rc.offset_width = 4
+
+        def c_enc_rows():
+            o = pa.allocate_buffer(enc_total)
+            oo = pa.allocate_buffer(8 * (n + 1))
+            st = lib.cellar_cell_encrypt_batch_rows(c._handle, ctypes.byref(rc), data.address, ctypes_offsets,
+                                                    n, o.address, enc_total,
+                                                    (ctypes.c_size_t * (n + 1)).from_address(oo.address),
+                                                    ctypes.byref(used))
+            assert st == 0
+            return o, oo
+
+        rows_data = ct_rows.buffers()[2]
+
+        def c_dec_rows():
+            o = pa.allocate_buffer(dec_total)
+            oo = pa.allocate_buffer(8 * (n + 1))
+            st = lib.cellar_cell_decrypt_batch_rows(c._handle, ctypes.byref(rc), rows_data.address, ct_offsets,
+                                                    n, o.address, dec_total,
+                                                    (ctypes.c_size_t * (n + 1)).from_address(oo.address),
+                                                    ctypes.byref(used))
+            assert st == 0
+            return o, oo
+
         def c_dec():
             st = lib.cellar_cell_decrypt_batch(c._handle, ctx, len(ctx), ct_data.address, ct_offsets, n,
                                                out, dec_total, out_offsets, ctypes.byref(used))
@@ -115,11 +146,13 @@ def main() -> None:
             ("encrypt", "C batch"): c_enc,
             ("encrypt", "C new buffer"): c_enc_new,
             ("encrypt", "cellar.arrow"): lambda: ca.encrypt_array(c, arr, ctx),
+            ("encrypt", "C rows new buf"): c_enc_rows,
             ("encrypt", "arrow rows"): lambda: ca.encrypt_array(c, arr, ctx, row_context=rows),
             ("encrypt", "encrypt_many"): lambda: c.encrypt_many(values, ctx),
             ("decrypt", "C batch"): c_dec,
             ("decrypt", "C new buffer"): c_dec_new,
             ("decrypt", "cellar.arrow"): lambda: ca.decrypt_array(c, ct_arr, ctx),
+            ("decrypt", "C rows new buf"): c_dec_rows,
             ("decrypt", "arrow rows"): lambda: ca.decrypt_array(c, ct_rows, ctx, row_context=rows),
             ("decrypt", "encrypt_many"): lambda: c.decrypt_many(ct_list, ctx),
         }
@@ -173,7 +206,7 @@ def main() -> None:
                     continue
                 med = statistics.median(ts)
                 wall = statistics.median(walls[(o, name)])
-                print(f"  {op:8s}{name:14s}{med / n * 1e6:7.3f} us/value CPU "
+                print(f"  {op:8s}{name:15s}{med / n * 1e6:7.3f} us/value CPU "
                       f"({min(ts) / n * 1e6:.3f}-{max(ts) / n * 1e6:.3f})  {med / base:5.2f}x C batch"
                       f"  {med / new:5.2f}x new buffer   wall {wall / n * 1e6:.3f} us")
         c.close()
