@@ -15,6 +15,11 @@
 - ``cryptography``: a Python loop over ``cryptography``'s AESGCM (random 12-byte nonce from
   ``os.urandom``, context as AAD) for RANDOMIZED, AESSIV for DETERMINISTIC (OpenSSL, not FIPS).
 
+Last, for each ``cellar.arrow`` call, the share of its time spent inside the C call it makes (the
+C function timed from within the same call, so allocation and page-fault conditions are the
+same): ``arrow / C inside`` is the factor that Python and Arrow add, free of the run-to-run noise
+that separate measurements have on a shared machine.
+
 Rounds alternate between the methods, in a new random order each round (what runs just before
 changes how much freed memory the allocator can hand back without page faults). Every method is single-threaded, so the table gives the
 calling thread's CPU time (``time.thread_time``: steady on a shared machine, where wall time
@@ -209,6 +214,43 @@ def main() -> None:
                 print(f"  {op:8s}{name:15s}{med / n * 1e6:7.3f} us/value CPU "
                       f"({min(ts) / n * 1e6:.3f}-{max(ts) / n * 1e6:.3f})  {med / base:5.2f}x C batch"
                       f"  {med / new:5.2f}x new buffer   wall {wall / n * 1e6:.3f} us")
+        inside = {}
+        names = {"encrypt": ("_encrypt_batch", "_encrypt_rows"), "decrypt": ("_decrypt_batch", "_decrypt_rows")}
+        saved = {nm: getattr(ca, nm) for pair in names.values() for nm in pair}
+        acc = [0.0]
+
+        def timed(fn):
+            def call(*a):
+                t = time.thread_time()
+                try:
+                    return fn(*a)
+                finally:
+                    acc[0] += time.thread_time() - t
+            return call
+
+        try:
+            for nm, fn in saved.items():
+                setattr(ca, nm, timed(fn))
+            for (op, name) in [("encrypt", "cellar.arrow"), ("encrypt", "arrow rows"),
+                               ("decrypt", "cellar.arrow"), ("decrypt", "arrow rows")]:
+                ratios = []
+                for _ in range(args.rounds):
+                    acc[0] = 0.0
+                    t0 = time.thread_time()
+                    r = methods[(op, name)]()
+                    total = time.thread_time() - t0
+                    del r
+                    ratios.append((total, acc[0]))
+                tot = statistics.median(t for t, _ in ratios)
+                ins = statistics.median(i for _, i in ratios)
+                inside[(op, name)] = (tot, ins)
+                per = statistics.median((t - i) for t, i in ratios)
+                print(f"  {op:8s}{name:15s}total {tot / n * 1e6:.3f} us/value, inside C "
+                      f"{ins / n * 1e6:.3f}: {statistics.median(t / i for t, i in ratios):.3f}x C inside "
+                      f"(+{per / n * 1e6:.4f} us/value outside C)")
+        finally:
+            for nm, fn in saved.items():
+                setattr(ca, nm, fn)
         c.close()
     key.close()
 
