@@ -1,6 +1,6 @@
 # Cellar: one entry point for set-up, build, demo, tests, benchmarks and install.
-#   make demo    builds the library (FIPS), runs the C demo host program and the SQLite VFS demo
-#   make test    runs every test: Rust, C (ASan+UBSan), C++, Python, valgrind, symbols, SQLite,
+#   make demo    builds the library (FIPS), runs the C demo host program, the SQLite VFS demo and the PostgreSQL one
+#   make test    runs every test: Rust, C (ASan+UBSan), C++, Python, valgrind, symbols, SQLite, PostgreSQL,
 #                the bad-input matrix coverage, forced panics, key hygiene, a short fuzz pass
 #   make bench   criterion benchmarks (each beside its AWS-LC baseline)
 #   make bench-python   the Python package against `cryptography` (python/bench/bench.py)

@@ -861,7 +861,8 @@ cellar_status cellar_key_dangerous_export_raw(const struct cellar_key *key,
 
 /**
  * Writes the number of encryptions counted against the key's limit (random-nonce AES-GCM
- * invocations under it) to `*out_count` and its limit to `*out_limit`.
+ * invocations under it, by every handle of this key alive in the process: see
+ * `cellar_key_restore_usage_count`) to `*out_count` and this handle's limit to `*out_limit`.
  */
 cellar_status cellar_key_usage(const struct cellar_key *key,
                                uint64_t *out_count,
@@ -870,9 +871,23 @@ cellar_status cellar_key_usage(const struct cellar_key *key,
 /**
  * Sets the key's encryption limit (default 2^32, the SP 800-38D bound for random 96-bit
  * nonces). Encryptions past it fail with `CELLAR_ERR_USAGE_LIMIT`. Shared by every cipher made
- * from this key. A limit of 0 is `CELLAR_ERR_INVALID_ARGUMENT`; limits above 2^32 are refused too.
+ * from this handle; other handles of the same key keep their own limit, checked against the
+ * same shared count. A limit of 0 is `CELLAR_ERR_INVALID_ARGUMENT`; limits above 2^32 are refused too.
  */
-cellar_status cellar_key_set_usage_limit(const struct cellar_key *key, uint64_t limit);
+cellar_status cellar_key_set_usage_limit(const struct cellar_key *key,
+                                         uint64_t limit);
+
+/**
+ * Raises the key's encryption count to `count` when it is lower; never lowers it. The count is
+ * per key, not per handle: every handle of the same key (same type and key id, however it was
+ * made: imported twice, unwrapped twice, a keyring's copy) that is alive in this process shares
+ * it, and `cellar_key_usage` reports it. A host that must keep the SP 800-38D bound across
+ * restarts persists the count it reads with `cellar_key_usage` and restores it here after the
+ * key is loaded again (the count vanishes when the last handle of the key is freed). Any value
+ * is accepted (a count at or above the limit refuses further encryptions). Does no
+ * cryptography (the approval indicator is unchanged).
+ */
+cellar_status cellar_key_restore_usage_count(const struct cellar_key *key, uint64_t count);
 
 /**
  * Frees a key handle. NULL does nothing. The material is wiped once no cipher or keyring still
@@ -1175,6 +1190,34 @@ cellar_status cellar_keyring_import(const uint8_t *blob,
                                     const uint8_t *password,
                                     size_t password_len,
                                     struct cellar_keyring **out_keyring);
+
+/**
+ * Like `cellar_keyring_import`, but refuses an export whose generation (see
+ * `cellar_keyring_generation`) is below `min_generation` with
+ * `CELLAR_ERR_AUTHENTICATION_FAILED` (last error: "... a rollback"), so an export taken before a
+ * retire, rotate or add-provider cannot be imported past it. Pass the generation the host read
+ * after its last export, kept where an attacker who can replace the export cannot roll it back
+ * (an HSM counter, a database row, a signed log). Exports written before generations existed
+ * (format 0x01) read as generation 0. `min_generation` 0 accepts any export. Other errors as
+ * `cellar_keyring_import`; `*out_keyring` is written only on success.
+ */
+cellar_status cellar_keyring_import_min_generation(const uint8_t *blob,
+                                                   size_t blob_len,
+                                                   const struct cellar_key *root_key,
+                                                   const uint8_t *password,
+                                                   size_t password_len,
+                                                   uint64_t min_generation,
+                                                   struct cellar_keyring **out_keyring);
+
+/**
+ * Writes the keyring's generation to `*out_generation`: 1 for a new keyring, plus one for
+ * every change of the state an export persists (rotate, add provider, retire of a version not
+ * yet retired); lock, unlock and unlock-provider do not change it. Exports carry it and import
+ * restores it. Read it after each export and keep it for `cellar_keyring_import_min_generation`.
+ * Works while locked; does no cryptography (the approval indicator is unchanged).
+ */
+cellar_status cellar_keyring_generation(const struct cellar_keyring *keyring,
+                                        uint64_t *out_generation);
 
 /**
  * Frees a keyring, wiping every tenant key it holds. NULL does nothing. No other call may be

@@ -260,6 +260,10 @@ struct Subkey {
 struct EpochState {
     epoch: Arc<Subkey>,
     used: u64,
+    /// The process (fork generation and id) this epoch was drawn in: a `fork()` child must not
+    /// keep encrypting under its parent's salt (security review finding 6).
+    fork_gen: u64,
+    pid: u32,
 }
 
 #[derive(Default)]
@@ -267,6 +271,9 @@ struct GcmSlot {
     /// The epoch this slot encrypts under, and how many encryptions of it the slot still holds.
     epoch: Option<Arc<Subkey>>,
     budget: u64,
+    /// [`crate::sys::fork_generation`] when the budget was reserved; a different value now
+    /// means this is a `fork()` child holding its parent's budget, which it drops.
+    fork_gen: u64,
     recent: [Option<Arc<Subkey>>; SLOT_CACHE],
     next: usize,
 }
@@ -329,16 +336,22 @@ impl GcmEngine {
     }
 
     /// Gives `slot` a fresh block of the current epoch's budget, rotating the epoch (new random
-    /// salt, new subkey) when the block would pass the epoch limit.
-    fn refill(&self, slot: &mut GcmSlot) -> Result<()> {
+    /// salt, new subkey) when the block would pass the epoch limit, or when the epoch was drawn
+    /// in another process (this is a `fork()` child: `fork_gen` moved, or, should the atfork
+    /// handler be missing, the process id differs).
+    fn refill(&self, slot: &mut GcmSlot, fork_gen: u64) -> Result<()> {
         let mut cur = lock(&self.current);
-        if cur.used + self.block > self.epoch_limit {
+        let pid = std::process::id();
+        if cur.fork_gen != fork_gen || cur.pid != pid || cur.used + self.block > self.epoch_limit {
             cur.epoch = self.new_epoch()?;
             cur.used = 0;
+            cur.fork_gen = fork_gen;
+            cur.pid = pid;
         }
         cur.used += self.block;
         slot.epoch = Some(cur.epoch.clone());
         slot.budget = self.block;
+        slot.fork_gen = fork_gen;
         Ok(())
     }
 
@@ -464,13 +477,20 @@ impl PageCipher {
             let engine = match mode {
                 PageMode::Xts => Engine::Xts(XtsEngine { key: key.clone(), pool: Pool::new() }),
                 PageMode::Gcm => {
+                    // Registers the fork handler (once per process) before the first page.
+                    let fork_gen = crate::sys::fork_generation();
                     let first = fresh_epoch(key, file_id)?;
                     let g = GcmEngine {
                         key: key.clone(),
                         file_id,
                         epoch_limit,
                         block: (epoch_limit / 1024).clamp(1, MAX_BUDGET_BLOCK),
-                        current: Mutex::new(EpochState { epoch: first.clone(), used: 0 }),
+                        current: Mutex::new(EpochState {
+                            epoch: first.clone(),
+                            used: 0,
+                            fork_gen,
+                            pid: std::process::id(),
+                        }),
                         cache: Mutex::new(VecDeque::with_capacity(SHARED_CACHE_CAP + 1)),
                         pool: Pool::new(),
                     };
@@ -650,9 +670,12 @@ impl PageCipher {
         let payload = io.len() - GCM_TRAILER_LEN;
         let mut aad = [0u8; HEADER_LEN + 8];
         let mut tn = [0u8; GCM_TAG_NONCE_LEN];
+        // One relaxed load: after a fork() the child drops the budget it inherited and draws a
+        // new epoch before its first page.
+        let fork_gen = crate::sys::fork_generation();
         g.pool.with(|slot| -> Result<()> {
-            if slot.budget == 0 || slot.epoch.is_none() {
-                g.refill(slot)?;
+            if slot.budget == 0 || slot.epoch.is_none() || slot.fork_gen != fork_gen {
+                g.refill(slot, fork_gen)?;
             }
             let sk = slot.epoch.as_deref().ok_or(Error::Internal("page epoch missing"))?;
             slot.budget -= 1;

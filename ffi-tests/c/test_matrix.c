@@ -893,6 +893,33 @@ static void matrix_keyring(void) {
     BAD(cellar_keyring_import(st, stl, xts, NULL, 0, &r), CELLAR_ERR_INVALID_KEY);
     BAD(cellar_keyring_import(st, stl, (const cellar_key *)cell, NULL, 0, &r), CELLAR_ERR_INVALID_ARGUMENT);
     CHECK(r == R0);
+    /* cellar_key_restore_usage_count: no cryptography; raises only */
+    BAD(cellar_key_restore_usage_count(NULL, 1), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_key_restore_usage_count((const cellar_key *)ring, 1), CELLAR_ERR_INVALID_ARGUMENT);
+    /* cellar_keyring_generation */
+    uint64_t kgen = 77;
+    BAD(cellar_keyring_generation(NULL, &kgen), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_keyring_generation(ring, NULL), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_keyring_generation((const cellar_keyring *)aes, &kgen), CELLAR_ERR_INVALID_ARGUMENT);
+    CHECK(kgen == 77);
+    CHECK_OK(cellar_keyring_generation(ring, &kgen));
+    CHECK(kgen >= 2); /* created (1) and rotated once */
+    /* cellar_keyring_import_min_generation: the import rows, plus a minimum above the export's */
+    BAD(cellar_keyring_import_min_generation(NULL, stl, aes, NULL, 0, 0, &r), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_keyring_import_min_generation(st, stl, aes, NULL, 0, 0, NULL), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_keyring_import_min_generation(st, stl, NULL, NULL, 0, 0, &r), CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_keyring_import_min_generation(st, stl, aes, pw, pwl, 0, &r), CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_keyring_import_min_generation(st, stl, NULL, pw, pwl, 0, &r), CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_keyring_import_min_generation(st, stl, NULL, NULL, pwl, 0, &r), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_keyring_import_min_generation(st, HUGE, aes, NULL, 0, 0, &r), CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_keyring_import_min_generation(st, 0, aes, NULL, 0, 0, &r), CELLAR_ERR_AUTHENTICATION_FAILED);
+    BAD(cellar_keyring_import_min_generation(st, stl - 1, aes, NULL, 0, 0, &r), CELLAR_ERR_AUTHENTICATION_FAILED);
+    BAD(cellar_keyring_import_min_generation(st, stl, xts, NULL, 0, 0, &r), CELLAR_ERR_INVALID_KEY);
+    BAD(cellar_keyring_import_min_generation(st, stl, (const cellar_key *)cell, NULL, 0, 0, &r),
+        CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_keyring_import_min_generation(st, stl, aes, NULL, 0, kgen + 1, &r), CELLAR_ERR_AUTHENTICATION_FAILED);
+    BAD(cellar_keyring_import_min_generation(st, stl, aes, NULL, 0, UINT64_MAX, &r), CELLAR_ERR_AUTHENTICATION_FAILED);
+    CHECK(r == R0);
     /* cellar_keyring_free: NULL and another kind do nothing */
     cellar_keyring_free(NULL);
     cellar_keyring_free((cellar_keyring *)aes);

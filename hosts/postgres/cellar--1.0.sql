@@ -19,6 +19,15 @@ CREATE TABLE cellar.column_keys (
     CHECK ((wrapped IS NULL) = (retired IS NOT NULL))
 );
 SELECT pg_catalog.pg_extension_config_dump('cellar.column_keys', '');
+-- Tenant versions retired in this database: re-applied to every keyring a backend imports, so an
+-- older copy of the keyring file cannot bring a crypto-shredded version back.
+CREATE TABLE cellar.retired_tenant_versions (
+    version int4 PRIMARY KEY,
+    retired timestamptz NOT NULL DEFAULT now()
+);
+SELECT pg_catalog.pg_extension_config_dump('cellar.retired_tenant_versions', '');
+GRANT SELECT ON cellar.retired_tenant_versions TO PUBLIC;
+
 -- Wrapped blobs are ciphertext under a key that only the server process holds.
 GRANT SELECT ON cellar.column_keys TO PUBLIC;
 GRANT USAGE ON SCHEMA cellar TO PUBLIC;

@@ -43,6 +43,7 @@
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
+#include "utils/resowner.h"
 #include "utils/timestamp.h"
 
 #include "cellar.h"
@@ -104,6 +105,7 @@ static int kr_err_code = 0;
 static char kr_err_msg[1024];
 static char kr_err_hint[512];
 static int64 unapproved_ops = 0;
+static bool kr_history_applied = false;	/* retirements recorded in the database re-applied */
 static int64 approved_ops = 0;
 
 /* ---- column key cache ---- */
@@ -350,7 +352,8 @@ read_file(const char *path, const char *what, bool secret, size_t maxlen, uint8 
 	uint8	   *buf;
 	size_t		got = 0;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO in place of the file must not hang the backend (regular files ignore it). */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 	{
 		snprintf(kr_err_msg, sizeof(kr_err_msg), "cellar: could not open %s \"%s\": %s", what, path, strerror(errno));
@@ -552,6 +555,7 @@ keyring_refresh(bool force)
 			unapproved_ops++;
 	}
 	kr = nk;
+	kr_history_applied = false;
 	strlcpy(kr_path, guc_keyring_file, sizeof(kr_path));
 	strlcpy(kr_pwpath, guc_password_file, sizeof(kr_pwpath));
 	kr_dev = st.st_dev;
@@ -579,14 +583,61 @@ same_statement(TimestampTz ts, LocalTransactionId lxid)
 	return ts == GetCurrentStatementStartTimestamp() && lxid == MY_LXID;
 }
 
+/*
+ * Re-applies the tenant versions this database recorded as retired (cellar.retired_tenant_versions)
+ * to a freshly imported keyring, so that an older copy of the keyring file cannot bring a
+ * crypto-shredded version back. An older copy whose active version was retired is refused.
+ */
+static void
+apply_key_history(void)
+{
+	uint64		n;
+	int			rc;
+
+	if (kr_history_applied || kr == NULL)
+		return;
+	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "cellar: SPI_connect failed: %d", rc);
+	if (SPI_execute("SELECT version FROM cellar.retired_tenant_versions", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "cellar: reading cellar.retired_tenant_versions failed");
+	n = SPI_processed;
+	for (uint64 i = 0; i < n; i++)
+	{
+		bool		isnull;
+		uint32		v = (uint32) DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		uint8		id[CELLAR_KEY_ID_LEN];
+		uint32		flags = 0,
+					active = 0;
+
+		if (cellar_keyring_version_info(kr, v, id, &flags) != CELLAR_OK || (flags & CELLAR_KEYRING_VERSION_RETIRED))
+			continue;
+		cellar_keyring_active_version(kr, &active);
+		if (v == active)
+		{
+			keyring_drop();
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("cellar: keyring file \"%s\" is older than this database's key history: its active tenant version %u was retired",
+							guc_keyring_file, v),
+					 errhint("Restore the current keyring file.")));
+		}
+		if (cellar_keyring_retire(kr, v) != CELLAR_OK)
+			raise_status(CELLAR_ERR_INTERNAL, "re-applying a tenant key retirement");
+	}
+	SPI_finish();
+	kr_history_applied = true;
+}
+
 /* The keyring, checked against its files once per statement; raises when unusable. */
 static void
 ensure_keyring(bool force)
 {
-	if (!force && kr && kr_checked_gen == kr_generation && same_statement(kr_checked_ts, kr_checked_lxid))
+	if (!force && kr && kr_history_applied && kr_checked_gen == kr_generation &&
+		same_statement(kr_checked_ts, kr_checked_lxid))
 		return;
 	if (keyring_refresh(force) != 0)
 		raise_keyring_error();
+	apply_key_history();
 	kr_checked_ts = GetCurrentStatementStartTimestamp();
 	kr_checked_lxid = MY_LXID;
 	kr_checked_gen = kr_generation;
@@ -724,6 +775,7 @@ unwrap_blob(const char *name, uint32 version, const uint8 *blob, size_t len)
 		/* Another session may have rotated the tenant key after this backend read the file. */
 		if (keyring_refresh(true) != 0)
 			raise_keyring_error();
+		apply_key_history();
 		rc = cellar_keyring_unwrap(kr, blob, len, &k, &tv);
 	}
 	if (rc != CELLAR_OK)
@@ -1564,6 +1616,10 @@ cellar_create_keyring(PG_FUNCTION_ARGS)
 				 errmsg("cellar: keyring file \"%s\" already exists", guc_keyring_file),
 				 errhint("Rotate it with cellar.rotate_tenant_key(); it is never overwritten.")));
 	keyring_drop();
+	SPI_connect();
+	if (SPI_execute("DELETE FROM cellar.retired_tenant_versions", false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "cellar: could not clear cellar.retired_tenant_versions");
+	SPI_finish();
 	rc = cellar_keyring_new(NULL, &kr);
 	if (rc != CELLAR_OK)
 		raise_status(rc, "creating the tenant keyring");
@@ -1579,6 +1635,7 @@ cellar_create_keyring(PG_FUNCTION_ARGS)
 	}
 	PG_END_TRY();
 	kr_session_locked = false;
+	kr_history_applied = true;
 	kr_generation++;
 	cellar_keyring_active_version(kr, &active);
 	PG_RETURN_INT32(active);
@@ -1860,6 +1917,9 @@ cellar_retire_tenant_key(PG_FUNCTION_ARGS)
 	if (rc != CELLAR_OK)
 		raise_status(rc, "retiring a tenant key version");
 	write_keyring_file();
+	if (SPI_execute_with_args("INSERT INTO cellar.retired_tenant_versions(version) VALUES ($1) ON CONFLICT DO NOTHING",
+							  1, &t, &a, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "cellar: could not record the retirement");
 	SPI_finish();
 	invalidate_all();
 	PG_RETURN_VOID();
@@ -1941,6 +2001,37 @@ cellar_status_fn(PG_FUNCTION_ARGS)
 		elog(ERROR, "cellar: status() must return a record");
 	desc = BlessTupleDesc(desc);
 	code = keyring_refresh(false);
+	if (code == 0 && !kr_history_applied)
+	{
+		/* Re-apply recorded retirements; a failure is reported in the row, not raised. */
+		MemoryContext oldcxt = CurrentMemoryContext;
+		ResourceOwner oldowner = CurrentResourceOwner;
+
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(oldcxt);
+		PG_TRY();
+		{
+			apply_key_history();
+			ReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(oldcxt);
+			CurrentResourceOwner = oldowner;
+		}
+		PG_CATCH();
+		{
+			ErrorData  *e;
+
+			MemoryContextSwitchTo(oldcxt);
+			e = CopyErrorData();
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(oldcxt);
+			CurrentResourceOwner = oldowner;
+			strlcpy(kr_err_msg, e->message, sizeof(kr_err_msg));
+			FreeErrorData(e);
+			code = kr_err_code = ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE;
+		}
+		PG_END_TRY();
+	}
 	if (code == 0)
 		state = "unlocked";
 	else if (guc_keyring_file == NULL || guc_keyring_file[0] == '\0' ||

@@ -129,6 +129,7 @@ SIGNATURES: Dict[str, Tuple[Optional[type], List[type]]] = {
     "cellar_key_dangerous_export_raw": (_st, [_vp, _vp, c_size_t, _psz]),
     "cellar_key_usage": (_st, [_vp, _pu64, _pu64]),
     "cellar_key_set_usage_limit": (_st, [_vp, c_uint64]),
+    "cellar_key_restore_usage_count": (_st, [_vp, c_uint64]),
     "cellar_key_free": (None, [_vp]),
     # Tenant keyring.
     "cellar_keyring_new": (_st, [_vp, _pvp]),
@@ -147,6 +148,8 @@ SIGNATURES: Dict[str, Tuple[Optional[type], List[type]]] = {
     "cellar_keyring_unlock_provider": (_st, [_vp, POINTER(KeyProvider), _pu32]),
     "cellar_keyring_export": (_st, [_vp, _vp, _vp, c_size_t, c_uint32, _vp, c_size_t, _psz]),
     "cellar_keyring_import": (_st, [_vp, c_size_t, _vp, _vp, c_size_t, _pvp]),
+    "cellar_keyring_import_min_generation": (_st, [_vp, c_size_t, _vp, _vp, c_size_t, c_uint64, _pvp]),
+    "cellar_keyring_generation": (_st, [_vp, _pu64]),
     "cellar_keyring_free": (None, [_vp]),
     # TDE pages.
     "cellar_page_cipher_new": (_st, [_vp, c_uint32, c_uint64, c_uint32, c_uint32, _pvp]),

@@ -26,6 +26,7 @@ from itertools import accumulate
 from typing import Any, Iterable, List, Optional, Sequence, Tuple, Union
 
 from ._buffers import SIZE_T_CODE, BytesLike, readable, text_or_bytes, value_readable, value_view, writable
+from ._buffers import wipe as _wipe
 from ._handles import Handle
 from ._native import RowContexts, lib
 from .errors import error_for_status, raise_status
@@ -379,7 +380,27 @@ class CellCipher(Handle):
         m = out_len.value
         if not m or out is None:
             return b""
-        return out.raw if m == size else _string_at(out, m)
+        try:
+            return out.raw if m == size else _string_at(out, m)
+        finally:
+            _wipe(out)  # the returned bytes are the only plaintext copy left
+
+    def decrypt_into(self, ciphertext: BytesLike, out: Any, context: Context = b"") -> int:
+        """Decrypts one cell into the caller's writable buffer ``out`` (``bytearray``, writable
+        ``memoryview``, ``mmap``...) and returns the plaintext length; no other copy of the
+        plaintext is made, so a careful caller can wipe ``out`` when done. ``out`` needs
+        :meth:`plaintext_max_len` bytes (too small:
+        :class:`~cellar.BufferTooSmallError` with ``needed``). On any failure
+        (:class:`~cellar.AuthenticationError` and the rest) ``out`` is left zeroed."""
+        h = self._handle
+        p, n, keep = readable(ciphertext, "ciphertext")
+        op, on = writable(out, "out")
+        cp, cn, ckeep = _context(context)
+        out_len = c_size_t()
+        st = _decrypt(h, cp, cn, p, n, op, on, byref(out_len))
+        if st:
+            raise_status(st, out_len.value)
+        return out_len.value
 
     # Batches -------------------------------------------------------------------------------------
 
@@ -428,6 +449,7 @@ class CellCipher(Handle):
         # exact: every output has exactly the size `sizer` reserves (encryption in every mode,
         # RANDOMIZED decryption), so the outputs are back to back with no gaps.
         h = self._handle
+        decrypting = fn is _decrypt_batch  # (fn may be replaced by a per-row call below)
         if not isinstance(threads, int) or not 1 <= threads <= _MAX_THREADS:
             raise ValueError(f"threads must be an integer from 1 to {_MAX_THREADS}")
         if not isinstance(values, (list, tuple)):
@@ -450,14 +472,18 @@ class CellCipher(Handle):
             cp, cn, ckeep = _context(context)
         chunks = _run_batch(fn, sizer, h, self._mode, cp, cn, data, offsets, count, threads)
         out, results = chunks
-        if same_len >= 0 and exact:  # equal inputs: equal outputs, read straight out by struct
-            used = sum(r[1] for r in results)
-            return _split_equal(out, used // count, count) if used else [b""] * count
-        values_out: List[bytes] = []
-        base = ctypes.addressof(out) if out is not None else 0
-        for start, used, out_offsets in results:
-            values_out.extend(_split(_string_at(base + start, used) if used else b"", out_offsets))
-        return values_out
+        try:
+            if same_len >= 0 and exact:  # equal inputs: equal outputs, read straight out by struct
+                used = sum(r[1] for r in results)
+                return _split_equal(out, used // count, count) if used else [b""] * count
+            values_out: List[bytes] = []
+            base = ctypes.addressof(out) if out is not None else 0
+            for start, used, out_offsets in results:
+                values_out.extend(_split(_string_at(base + start, used) if used else b"", out_offsets))
+            return values_out
+        finally:
+            if decrypting:
+                _wipe(out)  # plaintext scratch: the returned values are the copies left
 
     def encrypt_packed(
         self, data: BytesLike, offsets: Any, context: Context = b""
@@ -504,7 +530,10 @@ class CellCipher(Handle):
                             _size_array(out_offsets), byref(out_len))
         if st:
             raise_status(st, out_len.value)
-        raw = _string_at(out, out_len.value) if out_len.value and out is not None else b""
+        try:
+            raw = _string_at(out, out_len.value) if out_len.value and out is not None else b""
+        finally:
+            _wipe(out)
         return raw, out_offsets
 
     # Scans ---------------------------------------------------------------------------------------

@@ -126,3 +126,24 @@ SELECT err($$SELECT cellar.encrypt('legacy_ae', 'x'::text, '\x01'::bytea)$$);
 SELECT err($$SELECT cellar.encrypt('legacy_ae', 5::int8, '\x'::bytea)$$);
 SELECT err($$SELECT cellar.decrypt_text('ae_cek', set_byte('\x01FF7225AFAD66E77407B12830D160B8BBFC7E5D3DE93B76EB3F3DEC8A8939474D1671AD4BC7581B57BB02B8E2ED33ECA604F1C513C98FE09F2C6FB1517B9F32BCF743FEF572EBF06AD0CE603B8D67D17A'::bytea, 40, 0))$$);
 SELECT err($$SELECT cellar.import_column_key('ae2', 'mssql_deterministic', '../keys/ae_open.key')$$);
+
+-- PARALLEL SAFE for real: parallel workers load the keyring themselves and decrypt their share.
+CREATE FUNCTION workers_launched(q text) RETURNS int LANGUAGE plpgsql AS $$
+DECLARE j json;
+BEGIN
+  EXECUTE 'EXPLAIN (ANALYZE, FORMAT JSON) ' || q INTO j;
+  RETURN (j->0->'Plan'->'Plans'->0->>'Workers Launched')::int;
+END $$;
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2;
+EXPLAIN (COSTS OFF)
+SELECT count(*) FROM customers WHERE cellar.decrypt_text('email', email, cellar.ctx('customers', 'email', id::text)) LIKE 'customer%';
+SELECT count(*) FROM customers WHERE cellar.decrypt_text('email', email, cellar.ctx('customers', 'email', id::text)) LIKE 'customer%';
+SELECT workers_launched($$SELECT count(*) FROM customers
+  WHERE cellar.decrypt_text('email', email, cellar.ctx('customers', 'email', id::text)) LIKE 'customer%'$$) > 0 AS workers_ran;
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size;
+RESET max_parallel_workers_per_gather;

@@ -38,9 +38,9 @@ RESET cellar.password_file;
 SET cellar.keyring_file = '../keys/missing.keyring';
 SELECT err($$SELECT cellar.decrypt_text('email', '\x01'::bytea)$$);
 RESET cellar.keyring_file;
--- A keyring file that is not a keyring (the password file itself).
-SET cellar.keyring_file = '../keys/tenant.pw';
-SELECT err($$SELECT cellar.encrypt('email', 'x'::text)$$);
+-- A keyring file that is not a keyring (Cellar's own reason follows in parentheses).
+SET cellar.keyring_file = '../keys/garbage.keyring';
+SELECT split_part(err($$SELECT cellar.encrypt('email', 'x'::text)$$), ' (', 1);
 RESET cellar.keyring_file;
 SELECT cellar.decrypt_text('email', cellar.encrypt('email', 'back to normal'::text));
 SELECT 1 AS server_still_running;

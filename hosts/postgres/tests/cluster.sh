@@ -69,4 +69,5 @@ pg_keyfiles() {
   pg_secret_file "$k/ae.key" 0600 python3 -c \
     "import sys; sys.stdout.buffer.write(bytes.fromhex('ED6FBC93EECDE0BFC6494FFB2EDB7998B7E94EF71FEDE584741A855238F0155E'))"
   pg_secret_file "$k/ae_open.key" 0644 cat "$k/ae.key"
+  pg_secret_file "$k/garbage.keyring" 0600 echo "this is not a Cellar keyring export"
 }

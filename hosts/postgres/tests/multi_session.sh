@@ -100,6 +100,12 @@ echo "$out" | grep -q 'could not unlock keyring file "../keys/tampered.keyring"'
 [ "$(q -d $db -c "SELECT cellar.decrypt_text('k', c, cellar.ctx('t', 'c', id::text)) FROM t WHERE id = 1")" = v1 ] || fail "server after tamper"
 echo "ok - tampered keyring file refused: $(echo "$out" | head -1)"
 
+# 4b. A FIFO in place of the password file is refused at once (never blocks the backend).
+mkfifo -m 0600 "$k/fifo.pw"; [ -n "$RUNAS" ] && chown "$RUNAS:" "$k/fifo.pw"
+out=$(timeout 20 psql -X -qAt -d $db -c "SET cellar.password_file = '../keys/fifo.pw'" -c "SELECT cellar.lock()" -c "SELECT cellar.unlock()" 2>&1 || true)
+echo "$out" | grep -q 'password file "../keys/fifo.pw" is not a regular file' || fail "FIFO password file: $out"
+echo "ok - a FIFO as password file is refused without blocking"
+
 # 5. Keys absent from the server log at log_statement = all. The column keys' raw material is
 #    recovered here (outside the server) by importing each tenant's keyring with its password
 #    and unwrapping every stored blob; neither it nor the password may appear in the log.
@@ -154,3 +160,21 @@ assert blind_index(bk, b't' + b'a@b.example', b'\x01\x02', 32).hex() == r('bidx'
 PY
 ) || fail "formats cross-check with the Python package"
 echo "ok - a cell and a blind index made in SQL match the Python package's (type tag + UTF-8)"
+
+# 7. Crypto-shredding survives an older copy of the keyring file: the database records retired
+#    tenant versions and re-applies them to whatever file a backend imports.
+db=tenant_b
+q -d $db -c "SELECT cellar.create_column_key('old_secret')" >/dev/null
+old_blob=$(q -d $db -c "SELECT encode(wrapped, 'hex') FROM cellar.column_keys WHERE name = 'old_secret'")
+q -d $db -c "SELECT cellar.rotate_tenant_key()" >/dev/null                # v2 active, v1 kept
+cp -p "$k/tenant_b.keyring" "$k/tenant_b.old.keyring"                     # an old copy holding v1
+q -d $db -c "SELECT cellar.retire_tenant_key(1)" >/dev/null               # v1 shredded
+# Bring the shredded blob back (as a superuser could from a backup) and point a session at the old copy.
+out=$(q -d $db -c "SET cellar.keyring_file = '../keys/tenant_b.old.keyring'" \
+  -c "SELECT tenant_versions FROM cellar.status()" \
+  -c "INSERT INTO cellar.column_keys(name, version, mode, tenant_version, wrapped) VALUES ('resurrected', 1, 'randomized', 1, decode('$old_blob', 'hex'))" \
+  -c "SELECT cellar.encrypt('resurrected', 'x'::text)" 2>&1 || true)
+echo "$out" | grep -q '^{2}$' || fail "old keyring copy: retired version not re-applied: $out"
+echo "$out" | grep -q 'CELLAR_ERR_KEY_NOT_FOUND' || fail "old keyring copy: shredded blob unwrapped: $out"
+[ "$(q -d $db -c "SELECT cellar.decrypt_text('k', cellar.encrypt('k', 'still fine'::text))")" = "still fine" ] || fail "after rollback test"
+echo "ok - an older keyring file copy does not revive a retired tenant version ($(echo "$out" | grep ERROR | head -1))"
