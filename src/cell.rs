@@ -261,6 +261,7 @@ impl CellCipher {
     /// three subkeys here, once.
     pub fn new(key: &Key, mode: CellMode, key_version: u32) -> Result<Self> {
         operation(|| {
+            key.check_unlocked()?;
             key.expect_type(KeyType::Aes256, "cell ciphers need an AES-256 key")?;
             let m = key.material();
             let engine = match mode {
@@ -374,6 +375,8 @@ impl CellCipher {
 
     /// The context rules of the mode (none for MSSQL; under 2^32 bytes).
     pub(crate) fn check_context(&self, context: &[u8]) -> Result<()> {
+        // Every single and batch call passes here once: the tenant lock is checked with it.
+        self.key.check_unlocked()?;
         if self.mode.is_mssql() && !context.is_empty() {
             return Err(Error::InvalidArgument("Always Encrypted cells take no context"));
         }
@@ -1165,6 +1168,7 @@ impl CellCipher {
     /// Checks per-row contexts against this cipher: as many rows as values, and none at all in
     /// the Always Encrypted modes.
     fn check_rows(&self, contexts: &RowContexts<'_>, count: usize) -> core::result::Result<(), BatchError> {
+        self.key.check_unlocked()?;
         if contexts.count() != count {
             return Err(Error::InvalidArgument("context offsets and value offsets differ in count").into());
         }

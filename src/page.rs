@@ -432,6 +432,7 @@ impl PageCipher {
             if epoch_limit == 0 || epoch_limit > DEFAULT_EPOCH_LIMIT {
                 return Err(Error::InvalidArgument("epoch limit must be between 1 and 2^31"));
             }
+            key.check_unlocked()?;
             key.expect_type(
                 mode.key_type(),
                 match mode {
@@ -593,11 +594,17 @@ impl PageCipher {
     /// One page of a validated size; zeroes the output on any failure.
     #[inline]
     fn page(&self, page_no: u64, mut io: InOut<'_>, encrypt: bool) -> Result<()> {
-        let r = match &self.inner.engine {
+        let key = match &self.inner.engine {
+            Engine::Xts(x) => &x.key,
+            Engine::Gcm(g) => &g.key,
+        };
+        // The tenant lock (one atomic load; see `Key::check_unlocked`); on failure the
+        // output is zeroed below like any other.
+        let r = key.check_unlocked().and_then(|()| match &self.inner.engine {
             Engine::Xts(x) => self.xts(x, page_no, io.reborrow(), encrypt),
             Engine::Gcm(g) if encrypt => self.gcm_seal(g, page_no, io.reborrow()),
             Engine::Gcm(g) => self.gcm_open(g, page_no, io.reborrow()),
-        };
+        });
         if r.is_err() {
             io.output().fill(0);
         }

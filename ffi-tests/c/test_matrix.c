@@ -857,6 +857,18 @@ static void matrix_keyring(void) {
     /* cellar_keyring_lock */
     BAD(cellar_keyring_lock(NULL), CELLAR_ERR_NULL_POINTER);
     BAD(cellar_keyring_lock((cellar_keyring *)aes), CELLAR_ERR_INVALID_ARGUMENT);
+    /* cellar_keyring_lock_with: unknown flag bits */
+    BAD(cellar_keyring_lock_with(NULL, 0), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_keyring_lock_with((cellar_keyring *)aes, 0), CELLAR_ERR_INVALID_ARGUMENT);
+    for (size_t i = 0; i < N_BAD_ENUMS; i++)
+        if (BAD_ENUMS[i] > 1) BAD(cellar_keyring_lock_with(ring, BAD_ENUMS[i]), CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_keyring_lock_with(ring, 2), CELLAR_ERR_INVALID_ARGUMENT);
+    /* cellar_key_is_locked */
+    int32_t kl = 77;
+    BAD(cellar_key_is_locked(NULL, &kl), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_key_is_locked(aes, NULL), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_key_is_locked((const cellar_key *)ring, &kl), CELLAR_ERR_INVALID_ARGUMENT);
+    CHECK(kl == 77);
     /* cellar_keyring_unlock */
     BAD(cellar_keyring_unlock(NULL, aes), CELLAR_ERR_NULL_POINTER);
     BAD(cellar_keyring_unlock(ring, NULL), CELLAR_ERR_NULL_POINTER);
