@@ -71,6 +71,16 @@
 #define CELLAR_BLIND_INDEX_MAX_LEN 32
 
 /**
+ * Blind index version 1: HKDF blind-index key, for indexes built before format v2.
+ */
+#define CELLAR_BLIND_INDEX_V1 1
+
+/**
+ * Blind index version 2: SP 800-108 blind-index key, for new indexes.
+ */
+#define CELLAR_BLIND_INDEX_V2 2
+
+/**
  * `cellar_init` flag: fail with `CELLAR_ERR_NOT_FIPS` unless the module runs in FIPS mode and
  * its self tests pass.
  */
@@ -506,12 +516,15 @@ cellar_status cellar_cell_decrypt_batch(const struct cellar_cell_cipher *cipher,
                                         size_t *out_len);
 
 /**
- * Computes a blind index of `value` bound to `context` for equality lookups without
- * deterministic ciphertexts: `HMAC-SHA256(bkey, len(context) (u32 BE) | context | value)`
- * truncated to `out_len` bytes (`CELLAR_BLIND_INDEX_MIN_LEN` to `CELLAR_BLIND_INDEX_MAX_LEN`,
- * else `CELLAR_ERR_INVALID_ARGUMENT`), where `bkey = HKDF-SHA256(ikm = key, salt = 32 zero
- * bytes, info = "cellar blind index v1")`. `key` must be AES-256 (`CELLAR_ERR_INVALID_KEY`).
- * Writes exactly `out_len` bytes to `out`.
+ * Computes a **version 1** blind index of `value` bound to `context` (the same bytes as
+ * `cellar_blind_index_versioned(key, 1, ...)`), kept so that indexes built before format v2
+ * still match; new indexes use `cellar_blind_index_versioned` with version 2. The index is
+ * `HMAC-SHA256(bkey, len(context) (u32 BE) | context | value)` truncated to `out_len` bytes
+ * (`CELLAR_BLIND_INDEX_MIN_LEN` to `CELLAR_BLIND_INDEX_MAX_LEN`, else
+ * `CELLAR_ERR_INVALID_ARGUMENT`), where `bkey = HKDF-SHA256(ikm = key, salt = 32 zero bytes,
+ * info = "cellar blind index v1")`. `key` must be AES-256 (`CELLAR_ERR_INVALID_KEY`).
+ * Writes exactly `out_len` bytes to `out`. Reports indicator 0 (HKDF is not an approved
+ * key-from-key derivation).
  */
 cellar_status cellar_blind_index(const struct cellar_key *key,
                                  const uint8_t *context,
@@ -520,6 +533,27 @@ cellar_status cellar_blind_index(const struct cellar_key *key,
                                  size_t value_len,
                                  uint8_t *out,
                                  size_t out_len);
+
+/**
+ * Computes a blind index of `value` bound to `context` for equality lookups without
+ * deterministic ciphertexts, of the caller's `version` (a blind index carries no version byte,
+ * so the caller keeps it with the index): `CELLAR_BLIND_INDEX_V2` for new indexes,
+ * `CELLAR_BLIND_INDEX_V1` to match an index built before format v2; any other value is
+ * `CELLAR_ERR_INVALID_ARGUMENT`. The index is `HMAC-SHA256(bkey, len(context) (u32 BE) |
+ * context | value)` truncated to `out_len` bytes (`CELLAR_BLIND_INDEX_MIN_LEN` to
+ * `CELLAR_BLIND_INDEX_MAX_LEN`), with `bkey = KDF(key, "cellar blind index v2", "", 32)`
+ * (SP 800-108 counter mode, HMAC-SHA-256) for version 2 and as `cellar_blind_index` for 1.
+ * `key` must be AES-256 (`CELLAR_ERR_INVALID_KEY`). Writes exactly `out_len` bytes to `out`.
+ * Version 2 reports indicator 1, version 1 reports 0.
+ */
+cellar_status cellar_blind_index_versioned(const struct cellar_key *key,
+                                           uint32_t version,
+                                           const uint8_t *context,
+                                           size_t context_len,
+                                           const uint8_t *value,
+                                           size_t value_len,
+                                           uint8_t *out,
+                                           size_t out_len);
 
 /**
  * Returns `CELLAR_ABI_VERSION` as compiled into the library. Compare it with the header's
@@ -598,15 +632,29 @@ cellar_status cellar_key_import(uint32_t key_type,
                                 struct cellar_key **out_key);
 
 /**
- * Derives a child key of `key_type` from `parent` with HKDF-SHA256 and a non-empty `label`
- * (for example a table, column or file name): `HKDF(ikm = parent, salt = 32 zero bytes,
- * info = "cellar derive v1" | key_type (1 byte) | label)`. Same inputs, same child.
+ * Derives a child key of `key_type` from `parent` and a non-empty `label` (for example a
+ * table, column or file name) with the SP 800-108r1 counter-mode KDF, HMAC-SHA-256 (derive v2,
+ * the module's `KBKDF_ctr_hmac`): `child = KDF(parent, "cellar derive v2", key_type (1 byte) |
+ * label, length of the child type)`; see docs/FORMATS.md. Same inputs, same child. Keys that
+ * were derived before format v2 (HKDF, derive v1) are derived again with `cellar_key_derive_v1`.
  */
 cellar_status cellar_key_derive(const struct cellar_key *parent,
                                 uint32_t key_type,
                                 const uint8_t *label,
                                 size_t label_len,
                                 struct cellar_key **out_key);
+
+/**
+ * Derive v1, kept so that keys derived before format v2 can be derived again:
+ * `HKDF-SHA256(ikm = parent, salt = 32 zero bytes, info = "cellar derive v1" | key_type
+ * (1 byte) | label)`. Arguments and errors as `cellar_key_derive`. HKDF is meant for shared
+ * secrets (SP 800-56C), so this reports indicator 0; new keys use `cellar_key_derive`.
+ */
+cellar_status cellar_key_derive_v1(const struct cellar_key *parent,
+                                   uint32_t key_type,
+                                   const uint8_t *label,
+                                   size_t label_len,
+                                   struct cellar_key **out_key);
 
 /**
  * Writes the key's public 16-byte id (first 16 bytes of

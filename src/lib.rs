@@ -18,6 +18,7 @@ pub mod keys;
 pub mod page;
 pub mod keyring;
 mod sys;
+pub(crate) mod kdf;
 
 #[doc(hidden)]
 pub mod ffi;

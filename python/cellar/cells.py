@@ -431,18 +431,24 @@ class CellCipher(Handle):
         return f"<cellar.CellCipher {self.mode.name} key_version={self.key_version}{state}>"
 
 
-def blind_index(key: Key, value: BytesLike, context: Context = b"", length: int = 16) -> bytes:
+def blind_index(
+    key: Key, value: BytesLike, context: Context = b"", length: int = 16, version: int = 2
+) -> bytes:
     """A blind index of ``value`` bound to ``context``, for equality lookups without
     deterministic ciphertexts: HMAC-SHA256 under a key derived from ``key`` (AES-256),
-    truncated to ``length`` bytes (4 to 32)."""
+    truncated to ``length`` bytes (4 to 32). An index carries no version, so keep ``version``
+    with it: 2 (the default, SP 800-108 key derivation) for new indexes, 1 to keep matching an
+    index built before format v2 (HKDF; reports FIPS indicator 0)."""
     if not isinstance(key, Key):
         raise TypeError("key must be a cellar.Key")
     if not isinstance(length, int) or not BLIND_INDEX_MIN_LEN <= length <= BLIND_INDEX_MAX_LEN:
         raise ValueError(f"length must be an integer from {BLIND_INDEX_MIN_LEN} to {BLIND_INDEX_MAX_LEN}")
+    if isinstance(version, bool) or version not in (1, 2):
+        raise ValueError("version must be 1 or 2")
     p, n, keep = readable(value, "value")
     cp, cn, ckeep = _context(context)
     out = _create(length)
-    st = lib.cellar_blind_index(key._handle, cp, cn, p, n, out, length)
+    st = lib.cellar_blind_index_versioned(key._handle, version, cp, cn, p, n, out, length)
     if st:
         raise_status(st)
     return out.raw

@@ -351,12 +351,15 @@ pub extern "C" fn cellar_cell_decrypt_batch(
     })
 }
 
-/// Computes a blind index of `value` bound to `context` for equality lookups without
-/// deterministic ciphertexts: `HMAC-SHA256(bkey, len(context) (u32 BE) | context | value)`
-/// truncated to `out_len` bytes (`CELLAR_BLIND_INDEX_MIN_LEN` to `CELLAR_BLIND_INDEX_MAX_LEN`,
-/// else `CELLAR_ERR_INVALID_ARGUMENT`), where `bkey = HKDF-SHA256(ikm = key, salt = 32 zero
-/// bytes, info = "cellar blind index v1")`. `key` must be AES-256 (`CELLAR_ERR_INVALID_KEY`).
-/// Writes exactly `out_len` bytes to `out`.
+/// Computes a **version 1** blind index of `value` bound to `context` (the same bytes as
+/// `cellar_blind_index_versioned(key, 1, ...)`), kept so that indexes built before format v2
+/// still match; new indexes use `cellar_blind_index_versioned` with version 2. The index is
+/// `HMAC-SHA256(bkey, len(context) (u32 BE) | context | value)` truncated to `out_len` bytes
+/// (`CELLAR_BLIND_INDEX_MIN_LEN` to `CELLAR_BLIND_INDEX_MAX_LEN`, else
+/// `CELLAR_ERR_INVALID_ARGUMENT`), where `bkey = HKDF-SHA256(ikm = key, salt = 32 zero bytes,
+/// info = "cellar blind index v1")`. `key` must be AES-256 (`CELLAR_ERR_INVALID_KEY`).
+/// Writes exactly `out_len` bytes to `out`. Reports indicator 0 (HKDF is not an approved
+/// key-from-key derivation).
 #[no_mangle]
 pub extern "C" fn cellar_blind_index(
     key: *const cellar_key,
@@ -377,6 +380,48 @@ pub extern "C" fn cellar_blind_index(
         }
         let mut idx = [0u8; cell::BLIND_INDEX_MAX];
         cell::blind_index(key, ctx, v, &mut idx[..out_len])?;
+        // SAFETY: the caller promises `out` holds `out_len` (<= 32) writable bytes.
+        unsafe { core::ptr::copy_nonoverlapping(idx.as_ptr(), out, out_len) };
+        Ok(())
+    })
+}
+
+/// Blind index version 1: HKDF blind-index key, for indexes built before format v2.
+pub const CELLAR_BLIND_INDEX_V1: u32 = 1;
+/// Blind index version 2: SP 800-108 blind-index key, for new indexes.
+pub const CELLAR_BLIND_INDEX_V2: u32 = 2;
+
+/// Computes a blind index of `value` bound to `context` for equality lookups without
+/// deterministic ciphertexts, of the caller's `version` (a blind index carries no version byte,
+/// so the caller keeps it with the index): `CELLAR_BLIND_INDEX_V2` for new indexes,
+/// `CELLAR_BLIND_INDEX_V1` to match an index built before format v2; any other value is
+/// `CELLAR_ERR_INVALID_ARGUMENT`. The index is `HMAC-SHA256(bkey, len(context) (u32 BE) |
+/// context | value)` truncated to `out_len` bytes (`CELLAR_BLIND_INDEX_MIN_LEN` to
+/// `CELLAR_BLIND_INDEX_MAX_LEN`), with `bkey = KDF(key, "cellar blind index v2", "", 32)`
+/// (SP 800-108 counter mode, HMAC-SHA-256) for version 2 and as `cellar_blind_index` for 1.
+/// `key` must be AES-256 (`CELLAR_ERR_INVALID_KEY`). Writes exactly `out_len` bytes to `out`.
+/// Version 2 reports indicator 1, version 1 reports 0.
+#[no_mangle]
+pub extern "C" fn cellar_blind_index_versioned(
+    key: *const cellar_key,
+    version: u32,
+    context: *const u8,
+    context_len: usize,
+    value: *const u8,
+    value_len: usize,
+    out: *mut u8,
+    out_len: usize,
+) -> cellar_status {
+    ffi_boundary!("cellar_blind_index_versioned", {
+        let key = handle::<cellar_key>(key, "key")?;
+        let ctx = in_slice(context, context_len, "context")?;
+        let v = in_slice(value, value_len, "value")?;
+        let out = out_ptr(out, "out")?;
+        if !(cell::BLIND_INDEX_MIN..=cell::BLIND_INDEX_MAX).contains(&out_len) {
+            return Err(Error::InvalidArgument("blind index length must be 4 to 32 bytes").into());
+        }
+        let mut idx = [0u8; cell::BLIND_INDEX_MAX];
+        cell::blind_index_versioned(key, version, ctx, v, &mut idx[..out_len])?;
         // SAFETY: the caller promises `out` holds `out_len` (<= 32) writable bytes.
         unsafe { core::ptr::copy_nonoverlapping(idx.as_ptr(), out, out_len) };
         Ok(())
