@@ -18,7 +18,7 @@ from ._buffers import BytesLike, as_bytes, readable, text_or_bytes
 from ._handles import Handle
 from ._native import PROVIDER_FN, KeyProvider, lib
 from .errors import AuthenticationError, raise_status
-from .keys import DEFAULT_ITERATIONS, Key, _iterations, _password
+from .keys import DEFAULT_ITERATIONS, Key, _iterations, _password_copy
 
 __all__ = ["Keyring", "VersionInfo", "WrapCallback", "UnwrapCallback"]
 
@@ -127,21 +127,50 @@ class Keyring(Handle):
         blob: BytesLike,
         password: Optional[Union[str, BytesLike]] = None,
         root_key: Optional[Key] = None,
+        min_generation: Optional[int] = None,
     ) -> "Keyring":
         """A keyring from :meth:`export` output, given exactly one of ``password`` and
         ``root_key`` (the one it was sealed with). Provider versions come back detached: attach
-        them with :meth:`unlock_provider`."""
+        them with :meth:`unlock_provider`.
+
+        ``min_generation``: the :attr:`generation` the host read after its last export (kept
+        where whoever can replace the export cannot roll it back). An older export, for example
+        one taken before a :meth:`retire`, then raises :class:`~cellar.AuthenticationError`
+        whose detail says "rollback". Exports from before generations existed read as 0."""
         if (password is None) == (root_key is None):
             raise ValueError("give exactly one of password and root_key")
+        if min_generation is not None and (
+                not isinstance(min_generation, int) or not 0 <= min_generation < 1 << 64):
+            raise ValueError("min_generation must be an integer from 0 to 2**64 - 1")
         b, bn, keep1 = readable(blob, "blob")
-        p, pn, keep2 = (None, 0, None) if password is None else _password(password)
-        out = c_void_p()
-        st = lib.cellar_keyring_import(b, bn, _key_handle(root_key, "root_key"), p, pn, byref(out))
+        pw = None if password is None else _password_copy(password)
+        try:
+            p, pn = (None, 0) if pw is None else (pw.param, pw.n)
+            out = c_void_p()
+            rk = _key_handle(root_key, "root_key")
+            if min_generation is None:
+                st = lib.cellar_keyring_import(b, bn, rk, p, pn, byref(out))
+            else:
+                st = lib.cellar_keyring_import_min_generation(b, bn, rk, p, pn, min_generation, byref(out))
+        finally:
+            if pw is not None:
+                pw.wipe()
         if st:
             raise_status(st)
         return cls._from_handle(out.value)
 
     # State ----------------------------------------------------------------------------------
+
+    @property
+    def generation(self) -> int:
+        """The keyring's generation: 1 when created, plus one for every change an export persists
+        (rotate, add provider, retire); lock and unlock leave it. Exports carry it. Read it after
+        each :meth:`export` and pass it as ``min_generation`` to :meth:`import_state`."""
+        v = ctypes.c_uint64()
+        st = lib.cellar_keyring_generation(self._handle, byref(v))
+        if st:
+            raise_status(st)
+        return v.value
 
     @property
     def active_version(self) -> int:
@@ -278,22 +307,27 @@ class Keyring(Handle):
         :class:`~cellar.TenantLockedError`."""
         if (password is None) == (root_key is None):
             raise ValueError("give exactly one of password and root_key")
-        p, pn, keep = (None, 0, None) if password is None else _password(password)
         iters = _iterations(iterations) if password is not None else 0
         rk = _key_handle(root_key, "root_key")
         h = self._handle
-        n = c_size_t()
-        cap = 0
-        out: Any = None
-        while True:
-            st = lib.cellar_keyring_export(h, rk, p, pn, iters, out, cap, byref(n))
-            if st == _BUFFER_TOO_SMALL and n.value > cap:
-                cap = n.value
-                out = ctypes.create_string_buffer(cap)
-                continue
-            if st:
-                raise_status(st, n.value)
-            return out.raw[: n.value]
+        pw = None if password is None else _password_copy(password)
+        try:
+            p, pn = (None, 0) if pw is None else (pw.param, pw.n)
+            n = c_size_t()
+            cap = 0
+            out: Any = None
+            while True:
+                st = lib.cellar_keyring_export(h, rk, p, pn, iters, out, cap, byref(n))
+                if st == _BUFFER_TOO_SMALL and n.value > cap:
+                    cap = n.value
+                    out = ctypes.create_string_buffer(cap)
+                    continue
+                if st:
+                    raise_status(st, n.value)
+                return out.raw[: n.value]
+        finally:
+            if pw is not None:
+                pw.wipe()
 
     # External key providers ------------------------------------------------------------------------
 
