@@ -598,6 +598,31 @@ apply_key_history(void)
 		return;
 	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "cellar: SPI_connect failed: %d", rc);
+
+	/*
+	 * The keyring generation this database recorded when it last wrote the file: an older export
+	 * (a copy taken before a rotation or retirement) is refused. Checked after the import rather
+	 * than through cellar_keyring_import_min_generation so that the error can say so instead of
+	 * reading like a wrong password.
+	 */
+	if (SPI_execute("SELECT generation FROM cellar.keyring_state", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "cellar: reading cellar.keyring_state failed");
+	if (SPI_processed > 0)
+	{
+		bool		isnull;
+		int64		want = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		uint64		have = 0;
+
+		if (cellar_keyring_generation(kr, &have) != CELLAR_OK || (int64) have < want)
+		{
+			keyring_drop();
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("cellar: keyring file \"%s\" is older than this database's record (generation %llu, expected at least %lld)",
+							guc_keyring_file, (unsigned long long) have, (long long) want),
+					 errhint("An older copy of the keyring file was restored; restore the current one.")));
+		}
+	}
 	if (SPI_execute("SELECT version FROM cellar.retired_tenant_versions", true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "cellar: reading cellar.retired_tenant_versions failed");
 	n = SPI_processed;
@@ -726,6 +751,22 @@ write_keyring_file(void)
 	}
 	strlcpy(kr_path, guc_keyring_file, sizeof(kr_path));
 	strlcpy(kr_pwpath, guc_password_file, sizeof(kr_pwpath));
+	/* Record the generation in the database (same transaction as the key change). */
+	{
+		uint64		gen = 0;
+		Oid			t = INT8OID;
+		Datum		a;
+
+		if (cellar_keyring_generation(kr, &gen) != CELLAR_OK)
+			raise_status(CELLAR_ERR_INTERNAL, "reading the keyring generation");
+		a = Int64GetDatum((int64) gen);
+		SPI_connect();
+		if (SPI_execute_with_args("INSERT INTO cellar.keyring_state(id, generation) VALUES (true, $1) "
+								  "ON CONFLICT (id) DO UPDATE SET generation = excluded.generation, written = now()",
+								  1, &t, &a, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "cellar: could not record the keyring generation");
+		SPI_finish();
+	}
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1617,8 +1658,9 @@ cellar_create_keyring(PG_FUNCTION_ARGS)
 				 errhint("Rotate it with cellar.rotate_tenant_key(); it is never overwritten.")));
 	keyring_drop();
 	SPI_connect();
-	if (SPI_execute("DELETE FROM cellar.retired_tenant_versions", false, 0) != SPI_OK_DELETE)
-		elog(ERROR, "cellar: could not clear cellar.retired_tenant_versions");
+	if (SPI_execute("DELETE FROM cellar.retired_tenant_versions", false, 0) != SPI_OK_DELETE ||
+		SPI_execute("DELETE FROM cellar.keyring_state", false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "cellar: could not clear the keyring history");
 	SPI_finish();
 	rc = cellar_keyring_new(NULL, &kr);
 	if (rc != CELLAR_OK)

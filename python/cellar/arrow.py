@@ -95,7 +95,7 @@ META_MODE = b"cellar.mode"
 META_ROW_CONTEXT = b"cellar.row_context"
 
 _TYPES = {
-    # type id -> (large offsets, name)
+    # type -> 64-bit offsets
     pa.binary(): False,
     pa.string(): False,
     pa.large_binary(): True,
@@ -145,10 +145,10 @@ def _size_t_offsets(arr: "pa.Array", large: bool) -> Tuple[int, Any, int]:
                                  [None, arr.buffers()[1]], offset=arr.offset)  # a view, no copy
     if large:
         buf = offs.buffers()[1]
-        first = offs[0].as_py()
-        if first < 0:
+        first, last = offs[0].as_py(), offs[len(offs) - 1].as_py()
+        if first < 0 or last < 0:
             raise ValueError("array has negative offsets")
-        return buf.address + 8 * offs.offset, buf, offs[len(offs) - 1].as_py()
+        return buf.address + 8 * offs.offset, buf, last
     wide = offs.cast(pa.uint64())  # refuses negative offsets
     return wide.buffers()[1].address + 8 * wide.offset, wide, wide[len(wide) - 1].as_py()
 
@@ -167,6 +167,15 @@ def _narrow(out_offsets: "pa.Buffer", count: int, large: bool) -> "pa.Array":
         raise OverflowError(
             "the output of this array exceeds the 2 GiB a binary array can address; pass "
             "large=True (large_binary output) or split the array into chunks") from None
+
+
+def _check_layout(arr: "pa.Array", what: str) -> None:
+    """Arrow's own structural checks (buffer sizes for the length and offset: O(1)), so that
+    the C call never reads past a buffer of a hand-built array."""
+    try:
+        arr.validate()
+    except pa.ArrowInvalid as exc:
+        raise ValueError(f"{what} is not a valid Arrow array: {exc}") from None
 
 
 # Per-row contexts ----------------------------------------------------------------------------------
@@ -192,9 +201,17 @@ def _row_context_array(row_context: Any, count: int) -> ArrayLike:
 
 def _row_contexts(prefix: bytes, rc: "pa.Array") -> Tuple[RowContexts, Any]:
     """``cellar_row_contexts`` over an Arrow binary/string array's own buffers (no copy)."""
-    width = 8 if _TYPES[rc.type] else 4
+    large = _TYPES[rc.type]
+    width = 8 if large else 4
+    _check_layout(rc, "row_context")
     bufs = rc.buffers()
     data = bufs[2]
+    offs = pa.Array.from_buffers(pa.int64() if large else pa.int32(), len(rc) + 1,
+                                 [None, bufs[1]], offset=rc.offset)
+    first, last = offs[0].as_py(), offs[len(offs) - 1].as_py()
+    # with these bounds, the C call's non-decreasing check keeps every row inside the buffer
+    if not 0 <= first <= last <= (data.size if data is not None else 0):
+        raise ValueError("row_context offsets are out of its data buffer's bounds")
     rows = RowContexts()
     rows.prefix = ctypes.cast(ctypes.c_char_p(prefix), ctypes.c_void_p) if prefix else None
     rows.prefix_len = len(prefix)
@@ -273,6 +290,7 @@ def _one(cipher: CellCipher, encrypt: bool, arr: "pa.Array", ctx: bytes, large: 
     count = len(arr)
     if count == 0:
         return pa.array([], type=out_type)
+    _check_layout(arr, "array")
     nulls = arr.null_count
     if nulls == count:
         return pa.nulls(count, type=out_type)
@@ -290,8 +308,8 @@ def _one(cipher: CellCipher, encrypt: bool, arr: "pa.Array", ctx: bytes, large: 
         if valid is None:
             mapper = lambda i: row0 + i  # noqa: E731
         else:
-            rows = pc.indices_nonzero(valid)
-            mapper = lambda i: row0 + rows[i].as_py()  # noqa: E731
+            where = pc.indices_nonzero(valid)
+            mapper = lambda i: row0 + where[i].as_py()  # noqa: E731
         raise _reindex(exc, mapper) from None
     if valid is None:
         validity = None
@@ -385,6 +403,7 @@ def _blind_one(bkey: int, arr: "pa.Array", ctx: bytes, length: int,
     nulls = arr.null_count
     if nulls == count:
         return pa.nulls(count, type=out_type)
+    _check_layout(arr, "array")
     valid = arr.is_valid() if nulls else None
     dense = arr.drop_null() if nulls else arr
     if rows is not None and valid is not None:
@@ -465,6 +484,17 @@ def _column_context(context: Any, name: str) -> bytes:
     return _context_bytes(context)
 
 
+_NO_CONTEXT_MODES = (CellMode.MSSQL_RANDOMIZED, CellMode.MSSQL_DETERMINISTIC)
+
+
+def _cipher_context(cipher: Any, context: Any, name: str) -> bytes:
+    """The column context, except that the Always Encrypted modes take none: for them the
+    default (None) is empty rather than the column name."""
+    if context is None and isinstance(cipher, CellCipher) and cipher.mode in _NO_CONTEXT_MODES:
+        return b""
+    return _column_context(context, name)
+
+
 def _table_rows(table: "pa.Table", row_context: Optional[str], ctx: bytes) -> Tuple[bytes, Any]:
     """(prefix, row context column) for the table helpers: row ``i`` of a column is bound to
     ``context + b"\\0" + row_key_i`` (the NUL ends the column's part, so that no column
@@ -512,7 +542,7 @@ def encrypt_table(table: "pa.Table", ciphers: Mapping[str, CellCipher], *,
     for name, cipher in ciphers.items():
         i = out.schema.get_field_index(name)
         field = out.schema.field(i)
-        prefix, rows = _table_rows(table, row_context, _column_context(context, name))
+        prefix, rows = _table_rows(table, row_context, _cipher_context(cipher, context, name))
         col = encrypt_array(cipher, out.column(i), prefix, large=large, row_context=rows)
         meta = dict(field.metadata or {})
         meta[META_TYPE] = str(field.type).encode()
@@ -575,7 +605,7 @@ def decrypt_table(table: "pa.Table", ciphers: Mapping[str, CellCipher], *,
         meta.pop(META_MODE, None)
         rc_name = meta.pop(META_ROW_CONTEXT, None)
         rc = row_context if row_context is not None else (rc_name.decode() if rc_name else None)
-        prefix, rows = _table_rows(table, rc, _column_context(context, name))
+        prefix, rows = _table_rows(table, rc, _cipher_context(cipher, context, name))
         col = decrypt_array(cipher, out.column(i), prefix, type=target, row_context=rows)
         out = out.set_column(i, pa.field(name, target, nullable=True, metadata=meta or None), col)
     return _pandas_metadata(out, {n: out.schema.field(n).type for n in ciphers})

@@ -21,6 +21,7 @@ import functools
 import re
 import struct
 import threading
+import weakref
 from ctypes import byref, c_char, c_size_t, c_uint32, c_void_p
 from itertools import accumulate
 from typing import Any, Iterable, List, Optional, Sequence, Tuple, Union
@@ -301,6 +302,7 @@ class CellCipher(Handle):
         if st:
             raise_status(st)
         self._adopt(out.value, _free)
+        self._key_ref = weakref.ref(key)  # for repr's locked state only
 
     # Sizes ---------------------------------------------------------------------------------------
 
@@ -551,8 +553,18 @@ class CellCipher(Handle):
         return v.value
 
     def __repr__(self) -> str:
-        state = " closed" if self._h is None else ""
+        state = " closed" if self._h is None else (" locked" if _key_locked(self) else "")
         return f"<cellar.CellCipher {self.mode.name} key_version={self.key_version}{state}>"
+
+
+def _key_locked(obj: Any) -> bool:
+    """Whether the key a cipher was made from is locked with its tenant (False if unknown)."""
+    ref = getattr(obj, "_key_ref", None)
+    key = ref() if ref is not None else None
+    try:
+        return key is not None and not key.closed and key.locked
+    except Exception:  # pragma: no cover - repr must not raise
+        return False
 
 
 def blind_index(key: Key, value: BytesLike, context: Context = b"", length: int = 16, version: int = 2, *,
