@@ -8,7 +8,9 @@
 //!   `threads = 1` against `threads = 2`, and one cell cipher shared by two threads calling the
 //!   single-value API against one thread doing the same, alternating likewise.
 //!
-//! `cargo bench --bench threads` (ROUNDS=n sets the rounds, default 9; ONLY=pages|cells).
+//! * The hand-off latency of a rayon-core worker, parked and awake.
+//!
+//! `cargo bench --bench threads` (ROUNDS=n sets the rounds, default 9; ONLY=pages|cells|handoff).
 
 use cellar::cell::{batch_ciphertext_len, CellCipher, CellMode};
 use cellar::page::{PageCipher, PageMode};
@@ -142,6 +144,36 @@ fn cells(n: usize) {
     }
 }
 
+/// Hand-off latency of a rayon-core pool of one worker: from `spawn` to the job's first
+/// instruction, when the worker is parked (2 ms idle before each hand-off) and when it is awake
+/// (hand-offs back to back). Median and spread of 200 samples each, in us.
+fn handoff(n: usize) {
+    let pool = rayon_core::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let sample = |idle: Option<std::time::Duration>| {
+        let mut v = Vec::new();
+        for _ in 0..200 {
+            if let Some(d) = idle {
+                std::thread::sleep(d);
+            }
+            let t = Instant::now();
+            let started = std::sync::Mutex::new(0.0f64);
+            pool.in_place_scope(|s| {
+                s.spawn(|_| *started.lock().unwrap() = t.elapsed().as_secs_f64() * 1e6);
+            });
+            v.push(started.into_inner().unwrap());
+        }
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        (v[v.len() / 2], v[v.len() / 10], v[v.len() * 9 / 10])
+    };
+    println!();
+    println!("hand-off latency to a rayon-core worker (spawn to start), us: median (10th..90th percentile); rounds {n} not used here");
+    let (m, lo, hi) = sample(Some(std::time::Duration::from_millis(2)));
+    println!("  parked worker (2 ms idle before each): {m:.1} ({lo:.1}..{hi:.1})");
+    let (m, lo, hi) = sample(None);
+    println!("  awake worker (back to back):           {m:.1} ({lo:.1}..{hi:.1})");
+    println!("  cellar's running estimate after the runs above: {:.1} us", cellar::par::handoff_ns() as f64 / 1000.0);
+}
+
 fn main() {
     let n: usize = std::env::var("ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(9);
     let only = std::env::var("ONLY").unwrap_or_default();
@@ -151,5 +183,8 @@ fn main() {
     }
     if only.is_empty() || only == "cells" {
         cells(n);
+    }
+    if only.is_empty() || only == "handoff" {
+        handoff(n);
     }
 }

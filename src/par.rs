@@ -26,7 +26,8 @@ pub const MAX_THREADS: usize = 64;
 /// How long a worker keeps polling for new work after finishing its share of a call, before it
 /// returns to rayon (which yields 32 more rounds, then parks it). Back-to-back calls (a scan, a
 /// checkpoint) then hand off to an awake worker. A worker polls only after it did work, so an
-/// idle process burns nothing; the cost is at most this much CPU per multi-threaded call.
+/// idle process burns nothing; the cost is at most this much CPU per multi-threaded call, and
+/// none while the hand-off estimate says the machine is too busy for a spin to help.
 pub const WARM_SPIN: Duration = Duration::from_micros(100);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -107,11 +108,18 @@ static SKIPPED: AtomicUsize = AtomicUsize::new(0);
 /// estimate raised by a busy spell comes back down.
 const PROBE_EVERY: usize = 16;
 
+/// Folds one hand-off sample into the estimate. A sample counts for at most twice the current
+/// estimate plus 50 us, so one preempted worker (a time slice on a busy machine is milliseconds)
+/// moves the estimate a little, while a sustained rise still doubles it every few calls.
 fn record_handoff(ns: u64) {
-    let ns = ns.clamp(1_000, 5_000_000);
     let old = HANDOFF_NS.load(Ordering::Relaxed);
-    HANDOFF_NS.store(old - old / 8 + ns / 8, Ordering::Relaxed);
+    let ns = ns.clamp(1_000, 2 * old + 50_000);
+    HANDOFF_NS.store((old - old / 8 + ns / 8).min(5_000_000), Ordering::Relaxed);
 }
+
+/// Below this hand-off estimate the machine has idle cores and a warm spin pays; above it the
+/// workers wait for a time slice anyway, and spinning would only take CPU from other processes.
+const SPIN_WHILE_HANDOFF_UNDER_NS: u64 = 200_000;
 
 /// For tests: makes every call from this thread with `threads` > 1 shared (whatever its size
 /// and the estimates), so the shared paths can be checked on small inputs. Not for production.
@@ -204,7 +212,7 @@ pub(crate) fn run_pieces<P: Send>(
                 .unwrap_or_else(|_| (Some((0, Error::Internal("a worker thread panicked"))), Approval::Unknown, true));
                 let ran = o.2;
                 lock(outcomes).push(o);
-                if ran {
+                if ran && handoff_ns() < SPIN_WHILE_HANDOFF_UNDER_NS {
                     pool.spawn(move || warm_spin(pool));
                 }
             });

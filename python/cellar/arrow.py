@@ -81,6 +81,9 @@ _encrypt_batch = lib.cellar_cell_encrypt_batch
 _decrypt_batch = lib.cellar_cell_decrypt_batch
 _batch_ct_len = lib.cellar_cell_batch_ciphertext_len
 _batch_pt_max = lib.cellar_cell_batch_plaintext_max_len
+_encrypt_threads = lib.cellar_cell_encrypt_batch_threads
+_decrypt_threads = lib.cellar_cell_decrypt_batch_threads
+_MAX_THREADS = 64
 _encrypt_rows = lib.cellar_cell_encrypt_batch_rows
 _decrypt_rows = lib.cellar_cell_decrypt_batch_rows
 _bkey_new = lib.cellar_blind_index_key_new
@@ -238,7 +241,7 @@ def _reindex(exc: CellarError, mapper: Callable[[int], int]) -> CellarError:
 
 
 def _run(cipher: CellCipher, encrypt: bool, arr: "pa.Array", large_in: bool, large_out: bool,
-         ctx: bytes, rows: Optional["pa.Array"] = None) -> Tuple["pa.Array", "pa.Buffer"]:
+         ctx: bytes, rows: Optional["pa.Array"] = None, threads: int = 1) -> Tuple["pa.Array", "pa.Buffer"]:
     """One batch call over every value of ``arr`` (no nulls). Returns (offsets array, data)."""
     h = cipher._handle
     count = len(arr)
@@ -257,7 +260,11 @@ def _run(cipher: CellCipher, encrypt: bool, arr: "pa.Array", large_in: bool, lar
     out_offsets = pa.allocate_buffer(8 * (count + 1))
     used = c_size_t()
     oaddr = out.address if out is not None else None
-    if rows is None:
+    if rows is None and threads > 1:
+        st = (_encrypt_threads if encrypt else _decrypt_threads)(
+            h, ctx or None, len(ctx), values, offsets, count, oaddr, total,
+            _offsets_view(out_offsets.address, count), byref(used), threads)
+    elif rows is None:
         cp = ctx or None
         st = (_encrypt_batch if encrypt else _decrypt_batch)(
             h, cp, len(ctx), values, offsets, count, oaddr, total,
@@ -280,7 +287,8 @@ def _run(cipher: CellCipher, encrypt: bool, arr: "pa.Array", large_in: bool, lar
 
 
 def _one(cipher: CellCipher, encrypt: bool, arr: "pa.Array", ctx: bytes, large: Optional[bool],
-         out_type: Optional["pa.DataType"], row0: int, rows: Optional["pa.Array"] = None) -> "pa.Array":
+         out_type: Optional["pa.DataType"], row0: int, rows: Optional["pa.Array"] = None,
+         threads: int = 1) -> "pa.Array":
     large_in = _is_large(arr.type, "array")
     if out_type is None:
         large_out = large_in if large is None else bool(large)
@@ -303,7 +311,7 @@ def _one(cipher: CellCipher, encrypt: bool, arr: "pa.Array", ctx: bytes, large: 
         valid = None
         dense = arr
     try:
-        offs, body = _run(cipher, encrypt, dense, large_in, large_out, ctx, rows)
+        offs, body = _run(cipher, encrypt, dense, large_in, large_out, ctx, rows, threads)
     except CellarError as exc:
         if valid is None:
             mapper = lambda i: row0 + i  # noqa: E731
@@ -332,8 +340,10 @@ def _one(cipher: CellCipher, encrypt: bool, arr: "pa.Array", ctx: bytes, large: 
 
 
 def _apply(cipher: Any, encrypt: bool, array: Any, context: Context, row_context: Any,
-           large: Optional[bool], out_type: Optional["pa.DataType"]) -> ArrayLike:
+           large: Optional[bool], out_type: Optional["pa.DataType"], threads: int = 1) -> ArrayLike:
     cipher = _cipher(cipher)
+    if not isinstance(threads, int) or isinstance(threads, bool) or not 1 <= threads <= _MAX_THREADS:
+        raise ValueError(f"threads must be an integer from 1 to {_MAX_THREADS}")
     array = _as_array(array, "array")
     ctx = _context_bytes(context)
     if row_context is not None:
@@ -345,14 +355,14 @@ def _apply(cipher: Any, encrypt: bool, array: Any, context: Context, row_context
         row0 = 0
         for chunk in array.chunks:
             rows = _rows_slice(row_context, row0, len(chunk))
-            chunks.append(_one(cipher, encrypt, chunk, ctx, large, out_type, row0, rows))
+            chunks.append(_one(cipher, encrypt, chunk, ctx, large, out_type, row0, rows, threads))
             row0 += len(chunk)
         if out_type is None:
             large_out = _is_large(array.type, "array") if large is None else bool(large)
             out_type = pa.large_binary() if large_out else pa.binary()
         return pa.chunked_array(chunks, type=out_type)
     return _one(cipher, encrypt, array, ctx, large, out_type, 0,
-                _rows_slice(row_context, 0, len(array)))
+                _rows_slice(row_context, 0, len(array)), threads)
 
 
 def _rows_slice(row_context: Optional[ArrayLike], start: int, length: int) -> Optional["pa.Array"]:
@@ -365,7 +375,8 @@ def _rows_slice(row_context: Optional[ArrayLike], start: int, length: int) -> Op
 
 
 def encrypt_array(cipher: CellCipher, array: ArrayLike, context: Context = b"", *,
-                  row_context: Optional[ArrayLike] = None, large: Optional[bool] = None) -> ArrayLike:
+                  row_context: Optional[ArrayLike] = None, large: Optional[bool] = None,
+                  threads: int = 1) -> ArrayLike:
     """Encrypts every value of ``array`` (binary, string, large_binary or large_string; an Array
     or a ChunkedArray) with ``cipher``, bound to ``context``; returns a ``binary`` array
     (``large_binary`` for large inputs or with ``large=True``) of the same length, nulls kept.
@@ -374,20 +385,25 @@ def encrypt_array(cipher: CellCipher, array: ArrayLike, context: Context = b"", 
     ``row_context`` (an array of the same length: binary/string, or integers bound as their
     decimal text; no nulls) binds value ``i`` to ``context + row_context[i]`` (for example
     ``context="tenant=7/users/email/"`` and the row key column), through the C ``_rows`` batch
-    call that reads the row contexts in place."""
-    return _apply(cipher, True, array, context, row_context, large, None)
+    call that reads the row contexts in place.
+
+    ``threads`` > 1 lets the library share a large column with its worker threads
+    (``cellar_cell_encrypt_batch_threads``: a maximum, used only when it pays; the output is the
+    one-thread output). Per-row-context calls run on the calling thread."""
+    return _apply(cipher, True, array, context, row_context, large, None, threads)
 
 
 def decrypt_array(cipher: CellCipher, array: ArrayLike, context: Context = b"", *,
                   row_context: Optional[ArrayLike] = None, type: Optional["pa.DataType"] = None,
-                  large: Optional[bool] = None) -> ArrayLike:
+                  large: Optional[bool] = None, threads: int = 1) -> ArrayLike:
     """Decrypts every cell of ``array`` bound to ``context``; returns ``binary`` (or
     ``large_binary``), or ``type`` when given (``string``/``large_string`` outputs are checked to
     be UTF-8). Nulls stay null. A cell that fails to authenticate raises
-    :class:`~cellar.AuthenticationError` with ``index`` set to its row; nothing is returned."""
+    :class:`~cellar.AuthenticationError` with ``index`` set to its row; nothing is returned.
+    ``threads`` as in :func:`encrypt_array`."""
     if type is not None and not isinstance(type, pa.DataType):
         raise TypeError("type must be a pyarrow DataType")
-    return _apply(cipher, False, array, context, row_context, large, type)
+    return _apply(cipher, False, array, context, row_context, large, type, threads)
 
 
 # Blind indexes --------------------------------------------------------------------------------------
@@ -511,7 +527,7 @@ def _table_rows(table: "pa.Table", row_context: Optional[str], ctx: bytes) -> Tu
 def encrypt_table(table: "pa.Table", ciphers: Mapping[str, CellCipher], *,
                   context: Any = None, blind_indexes: Optional[Mapping[str, Tuple[Key, str]]] = None,
                   blind_index_length: int = 16, large: Optional[bool] = None,
-                  row_context: Optional[str] = None) -> "pa.Table":
+                  row_context: Optional[str] = None, threads: int = 1) -> "pa.Table":
     """A new table whose columns named in ``ciphers`` are encrypted (each with its own
     :class:`~cellar.CellCipher`); the other columns are shared, not copied.
 
@@ -543,7 +559,8 @@ def encrypt_table(table: "pa.Table", ciphers: Mapping[str, CellCipher], *,
         i = out.schema.get_field_index(name)
         field = out.schema.field(i)
         prefix, rows = _table_rows(table, row_context, _cipher_context(cipher, context, name))
-        col = encrypt_array(cipher, out.column(i), prefix, large=large, row_context=rows)
+        col = encrypt_array(cipher, out.column(i), prefix, large=large, row_context=rows,
+                            threads=threads)
         meta = dict(field.metadata or {})
         meta[META_TYPE] = str(field.type).encode()
         meta[META_MODE] = _cipher(cipher).mode.name.encode()
@@ -584,7 +601,7 @@ _RESTORE = {"string": pa.string(), "large_string": pa.large_string(), "binary": 
 
 def decrypt_table(table: "pa.Table", ciphers: Mapping[str, CellCipher], *,
                   context: Any = None, types: Optional[Mapping[str, "pa.DataType"]] = None,
-                  row_context: Optional[str] = None) -> "pa.Table":
+                  row_context: Optional[str] = None, threads: int = 1) -> "pa.Table":
     """The inverse of :func:`encrypt_table`: decrypts the named columns (same ``context`` rule)
     and restores each one's original type from its field metadata, or from ``types`` (a
     column name -> type mapping, for tables whose field metadata was lost on the way, for
@@ -606,6 +623,7 @@ def decrypt_table(table: "pa.Table", ciphers: Mapping[str, CellCipher], *,
         rc_name = meta.pop(META_ROW_CONTEXT, None)
         rc = row_context if row_context is not None else (rc_name.decode() if rc_name else None)
         prefix, rows = _table_rows(table, rc, _cipher_context(cipher, context, name))
-        col = decrypt_array(cipher, out.column(i), prefix, type=target, row_context=rows)
+        col = decrypt_array(cipher, out.column(i), prefix, type=target, row_context=rows,
+                            threads=threads)
         out = out.set_column(i, pa.field(name, target, nullable=True, metadata=meta or None), col)
     return _pandas_metadata(out, {n: out.schema.field(n).type for n in ciphers})

@@ -435,3 +435,22 @@ def test_hand_built_arrays_out_of_bounds_refused(cipher):
         with pytest.raises(ValueError):
             ca.encrypt_array(cipher, pa.array([b"x", b"y"])[: len(bad)] if len(bad) <= 2
                              else pa.array([b"x"] * len(bad)), row_context=bad)
+
+
+def test_threads_same_output(key):
+    arr = pa.array([os.urandom(i % 90) if i % 13 else None for i in range(30000)], pa.binary())
+    with cellar.CellCipher(key, cellar.CellMode.DETERMINISTIC) as det:
+        one = ca.encrypt_array(det, arr, "t")
+        two = ca.encrypt_array(det, arr, "t", threads=2)
+        assert one.equals(two)
+        assert ca.decrypt_array(det, two, "t", threads=2).equals(arr)
+    with cellar.CellCipher(key, cellar.CellMode.RANDOMIZED) as rnd:
+        ct = ca.encrypt_array(rnd, arr, "t", threads=2)
+        assert ca.decrypt_array(rnd, ct, "t").equals(arr)
+        bad = tamper(ct, 29999)
+        with pytest.raises(cellar.AuthenticationError) as ei:
+            ca.decrypt_array(rnd, bad, "t", threads=2)
+        assert ei.value.index == 29999
+        for t in (0, 65, 1.5, True):
+            with pytest.raises(ValueError):
+                ca.encrypt_array(rnd, arr, threads=t)

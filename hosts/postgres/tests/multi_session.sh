@@ -179,3 +179,24 @@ echo "$out" | grep -q "ERROR:  cellar: keyring file \"../keys/tenant_b.old.keyri
   fail "old keyring copy accepted: $out"
 [ "$(q -d $db -c "SELECT cellar.decrypt_text('k', cellar.encrypt('k', 'still fine'::text))")" = "still fine" ] || fail "after rollback test"
 echo "ok - an older keyring file copy is refused (database generation $gen; $(echo "$out" | grep ERROR | head -1 | cut -c1-120))"
+
+# 8. Column key changes reach other sessions: one session rotates a column key and retires a
+#    version while another, between its statements, encrypts (new version) and decrypts (shredded).
+db=tenant_a
+cat >"$PGTMP/victim2.sql" <<'SQL'
+\set VERBOSITY terse
+SELECT 'before: ' || cellar.key_version(cellar.encrypt('k', 'x'::text)) || ' ' || cellar.decrypt_text('k', c, cellar.ctx('t', 'c', id::text)) FROM t WHERE id = 1;
+SELECT pg_sleep(2);
+SELECT 'new version: ' || cellar.key_version(cellar.encrypt('k', 'x'::text));
+SELECT 'shredded read: ' || cellar.decrypt_text('k', c, cellar.ctx('t', 'c', id::text)) FROM t WHERE id = 1;
+SQL
+v=$(q -d $db -c "SELECT max(version) FROM cellar.column_keys WHERE name = 'k'")
+psql -X -qAt -d $db -f "$PGTMP/victim2.sql" >"$PGTMP/victim2.out" 2>&1 & vp=$!
+sleep 0.8
+q -d $db -c "SELECT cellar.rotate_column_key('k')" -c "SELECT cellar.retire_column_key('k', 1)" >/dev/null
+wait $vp || true
+grep -q "^before: $v v1$" "$PGTMP/victim2.out" || fail "victim2 before: $(cat "$PGTMP/victim2.out")"
+grep -q "^new version: $((v + 1))$" "$PGTMP/victim2.out" || fail "victim2 did not use the new version: $(cat "$PGTMP/victim2.out")"
+grep -q 'ERROR:  cellar: column key "k" version 1 is retired: its values are crypto-shredded' "$PGTMP/victim2.out" ||
+  fail "victim2 still read a retired version: $(cat "$PGTMP/victim2.out")"
+echo "ok - another session's column key rotation and retirement apply at this session's next transaction"
