@@ -1278,15 +1278,23 @@ cellar_status cellar_keyring_wrap(const struct cellar_keyring *keyring,
 
 /**
  * Unwraps a data-key blob under the version its KEK id names. On success `*out_key` receives
- * a new data-key handle and `*out_version` the tenant version. Retired or unknown version:
- * `CELLAR_ERR_KEY_NOT_FOUND`; keyring locked (or that version still locked):
- * `CELLAR_ERR_TENANT_LOCKED`; tampered: `CELLAR_ERR_AUTHENTICATION_FAILED`.
+ * a new data-key handle and `*out_tenant_version` the TENANT version that wrapped the blob.
+ * Retired or unknown version: `CELLAR_ERR_KEY_NOT_FOUND`; keyring locked (or that version
+ * still locked): `CELLAR_ERR_TENANT_LOCKED`; tampered: `CELLAR_ERR_AUTHENTICATION_FAILED`.
+ *
+ * Two versions, not to be mixed: the tenant version says which tenant key wraps the blob and
+ * changes when the blob is rewrapped after a rotation; a DATA-KEY version (the `key_version`
+ * of `cellar_page_cipher_new` / `cellar_cell_cipher_new`, written into every page and cell)
+ * names the data key itself and must stay the same for as long as that key's pages and cells
+ * exist. Do not pass `*out_tenant_version` as a cipher's `key_version`: pages written under it
+ * stop decrypting after the first rotation and rewrap. Keep the data-key version beside the
+ * blob (README: "Tenant keyring").
  */
 cellar_status cellar_keyring_unwrap(const struct cellar_keyring *keyring,
                                     const uint8_t *blob,
                                     size_t blob_len,
                                     struct cellar_key **out_key,
-                                    uint32_t *out_version);
+                                    uint32_t *out_tenant_version);
 
 /**
  * Rewraps a data-key blob to the active version into `out` (the data key itself, and so the

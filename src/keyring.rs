@@ -982,8 +982,14 @@ impl Keyring {
         if blob.first() == Some(&EXPORT_ROOT_MAGIC) {
             return Err(Error::InvalidArgument("this keyring export is sealed under a root key"));
         }
-        let state =
-            keys::password_open_formats(EXPORT_PASSWORD_MAGIC, &[EXPORT_FORMAT_V1, EXPORT_FORMAT_V2], blob, password)?;
+        let state = keys::password_open_formats(EXPORT_PASSWORD_MAGIC, &[EXPORT_FORMAT_V1, EXPORT_FORMAT_V2], blob, password)
+            .map_err(|e| match e {
+                // The shared opener speaks of password files; this is a keyring export.
+                Error::AuthenticationFailed(_) => Error::AuthenticationFailed(
+                    "not a valid keyring export sealed under a password, or the wrong password",
+                ),
+                e => e,
+            })?;
         if state.get(1) != blob.get(1) {
             return Err(Error::AuthenticationFailed("the keyring export holds an invalid state"));
         }

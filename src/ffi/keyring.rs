@@ -320,20 +320,28 @@ pub extern "C" fn cellar_keyring_wrap(
 }
 
 /// Unwraps a data-key blob under the version its KEK id names. On success `*out_key` receives
-/// a new data-key handle and `*out_version` the tenant version. Retired or unknown version:
-/// `CELLAR_ERR_KEY_NOT_FOUND`; keyring locked (or that version still locked):
-/// `CELLAR_ERR_TENANT_LOCKED`; tampered: `CELLAR_ERR_AUTHENTICATION_FAILED`.
+/// a new data-key handle and `*out_tenant_version` the TENANT version that wrapped the blob.
+/// Retired or unknown version: `CELLAR_ERR_KEY_NOT_FOUND`; keyring locked (or that version
+/// still locked): `CELLAR_ERR_TENANT_LOCKED`; tampered: `CELLAR_ERR_AUTHENTICATION_FAILED`.
+///
+/// Two versions, not to be mixed: the tenant version says which tenant key wraps the blob and
+/// changes when the blob is rewrapped after a rotation; a DATA-KEY version (the `key_version`
+/// of `cellar_page_cipher_new` / `cellar_cell_cipher_new`, written into every page and cell)
+/// names the data key itself and must stay the same for as long as that key's pages and cells
+/// exist. Do not pass `*out_tenant_version` as a cipher's `key_version`: pages written under it
+/// stop decrypting after the first rotation and rewrap. Keep the data-key version beside the
+/// blob (README: "Tenant keyring").
 #[no_mangle]
 pub extern "C" fn cellar_keyring_unwrap(
     keyring: *const cellar_keyring,
     blob: *const u8,
     blob_len: usize,
     out_key: *mut *mut cellar_key,
-    out_version: *mut u32,
+    out_tenant_version: *mut u32,
 ) -> cellar_status {
     ffi_boundary!("cellar_keyring_unwrap", {
         let ok = out_ptr(out_key, "out_key")?;
-        let ov = out_ptr(out_version, "out_version")?;
+        let ov = out_ptr(out_tenant_version, "out_tenant_version")?;
         let kr = handle::<cellar_keyring>(keyring, "keyring")?;
         let blob = in_slice(blob, blob_len, "blob")?;
         let (key, version) = kr.unwrap(blob)?;
