@@ -53,7 +53,7 @@ const KIND_LOCKED: u8 = 4;
 const TENANT_MATERIAL_LEN: usize = 32;
 
 /// Why a provider callback failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProviderError {
     /// `unwrap` was given bytes that do not authenticate under the provider's key (a tampered
     /// blob): reported as [`Error::AuthenticationFailed`].
@@ -61,6 +61,10 @@ pub enum ProviderError {
     /// Any other failure (the HSM or KMS is unreachable, refused, timed out...): reported as
     /// [`Error::ProviderFailed`].
     Failed,
+    /// A failure the provider describes itself, reported as this error (the built-in PKCS#11
+    /// provider names the PKCS#11 return value this way). A wrap may not report
+    /// [`Error::AuthenticationFailed`]: it becomes [`Error::ProviderFailed`].
+    Cellar(Error),
 }
 
 /// An external key provider: stands in for a tenant key held outside the process (an HSM, a
@@ -231,6 +235,7 @@ fn map_provider(e: ProviderError) -> Error {
     match e {
         ProviderError::Rejected => Error::AuthenticationFailed("the key provider rejected the wrapped key"),
         ProviderError::Failed => Error::ProviderFailed("the key provider's callback failed"),
+        ProviderError::Cellar(e) => e,
     }
 }
 
@@ -238,6 +243,8 @@ fn provider_wrap(p: &dyn KeyProvider, record: &[u8]) -> Result<Vec<u8>> {
     let w = p.wrap(record).map_err(|e| match e {
         // A wrap cannot be "unauthentic": any failure of it is the provider's.
         ProviderError::Rejected | ProviderError::Failed => map_provider(ProviderError::Failed),
+        ProviderError::Cellar(Error::AuthenticationFailed(m)) => Error::ProviderFailed(m),
+        ProviderError::Cellar(e) => e,
     })?;
     if w.is_empty() || w.len() > MAX_PROVIDER_WRAPPED_LEN {
         return Err(Error::ProviderFailed("the key provider's wrap returned a bad length"));

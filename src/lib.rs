@@ -17,6 +17,7 @@ pub mod cell;
 pub mod keys;
 pub mod page;
 pub mod keyring;
+pub mod provider;
 mod sys;
 
 #[doc(hidden)]
