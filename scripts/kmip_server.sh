@@ -55,7 +55,7 @@ enable_tls_client_auth=True
 logging_level=INFO
 database_path=$dir/pykmip.db
 CONF
-$PY - "$dir" <<'PY' &
+$PY - "$dir" >>"$dir/server.out" 2>>"$dir/server.err" <<'PY' &
 import sys, os
 os.chdir(sys.argv[1])
 from kmip.services.server import server

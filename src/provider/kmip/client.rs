@@ -691,8 +691,9 @@ impl KmipClient {
             vec![
                 Ttlv::enumeration(tag::BLOCK_CIPHER_MODE, MODE_GCM),
                 Ttlv::enumeration(tag::CRYPTOGRAPHIC_ALGORITHM, ALGORITHM_AES),
-                Ttlv::int(tag::TAG_LENGTH, 16),
+                // Fields in the specification's order (strict servers read them in that order).
                 Ttlv::boolean(tag::RANDOM_IV, true),
+                Ttlv::int(tag::TAG_LENGTH, 16),
             ],
         )
     }
