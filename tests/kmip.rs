@@ -330,3 +330,42 @@ fn a_server_stopped_mid_run_fails_fast_and_clearly() {
     drop(guard);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+#[ignore = "needs a PyKMIP server: make test-kmip"]
+fn export_records_the_reference_and_import_reconnects() {
+    for mode in [KmipMode::Fetch, KmipMode::Delegated] {
+        let c = client();
+        let kr = Keyring::new_kmip(&c, mode, &unique("exp")).unwrap();
+        let v = kr.active_version().unwrap();
+        let (m, uid) = kr.kmip_reference(v).unwrap().unwrap();
+        assert_eq!(m, mode);
+        let dk = Key::generate(KeyType::Aes256).unwrap();
+        let blob = kr.wrap(&dk).unwrap();
+        let root = Key::generate(KeyType::Aes256).unwrap();
+        let sealed = kr.export_with_root_key(&root).unwrap();
+        // The export holds the unique identifier, never the server key's material.
+        let state = cellar_test_open_export(&root, &sealed);
+        assert!(state.windows(uid.len()).any(|w| w == uid.as_bytes()));
+        if mode == KmipMode::Fetch {
+            let material = c.get_aes256(&uid).unwrap();
+            assert!(!state.windows(32).any(|w| w == &material[..]), "material must not be exported");
+        }
+        let back = Keyring::import_with_root_key(&sealed, &root).unwrap();
+        assert!(matches!(back.unwrap(&blob), Err(Error::TenantLocked(_))));
+        assert_eq!(back.unlock_kmip(&c).unwrap(), 1);
+        assert_eq!(back.unwrap(&blob).unwrap().0.id(), dk.id());
+    }
+}
+
+/// Opens a root-key export (`'R' | 0x01 | root id (16) | AES-KWP(root, state)`) with the
+/// module's KWP, to look inside.
+fn cellar_test_open_export(root: &Key, sealed: &[u8]) -> Vec<u8> {
+    let raw = root.dangerous_export_raw();
+    let kek = aws_lc_rs::key_wrap::AesKek::new(&aws_lc_rs::key_wrap::AES_256, &raw).unwrap();
+    use aws_lc_rs::key_wrap::KeyWrapPadded;
+    let mut out = vec![0u8; sealed.len()];
+    let n = kek.unwrap_with_padding(&sealed[18..], &mut out).unwrap().len();
+    out.truncate(n);
+    out
+}

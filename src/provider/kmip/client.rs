@@ -220,6 +220,10 @@ pub struct TlsInfo {
     pub protocol: String,
     /// The IANA name of the negotiated cipher suite.
     pub cipher_suite: String,
+    /// The TLS version's wire code (0x0304, 0x0303).
+    pub protocol_code: u16,
+    /// The cipher suite's IANA code.
+    pub suite_code: u16,
 }
 
 /// A KMIP client: thread-safe, with a bounded pool of TLS connections.
@@ -347,6 +351,8 @@ impl KmipClient {
                                 .negotiated_cipher_suite()
                                 .map(|c| format!("{:?}", c.suite()))
                                 .unwrap_or_default(),
+                            protocol_code: s.conn.protocol_version().map(u16::from).unwrap_or(0),
+                            suite_code: s.conn.negotiated_cipher_suite().map(|c| u16::from(c.suite())).unwrap_or(0),
                         };
                     }
                     return Ok(s);
@@ -738,7 +744,15 @@ impl KmipClient {
             ],
         )
         .map_err(|e| match e {
-            Error::ProviderFailed(m) if m == reason_name(0x0A) => Error::AuthenticationFailed("the KMIP server could not authenticate the wrapped key (GCM tag)"),
+            // The server answered, and refused to decrypt a well-formed request: the bytes do not
+            // authenticate under its key. KMIP says Cryptographic Failure; PyKMIP (and some
+            // others) answer General Failure for a GCM tag mismatch.
+            Error::ProviderFailed(m) if m == reason_name(0x0A) => {
+                Error::AuthenticationFailed("the KMIP server could not authenticate the wrapped key (Cryptographic Failure)")
+            }
+            Error::ProviderFailed(m) if m == reason_name(0x100) => {
+                Error::AuthenticationFailed("the KMIP server could not decrypt the wrapped key (General Failure): tampered, or not made by this key")
+            }
             e => e,
         })?;
         let pt = r.find(tag::DATA).and_then(Ttlv::as_bytes).ok_or(failed("the KMIP Decrypt response holds no data"))?;

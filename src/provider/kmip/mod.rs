@@ -24,8 +24,8 @@ pub mod ttlv;
 pub use client::{KeyState, KmipClient, KmipConfig, TlsInfo};
 
 use crate::error::{Error, Result};
-use crate::fips::service;
-use crate::keyring::{KeyProvider, ProviderError};
+use crate::fips::{self, service};
+use crate::keyring::{KeyProvider, Keyring, ProviderError};
 use crate::keys::{Key, KeyId, KeyType, KEY_ID_LEN};
 use aws_lc_rs::key_wrap::{self, KeyWrapPadded};
 use std::sync::Arc;
@@ -214,6 +214,8 @@ impl KeyProvider for KmipKey {
                 Ok(out)
             }
             KmipMode::Delegated => {
+                // The server did the cryptography: the operation reports 0 (SPEC 1).
+                fips::note_external();
                 let (iv, ct, tag) = self.client.encrypt_gcm(&self.uid, record, DELEGATED_AAD).map_err(to_provider)?;
                 let mut out = Vec::with_capacity(2 + iv.len() + ct.len() + tag.len());
                 out.push(DELEGATED_FORMAT);
@@ -248,8 +250,88 @@ impl KeyProvider for KmipKey {
                 }
                 let iv = &wrapped[2..2 + ivl];
                 let (ct, tag) = wrapped[2 + ivl..].split_at(wrapped.len() - 2 - ivl - 16);
+                fips::note_external();
                 self.client.decrypt_gcm(&self.uid, iv, ct, tag, DELEGATED_AAD).map_err(to_provider)
             }
         }
+    }
+
+    fn reference(&self) -> Option<Vec<u8>> {
+        Some(self.encode_reference())
+    }
+
+    fn destroy(&self) -> core::result::Result<(), ProviderError> {
+        self.destroy_on_server().map_err(ProviderError::Cellar)
+    }
+}
+
+/// How a KMIP version is chosen on the server: by name (Locate) or by unique identifier.
+#[derive(Debug, Clone, Copy)]
+pub enum KmipSelector<'a> {
+    /// The one object with this Name.
+    Name(&'a str),
+    /// The object with this Unique Identifier.
+    Uid(&'a str),
+}
+
+fn select(client: &Arc<KmipClient>, sel: KmipSelector<'_>, mode: KmipMode) -> Result<Arc<KmipKey>> {
+    Ok(Arc::new(match sel {
+        KmipSelector::Name(n) => KmipKey::adopt(client.clone(), n, mode)?,
+        KmipSelector::Uid(u) => KmipKey::attach(client.clone(), u, mode)?,
+    }))
+}
+
+// Keyring operations with KMIP versions.
+impl Keyring {
+    /// Creates a keyring whose version 1 is a new AES-256 key created on the KMIP server under
+    /// `name` and activated ([`KmipKey::create`]).
+    pub fn new_kmip(client: &Arc<KmipClient>, mode: KmipMode, name: &str) -> Result<Self> {
+        fips::operation(|| Keyring::with_provider(Arc::new(KmipKey::create(client.clone(), name, mode)?)))
+    }
+
+    /// Creates a keyring whose version 1 is an existing active AES-256 server key (bring your
+    /// own key-manager key), found by name or unique identifier.
+    pub fn adopt_kmip(client: &Arc<KmipClient>, mode: KmipMode, key: KmipSelector<'_>) -> Result<Self> {
+        fips::operation(|| Keyring::with_provider(select(client, key, mode)?))
+    }
+
+    /// Rotates to a new server key; returns the new version.
+    pub fn rotate_kmip(&self, client: &Arc<KmipClient>, mode: KmipMode, name: &str) -> Result<u32> {
+        fips::operation(|| self.add_provider(Arc::new(KmipKey::create(client.clone(), name, mode)?)))
+    }
+
+    /// Rotates to an existing server key; returns the new version.
+    pub fn rotate_kmip_adopt(&self, client: &Arc<KmipClient>, mode: KmipMode, key: KmipSelector<'_>) -> Result<u32> {
+        fips::operation(|| self.add_provider(select(client, key, mode)?))
+    }
+
+    /// Reconnects every KMIP version that is not attached (after [`Keyring::lock`] or after
+    /// import): each version's reference names its unique identifier and mode; the key's
+    /// state is checked (revoked or destroyed: refused), fetch mode Gets the material again,
+    /// and the key id must match the version's. All are checked before any is attached.
+    /// Returns how many versions were attached.
+    pub fn unlock_kmip(&self, client: &Arc<KmipClient>) -> Result<usize> {
+        fips::operation(|| {
+            let mut attached = Vec::new();
+            for (_, id, r) in self.detached_provider_references()? {
+                let Some((mode, uid)) = KmipKey::decode_reference(&r) else { continue };
+                let k = KmipKey::attach(client.clone(), &uid, mode)?;
+                if k.key_id() != id {
+                    return Err(Error::InvalidKey("the KMIP key does not match the keyring version that names it"));
+                }
+                attached.push(Arc::new(k));
+            }
+            let n = attached.len();
+            for k in attached {
+                self.unlock_provider(k)?;
+            }
+            Ok(n)
+        })
+    }
+
+    /// The KMIP unique identifier and mode of `version`, or `None` for other versions. Unknown
+    /// version: [`Error::KeyNotFound`]. Also while locked.
+    pub fn kmip_reference(&self, version: u32) -> Result<Option<(KmipMode, String)>> {
+        Ok(self.provider_reference(version)?.and_then(|r| KmipKey::decode_reference(&r)))
     }
 }
