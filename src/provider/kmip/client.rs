@@ -628,7 +628,12 @@ impl KmipClient {
     /// Checks that `uid` is an active AES-256 key (refuses revoked, destroyed, pre-active keys
     /// with a clear error).
     pub fn check_active_aes256(&self, uid: &str) -> Result<()> {
-        let (state, alg, len) = self.key_attributes(uid)?;
+        let (state, alg, len) = self.key_attributes(uid).map_err(|e| match e {
+            Error::ProviderFailed(m) if m == reason_name(0x01) => {
+                Error::KeyNotFound("the KMIP key is not on the server (KMIP result reason: Item Not Found): destroyed, or never created")
+            }
+            e => e,
+        })?;
         match state {
             KeyState::Active => {}
             KeyState::PreActive => return Err(Error::InvalidKey("the KMIP key is not active yet (Pre-Active): activate it on the server")),
