@@ -1,6 +1,6 @@
 # Cellar: one entry point for set-up, build, demo, tests, benchmarks and install.
-#   make demo    builds the library (FIPS), runs the C demo host program and the SQLite VFS demo
-#   make test    runs every test: Rust, C (ASan+UBSan), C++, Python, valgrind, symbols, SQLite,
+#   make demo    builds the library (FIPS), runs the C demo host program, the SQLite VFS demo and the PostgreSQL one
+#   make test    runs every test: Rust, C (ASan+UBSan), C++, Python, valgrind, symbols, SQLite, PostgreSQL,
 #                the bad-input matrix coverage, forced panics, key hygiene, a short fuzz pass
 #   make bench   criterion benchmarks (each beside its AWS-LC baseline)
 #   make bench-python   the Python package against `cryptography` (python/bench/bench.py)
@@ -21,7 +21,7 @@ SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recove
 LDLIB := -L$(REL) -Wl,-rpath,$(abspath $(REL)) -lcellar -lpthread
 C_TESTS := $(patsubst ffi-tests/c/%.c,%,$(wildcard ffi-tests/c/test_*.c))
 # The KWP vectors come from cryptography-vectors but are committed under tests/data.
-PY_REQS := pytest cryptography
+PY_REQS := pytest cryptography numpy pandas
 
 .PHONY: all setup build header demo test test-rust test-c test-cpp test-python test-valgrind \
         test-symbols test-install bench bench-python install clean
@@ -47,12 +47,17 @@ setup:
 	fi
 	@command -v $(CARGO) >/dev/null 2>&1 || { \
 	  echo "setup: no cargo on PATH: install a Rust toolchain (1.80 or newer) first"; exit 1; }
-	@$(PYTHON) -c "import pytest, cryptography" 2>/dev/null || { \
+	@$(PYTHON) -c "import pytest, cryptography, numpy, pandas" 2>/dev/null || { \
 	  echo "setup: installing Python test packages"; \
 	  $(PYTHON) -m pip install -q $(PY_REQS) 2>/dev/null || \
 	  $(PYTHON) -m pip install -q --user --break-system-packages $(PY_REQS) 2>/dev/null || \
 	  { SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq python3-pytest python3-cryptography >/dev/null; }; }
+	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq python3-pytest python3-cryptography python3-numpy python3-pandas >/dev/null; }; }
+	@$(MAKE) --no-print-directory -s postgres-deps
+	@# SoftHSM2 (the PKCS#11 token the provider's tests run against), only when its module is missing.
+	@[ -e /usr/lib/softhsm/libsofthsm2.so ] && command -v softhsm2-util >/dev/null 2>&1 || { \
+	  echo "setup: installing softhsm2"; SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq softhsm2 >/dev/null; }
 
 build: setup
 	$(CARGO) build --release
@@ -68,10 +73,12 @@ demo: build | $(BUILD)
 	$(CC) $(CWARN) -O2 -Iinclude demo/demo.c -o $(BUILD)/demo $(LDLIB)
 	$(BUILD)/demo
 	@$(MAKE) --no-print-directory demo-sqlite
+	@$(MAKE) --no-print-directory demo-postgres
 
 test: build
 	@$(MAKE) --no-print-directory test-rust test-c test-cpp test-python test-valgrind test-symbols test-install \
-	  test-sqlite test-matrix-coverage test-no-hooks test-panic test-hygiene test-fuzz
+	  test-sqlite test-postgres test-matrix-coverage test-no-hooks test-panic test-hygiene test-fuzz \
+	  test-wheel test-python-data test-pkcs11
 	@echo "all test suites passed"
 
 test-rust:
@@ -144,7 +151,7 @@ clean:
 	rm -rf build
 
 # ---- hosts/sqlite: transparent encryption of SQLite databases through a Cellar VFS (issue 8) ----
-#   make test-sqlite    VFS tests (ASan+UBSan) and the cellar-sqlite / extension shell test
+#   make test-sqlite    VFS tests and forged-log / key-file tests (ASan+UBSan), the cellar-sqlite / extension shell test
 #   make demo-sqlite    the cellar-sqlite walk-through (hosts/sqlite/demo.sh)
 #   make bench-sqlite   one workload on plain SQLite, Cellar XTS, Cellar GCM and SQLCipher
 .PHONY: sqlite-deps sqlite-bench-deps sqlite-build test-sqlite test-sqlite-valgrind demo-sqlite bench-sqlite
@@ -180,6 +187,9 @@ test-sqlite: sqlite-build
 	$(CC) $(SQLITE_CFLAGS) -Iffi-tests/c -g -O1 $(SAN) $(SQLITE_DIR)/cellar_vfs.c $(SQLITE_DIR)/tests/test_vfs.c \
 	  -o $(SQLITE_BUILD)/test_vfs.san $(SQLITE_LIBS)
 	@echo "== test_vfs (ASan+UBSan)"; ASAN_OPTIONS=detect_leaks=1 $(SQLITE_BUILD)/test_vfs.san
+	$(CC) $(SQLITE_CFLAGS) -Iffi-tests/c -g -O1 $(SAN) $(SQLITE_DIR)/cellar_vfs.c $(SQLITE_DIR)/tests/test_forge.c \
+	  -o $(SQLITE_BUILD)/test_forge.san $(SQLITE_LIBS)
+	@echo "== test_forge (ASan+UBSan): forged journals, WAL frames and key files"; ASAN_OPTIONS=detect_leaks=1 $(SQLITE_BUILD)/test_forge.san
 	@echo "== test_cli.sh"; bash $(SQLITE_DIR)/tests/test_cli.sh $(SQLITE_BUILD)
 
 # The same C tests without sanitizers under valgrind memcheck (about 75 s; not part of test-sqlite).
@@ -188,6 +198,9 @@ test-sqlite-valgrind: sqlite-build
 	  -o $(SQLITE_BUILD)/test_vfs $(SQLITE_LIBS)
 	CELLAR_UNDER_VALGRIND=1 valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
 	  $(SQLITE_BUILD)/test_vfs
+	$(CC) $(SQLITE_CFLAGS) -Iffi-tests/c -g -O1 $(SQLITE_DIR)/cellar_vfs.c $(SQLITE_DIR)/tests/test_forge.c \
+	  -o $(SQLITE_BUILD)/test_forge $(SQLITE_LIBS)
+	valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite $(SQLITE_BUILD)/test_forge
 
 demo-sqlite: sqlite-build
 	bash $(SQLITE_DIR)/demo.sh $(SQLITE_BUILD)
@@ -240,6 +253,105 @@ test-hygiene:
 # Bounded concurrency stress over every handle type (also part of `cargo test --release`).
 test-stress:
 	$(CARGO) test --release --test stress
+
+# ---------------------------------------------------------------------------------------------
+# The built-in PKCS#11 key provider (issue 14) against a real SoftHSM2 token. Each run makes its own
+# token directory and SOFTHSM2_CONF in a temporary folder and initialises its tokens with
+# softhsm2-util; nothing depends on an earlier run. The Rust and Python suites make their own.
+.PHONY: test-pkcs11 bench-pkcs11
+SOFTHSM_MODULE := /usr/lib/softhsm/libsofthsm2.so
+PKCS11_PIN := 4711-cellar
+
+test-pkcs11: build | $(BUILD)
+	CELLAR_REQUIRE_SOFTHSM=1 $(CARGO) test --release --test pkcs11
+	$(CC) $(CWARN) -g -O1 $(SAN) -Iinclude -Iffi-tests/c ffi-tests/pkcs11/test_pkcs11.c -o $(BUILD)/test_pkcs11.san $(LDLIB)
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; mkdir "$$tmp/tokens"; \
+	printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' "$$tmp/tokens" > "$$tmp/softhsm2.conf"; \
+	export SOFTHSM2_CONF="$$tmp/softhsm2.conf"; \
+	for t in c-main c-lock; do softhsm2-util --init-token --free --label $$t --so-pin so-pin-0815 --pin $(PKCS11_PIN) >/dev/null; done; \
+	echo "== test_pkcs11 (ASan+UBSan, SoftHSM2 token in $$tmp)"; ASAN_OPTIONS=detect_leaks=1 $(BUILD)/test_pkcs11.san
+	CELLAR_REQUIRE_SOFTHSM=1 CELLAR_LIBRARY=$(abspath $(LIB)) $(PYTHON) -m pytest -q python/tests/test_pkg_pkcs11.py
+
+# Wrap/unwrap latency through SoftHSM2 beside the in-process path (criterion; prints the ratio).
+bench-pkcs11: build
+	$(CARGO) bench --bench pkcs11
+
+# ---- hosts/postgres: column encryption for stock PostgreSQL, `CREATE EXTENSION cellar` (issue 16) ----
+#   make test-postgres    pg_regress (PGXS installcheck) + multi-session tests on a private cluster
+#   make demo-postgres    the walk-through in hosts/postgres/demo.sh
+#   make bench-postgres   Cellar against pgcrypto on 100 000 rows (hosts/postgres/bench.sh; not a test)
+# The extension is built for every server major with development files installed (PG_CONFIGS)
+# and installed into the server's own directories (root, or sudo), as PGXS installcheck expects.
+.PHONY: postgres-deps postgres-install test-postgres demo-postgres bench-postgres
+PG_DIR := hosts/postgres
+PG_APT := postgresql postgresql-contrib postgresql-server-dev-15
+PG_CONFIGS = $(or $(wildcard /usr/lib/postgresql/*/bin/pg_config),pg_config)
+# The newest installed major runs the tests.
+PG_CONFIG ?= $(lastword $(sort $(PG_CONFIGS)))
+
+postgres-deps:
+	$(call sqlite_apt,$(PG_APT))
+
+postgres-install: build postgres-deps
+	@set -e; SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	for pgc in $(PG_CONFIGS); do \
+	  [ -f "$$($$pgc --pgxs)" ] || continue; \
+	  $(MAKE) --no-print-directory -s -C $(PG_DIR) clean PG_CONFIG=$$pgc >/dev/null; \
+	  $(MAKE) --no-print-directory -s -C $(PG_DIR) PG_CONFIG=$$pgc; \
+	  $$SUDO $(MAKE) --no-print-directory -s -C $(PG_DIR) install PG_CONFIG=$$pgc >/dev/null; \
+	  echo "cellar extension installed for PostgreSQL $$($$pgc --version | awk '{print $$2}')"; \
+	done; \
+	$(MAKE) --no-print-directory -s -C $(PG_DIR) clean PG_CONFIG=$(PG_CONFIG) >/dev/null; \
+	$(MAKE) --no-print-directory -s -C $(PG_DIR) PG_CONFIG=$(PG_CONFIG)
+
+test-postgres: postgres-install
+	PG_CONFIG=$(PG_CONFIG) bash $(PG_DIR)/tests/run.sh
+
+demo-postgres: postgres-install
+	PG_CONFIG=$(PG_CONFIG) bash $(PG_DIR)/demo.sh
+
+bench-postgres: postgres-install
+	PG_CONFIG=$(PG_CONFIG) bash $(PG_DIR)/bench.sh
+
+# ---------------------------------------------------------------------------------------------
+# Python for data teams (issue 17): a wheel that carries the library; Arrow, Parquet and Dask.
+#   make wheel              dist/cellar-<version>-py3-none-<platform>.whl with libcellar.so inside
+#                           (manylinux tag checked by `auditwheel show`, else linux_<arch>)
+#   make test-wheel         installs that wheel into a fresh venv outside the checkout, with no
+#                           build tools on PATH and CELLAR_LIBRARY unset, and smoke-tests it
+#   make test-python-data   cellar.arrow, cellar.parquet and the Dask example (LocalCluster)
+#   make bench-python-arrow 1 000 000 values through cellar.arrow beside the C batch call
+.PHONY: setup-python-data setup-wheel wheel test-wheel test-python-data bench-python-arrow
+PY_DATA_REQS := pyarrow pandas 'dask[dataframe]' distributed polars
+PY_WHEEL_REQS := build wheel auditwheel setuptools
+
+setup-python-data:
+	@$(PYTHON) -c "import pytest, pyarrow, pandas, dask.dataframe, distributed, polars" 2>/dev/null || { \
+	  echo "setup: installing Python data packages"; \
+	  $(PYTHON) -m pip install -q --disable-pip-version-check pytest $(PY_DATA_REQS) 2>/dev/null || \
+	  $(PYTHON) -m pip install -q --disable-pip-version-check --user --break-system-packages pytest $(PY_DATA_REQS); }
+
+setup-wheel:
+	@$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || { \
+	  echo "setup: installing python3-venv"; SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq python3-venv >/dev/null; }
+	@$(PYTHON) -c "import build, wheel, setuptools, auditwheel" 2>/dev/null || { \
+	  echo "setup: installing wheel build tools ($(PY_WHEEL_REQS))"; \
+	  $(PYTHON) -m pip install -q --disable-pip-version-check $(PY_WHEEL_REQS) 2>/dev/null || \
+	  $(PYTHON) -m pip install -q --disable-pip-version-check --user --break-system-packages $(PY_WHEEL_REQS); }
+
+wheel: build setup-wheel
+	PATH="$$($(PYTHON) -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$$HOME/.local/bin:$$PATH" \
+	  $(PYTHON) python/tools/build_wheel.py --lib $(LIB) --out dist
+
+test-wheel: wheel
+	PYTHON=$(PYTHON) bash python/tools/test_wheel.sh
+
+test-python-data: setup-python-data
+	CELLAR_LIBRARY=$(abspath $(LIB)) $(PYTHON) -m pytest -q python/tests_data
+
+bench-python-arrow: build setup-python-data
+	CELLAR_LIBRARY=$(abspath $(LIB)) $(PYTHON) python/bench/bench_arrow.py
 
 # KMIP (issue 15): the KMIP provider against a real PyKMIP server. PyKMIP (with SQLAlchemy 1.4,
 # which it needs) lives in its own virtual environment under target/, made once; each run starts

@@ -229,5 +229,114 @@ fn batch(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, randomized, cbc_modes, decrypt, batch);
+/// Per-row contexts (issue 20): single calls each given its row's whole context, the
+/// shared-context batch, and the `_rows` batches in both context forms, for encryption and
+/// decryption of 100 values of 64 bytes; then blind indexes (derive per call, handle, batches).
+fn rows(c: &mut Criterion) {
+    use cellar::ffi::cell::*;
+    const N: usize = 100;
+    const PREFIX: &[u8] = b"tenant 7/users/email/row "; // + 6-digit row key = 31 bytes, as CTX
+    let values = vec![0x42u8; N * 64];
+    let offsets: Vec<usize> = (0..=N).map(|i| i * 64).collect();
+    let suffixes: Vec<u8> = (0..N).flat_map(|i| format!("{:06}", 100000 + i).into_bytes()).collect();
+    let suf_offsets: Vec<u32> = (0..=N as u32).map(|i| i * 6).collect();
+    let whole: Vec<u8> = (0..N).flat_map(|i| [PREFIX, &suffixes[i * 6..i * 6 + 6]].concat()).collect();
+    let wl = PREFIX.len() + 6;
+    let whole_offsets: Vec<u64> = (0..=N as u64).map(|i| i * wl as u64).collect();
+    let pre = cellar_row_contexts {
+        prefix: PREFIX.as_ptr(), prefix_len: PREFIX.len(), suffixes: suffixes.as_ptr(),
+        suffix_offsets: suf_offsets.as_ptr().cast(), offset_width: CELLAR_OFFSETS_32,
+    };
+    let packed = cellar_row_contexts {
+        prefix: std::ptr::null(), prefix_len: 0, suffixes: whole.as_ptr(),
+        suffix_offsets: whole_offsets.as_ptr().cast(), offset_width: CELLAR_OFFSETS_64,
+    };
+    for mode in [CellMode::Randomized, CellMode::Deterministic] {
+        let fc = ffi_cipher(mode);
+        let mut ct = vec![0u8; N * 200];
+        let mut ct_offsets = vec![0usize; N + 1];
+        let mut len = 0usize;
+        assert_eq!(cellar_cell_encrypt_batch_rows(fc, &pre, values.as_ptr(), offsets.as_ptr(), N, ct.as_mut_ptr(), ct.len(), ct_offsets.as_mut_ptr(), &mut len), 0);
+        let mut out = vec![0u8; N * 200];
+        let mut out_offsets = vec![0usize; N + 1];
+        let mut g = c.benchmark_group(format!("cell_rows_{mode:?}_100x64"));
+        g.throughput(Throughput::Elements(N as u64));
+        g.bench_function("encrypt_single_calls_ffi", |b| {
+            b.iter(|| {
+                let mut pos = 0;
+                for i in 0..N {
+                    let mut l = 0usize;
+                    cellar_cell_encrypt(fc, whole[i * wl..].as_ptr(), wl, values[i * 64..].as_ptr(), 64, out[pos..].as_mut_ptr(), out.len() - pos, &mut l);
+                    pos += l;
+                }
+                black_box(pos)
+            })
+        });
+        g.bench_function("encrypt_batch_shared_ffi", |b| {
+            b.iter(|| black_box(cellar_cell_encrypt_batch(fc, CTX.as_ptr(), CTX.len(), values.as_ptr(), offsets.as_ptr(), N, out.as_mut_ptr(), out.len(), out_offsets.as_mut_ptr(), &mut len)))
+        });
+        g.bench_function("encrypt_rows_prefix_ffi", |b| {
+            b.iter(|| black_box(cellar_cell_encrypt_batch_rows(fc, &pre, values.as_ptr(), offsets.as_ptr(), N, out.as_mut_ptr(), out.len(), out_offsets.as_mut_ptr(), &mut len)))
+        });
+        g.bench_function("encrypt_rows_packed_ffi", |b| {
+            b.iter(|| black_box(cellar_cell_encrypt_batch_rows(fc, &packed, values.as_ptr(), offsets.as_ptr(), N, out.as_mut_ptr(), out.len(), out_offsets.as_mut_ptr(), &mut len)))
+        });
+        g.bench_function("decrypt_single_calls_ffi", |b| {
+            b.iter(|| {
+                let mut pos = 0;
+                for i in 0..N {
+                    let mut l = 0usize;
+                    let cell = &ct[ct_offsets[i]..ct_offsets[i + 1]];
+                    cellar_cell_decrypt(fc, whole[i * wl..].as_ptr(), wl, cell.as_ptr(), cell.len(), out[pos..].as_mut_ptr(), out.len() - pos, &mut l);
+                    pos += l;
+                }
+                black_box(pos)
+            })
+        });
+        g.bench_function("decrypt_rows_prefix_ffi", |b| {
+            b.iter(|| black_box(cellar_cell_decrypt_batch_rows(fc, &pre, ct.as_ptr(), ct_offsets.as_ptr(), N, out.as_mut_ptr(), out.len(), out_offsets.as_mut_ptr(), &mut len)))
+        });
+        g.bench_function("decrypt_rows_packed_ffi", |b| {
+            b.iter(|| black_box(cellar_cell_decrypt_batch_rows(fc, &packed, ct.as_ptr(), ct_offsets.as_ptr(), N, out.as_mut_ptr(), out.len(), out_offsets.as_mut_ptr(), &mut len)))
+        });
+        g.finish();
+    }
+    // Blind indexes of 64-byte values.
+    let mut k: *mut cellar_key = std::ptr::null_mut();
+    assert_eq!(cellar_key_import(1, RAW.as_ptr(), 32, &mut k), 0);
+    let mut bk = std::ptr::null_mut();
+    assert_eq!(cellar_blind_index_key_new(k, CELLAR_BLIND_INDEX_V1, &mut bk), 0);
+    let mut idx = vec![0u8; N * 16];
+    let mut g = c.benchmark_group("blind_index_64");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("cellar_blind_index_derive_per_call", |b| {
+        b.iter(|| black_box(cellar_blind_index(k, CTX.as_ptr(), CTX.len(), values.as_ptr(), 64, idx.as_mut_ptr(), 16)))
+    });
+    g.bench_function("handle_compute", |b| {
+        b.iter(|| black_box(cellar_blind_index_compute(bk, CTX.as_ptr(), CTX.len(), values.as_ptr(), 64, idx.as_mut_ptr(), 16)))
+    });
+    let hk = hmac::Key::new(hmac::HMAC_SHA256, &[7u8; 32]);
+    g.bench_function("baseline_hmac_sha256", |b| {
+        b.iter(|| {
+            let mut ctx = hmac::Context::with_key(&hk);
+            ctx.update(&(CTX.len() as u32).to_be_bytes());
+            ctx.update(CTX);
+            ctx.update(&values[..64]);
+            black_box(ctx.sign())
+        })
+    });
+    g.finish();
+    let mut g = c.benchmark_group("blind_index_100x64");
+    g.throughput(Throughput::Elements(N as u64));
+    let mut il = 0usize;
+    g.bench_function("batch_shared", |b| {
+        b.iter(|| black_box(cellar_blind_index_batch(bk, CTX.as_ptr(), CTX.len(), values.as_ptr(), offsets.as_ptr(), N, 16, idx.as_mut_ptr(), idx.len(), &mut il)))
+    });
+    g.bench_function("batch_rows_prefix", |b| {
+        b.iter(|| black_box(cellar_blind_index_batch_rows(bk, &pre, values.as_ptr(), offsets.as_ptr(), N, 16, idx.as_mut_ptr(), idx.len(), &mut il)))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, randomized, cbc_modes, decrypt, batch, rows);
 criterion_main!(benches);

@@ -71,6 +71,24 @@
 #define CELLAR_BLIND_INDEX_MAX_LEN 32
 
 /**
+ * `offset_width` of `cellar_row_contexts`: 32-bit unsigned offsets. Arrow `Binary`/`Utf8`
+ * columns' `int32` offsets are non-negative and may be passed as they are.
+ */
+#define CELLAR_OFFSETS_32 4
+
+/**
+ * `offset_width` of `cellar_row_contexts`: 64-bit unsigned offsets (Arrow
+ * `LargeBinary`/`LargeUtf8` `int64` offsets, or `size_t` on 64-bit platforms).
+ */
+#define CELLAR_OFFSETS_64 8
+
+/**
+ * Blind index version 1: `bkey = HKDF-SHA256(ikm = key, salt = 32 zero bytes, info = "cellar
+ * blind index v1")`; what `cellar_blind_index` computes.
+ */
+#define CELLAR_BLIND_INDEX_V1 1
+
+/**
  * `cellar_init` flag: fail with `CELLAR_ERR_NOT_FIPS` unless the module runs in FIPS mode and
  * its self tests pass.
  */
@@ -227,6 +245,16 @@
 #define CELLAR_KEYRING_RETIRE_DESTROY 1
 
 /**
+ * An opaque blind-index key: the HMAC key derived once from an AES-256 key for one blind-index
+ * version, so that computing an index costs one HMAC and no derivation.
+ *
+ * Immutable and safe to share between threads. Independent of the key handle it was made from
+ * (which may be freed first). Create with `cellar_blind_index_key_new`, free with
+ * `cellar_blind_index_key_free`. No call consumes it.
+ */
+typedef struct cellar_blind_index_key cellar_blind_index_key;
+
+/**
  * An opaque cell cipher: a key, a cell mode and a key version, with its subkeys derived once.
  *
  * Immutable and safe to share between threads: any number of threads may encrypt and decrypt
@@ -283,6 +311,44 @@ typedef struct cellar_page_cipher cellar_page_cipher;
  * values are listed below and are never renumbered or reused.
  */
 typedef int32_t cellar_status;
+
+/**
+ * One context per value for the `_rows` batch calls. Row `i`'s context is
+ * `prefix[0..prefix_len] | suffixes[suffix_offsets[i] .. suffix_offsets[i+1]]`: exactly the
+ * bytes a single call would take as its `context`, so a cell written by a `_rows` call decrypts
+ * with `cellar_cell_decrypt` given that concatenation, and the other way round.
+ *
+ * Two forms: a packed column of whole contexts (`prefix_len = 0`, `suffixes` + offsets, for
+ * example an Arrow binary column), or a shared prefix such as `"tenant=7/users/email/"` plus a
+ * per-row suffix such as the row key. `suffix_offsets` points at `count + 1` non-decreasing
+ * unsigned integers of `offset_width` bytes each (`CELLAR_OFFSETS_32` or `CELLAR_OFFSETS_64`;
+ * another width is `CELLAR_ERR_INVALID_ARGUMENT`); the first may be non-zero (a sliced Arrow
+ * array) and `suffixes` must hold `suffix_offsets[count]` bytes (NULL only when that is 0).
+ * Each row's whole context must be under 2^32 bytes. The struct and the memory it points at
+ * are only read, and only during the call.
+ */
+typedef struct cellar_row_contexts {
+    /**
+     * Bytes every row's context starts with (NULL only when `prefix_len` is 0).
+     */
+    const uint8_t *prefix;
+    /**
+     * Length of `prefix` in bytes.
+     */
+    size_t prefix_len;
+    /**
+     * The per-row suffix bytes, back to back.
+     */
+    const uint8_t *suffixes;
+    /**
+     * `count + 1` offsets into `suffixes`, each `offset_width` bytes wide.
+     */
+    const void *suffix_offsets;
+    /**
+     * `CELLAR_OFFSETS_32` (4) or `CELLAR_OFFSETS_64` (8).
+     */
+    uint32_t offset_width;
+} cellar_row_contexts;
 
 /**
  * A provider's wrap callback. Wraps `record[0..record_len]` (a data key's inner record,
@@ -711,6 +777,103 @@ cellar_status cellar_blind_index(const struct cellar_key *key,
                                  size_t out_len);
 
 /**
+ * `cellar_cell_encrypt_batch` with one context per value: value `i` is bound to row `i` of
+ * `contexts` (see `cellar_row_contexts`), exactly as `cellar_cell_encrypt` with that context
+ * would bind it. Values, `offsets` (`size_t`, `count + 1` entries), `out`, `out_offsets`,
+ * `*out_len`, sizes (`cellar_cell_batch_ciphertext_len`), usage reservation and failure rules
+ * are those of `cellar_cell_encrypt_batch`. The MSSQL modes take no context: any non-empty
+ * row is `CELLAR_ERR_INVALID_ARGUMENT`. Contexts of up to `CELLAR_CELL_CONTEXT_INLINE_MAX`
+ * bytes (prefix + suffix) cost no heap allocation. Thread-safe.
+ */
+cellar_status cellar_cell_encrypt_batch_rows(const struct cellar_cell_cipher *cipher,
+                                             const struct cellar_row_contexts *contexts,
+                                             const uint8_t *values,
+                                             const size_t *offsets,
+                                             size_t count,
+                                             uint8_t *out,
+                                             size_t out_cap,
+                                             size_t *out_offsets,
+                                             size_t *out_len);
+
+/**
+ * `cellar_cell_decrypt_batch` with one context per cell (see
+ * `cellar_cell_encrypt_batch_rows`). Sizes as `cellar_cell_decrypt_batch`; one cell that
+ * fails to authenticate (including one given another row's context) fails the whole batch
+ * with its index in the last-error text and leaves `out[0..bound]` and `out_offsets` zeroed.
+ */
+cellar_status cellar_cell_decrypt_batch_rows(const struct cellar_cell_cipher *cipher,
+                                             const struct cellar_row_contexts *contexts,
+                                             const uint8_t *values,
+                                             const size_t *offsets,
+                                             size_t count,
+                                             uint8_t *out,
+                                             size_t out_cap,
+                                             size_t *out_offsets,
+                                             size_t *out_len);
+
+/**
+ * Derives a blind-index key from an AES-256 `key` (`CELLAR_ERR_INVALID_KEY` otherwise) for
+ * blind-index `version` (`CELLAR_BLIND_INDEX_V1`; another value is
+ * `CELLAR_ERR_INVALID_ARGUMENT`). A blind index carries no version: the caller keeps using
+ * the version an existing index was built with. On success `*out_bkey` receives a new handle.
+ */
+cellar_status cellar_blind_index_key_new(const struct cellar_key *key,
+                                         uint32_t version,
+                                         struct cellar_blind_index_key **out_bkey);
+
+/**
+ * Frees a blind-index key. NULL does nothing. The handle must not be used afterwards.
+ */
+void cellar_blind_index_key_free(struct cellar_blind_index_key *bkey);
+
+/**
+ * Computes one blind index with a blind-index key: as `cellar_blind_index` (`out_len` is the
+ * index length, 4 to 32 bytes; exactly `out_len` bytes are written) without deriving the key.
+ * No heap allocation. Thread-safe.
+ */
+cellar_status cellar_blind_index_compute(const struct cellar_blind_index_key *bkey,
+                                         const uint8_t *context,
+                                         size_t context_len,
+                                         const uint8_t *value,
+                                         size_t value_len,
+                                         uint8_t *out,
+                                         size_t out_len);
+
+/**
+ * Blind indexes of `count` values, all bound to `context`, in one call. Value `i` is
+ * `values[offsets[i] .. offsets[i+1]]` (`offsets`: `count + 1` non-decreasing `size_t`s,
+ * the first may be non-zero); its `index_len`-byte index (4 to 32) is written to
+ * `out[i * index_len ..]`, and `*out_len` receives `count * index_len`. `out_cap` below that is
+ * `CELLAR_ERR_BUFFER_TOO_SMALL` with the size in `*out_len`. Equal to `count` calls of
+ * `cellar_blind_index_compute`. No heap allocation. Thread-safe.
+ */
+cellar_status cellar_blind_index_batch(const struct cellar_blind_index_key *bkey,
+                                       const uint8_t *context,
+                                       size_t context_len,
+                                       const uint8_t *values,
+                                       const size_t *offsets,
+                                       size_t count,
+                                       size_t index_len,
+                                       uint8_t *out,
+                                       size_t out_cap,
+                                       size_t *out_len);
+
+/**
+ * `cellar_blind_index_batch` with one context per value (see `cellar_row_contexts`): value
+ * `i`'s index is bound to row `i`'s context, equal to `cellar_blind_index_compute` with that
+ * context. No heap allocation. Thread-safe.
+ */
+cellar_status cellar_blind_index_batch_rows(const struct cellar_blind_index_key *bkey,
+                                            const struct cellar_row_contexts *contexts,
+                                            const uint8_t *values,
+                                            const size_t *offsets,
+                                            size_t count,
+                                            size_t index_len,
+                                            uint8_t *out,
+                                            size_t out_cap,
+                                            size_t *out_len);
+
+/**
  * Returns `CELLAR_ABI_VERSION` as compiled into the library. Compare it with the header's
  * constant: the major (`>> 16`) must be equal and the library's minor at least the header's.
  */
@@ -887,7 +1050,8 @@ cellar_status cellar_key_dangerous_export_raw(const struct cellar_key *key,
 
 /**
  * Writes the number of encryptions counted against the key's limit (random-nonce AES-GCM
- * invocations under it) to `*out_count` and its limit to `*out_limit`.
+ * invocations under it, by every handle of this key alive in the process: see
+ * `cellar_key_restore_usage_count`) to `*out_count` and this handle's limit to `*out_limit`.
  */
 cellar_status cellar_key_usage(const struct cellar_key *key,
                                uint64_t *out_count,
@@ -896,9 +1060,23 @@ cellar_status cellar_key_usage(const struct cellar_key *key,
 /**
  * Sets the key's encryption limit (default 2^32, the SP 800-38D bound for random 96-bit
  * nonces). Encryptions past it fail with `CELLAR_ERR_USAGE_LIMIT`. Shared by every cipher made
- * from this key. A limit of 0 is `CELLAR_ERR_INVALID_ARGUMENT`; limits above 2^32 are refused too.
+ * from this handle; other handles of the same key keep their own limit, checked against the
+ * same shared count. A limit of 0 is `CELLAR_ERR_INVALID_ARGUMENT`; limits above 2^32 are refused too.
  */
-cellar_status cellar_key_set_usage_limit(const struct cellar_key *key, uint64_t limit);
+cellar_status cellar_key_set_usage_limit(const struct cellar_key *key,
+                                         uint64_t limit);
+
+/**
+ * Raises the key's encryption count to `count` when it is lower; never lowers it. The count is
+ * per key, not per handle: every handle of the same key (same type and key id, however it was
+ * made: imported twice, unwrapped twice, a keyring's copy) that is alive in this process shares
+ * it, and `cellar_key_usage` reports it. A host that must keep the SP 800-38D bound across
+ * restarts persists the count it reads with `cellar_key_usage` and restores it here after the
+ * key is loaded again (the count vanishes when the last handle of the key is freed). Any value
+ * is accepted (a count at or above the limit refuses further encryptions). Does no
+ * cryptography (the approval indicator is unchanged).
+ */
+cellar_status cellar_key_restore_usage_count(const struct cellar_key *key, uint64_t count);
 
 /**
  * Frees a key handle. NULL does nothing. The material is wiped once no cipher or keyring still
@@ -1005,6 +1183,31 @@ size_t cellar_page_reserved_bytes(uint32_t mode);
  * Frees a page cipher. NULL does nothing. No other thread may be using it.
  */
 void cellar_page_cipher_free(struct cellar_page_cipher *cipher);
+
+/**
+ * Decrypts `page_count` contiguous pages like `cellar_page_decrypt_pages`, but a page that
+ * fails does not take the others with it: `page_status` (an array of `page_count`
+ * `cellar_status` entries, owned by the caller) receives `CELLAR_OK` for every page that
+ * decrypted and that page's error (`CELLAR_ERR_AUTHENTICATION_FAILED` for a changed, moved or
+ * other-version GCM page) for every page that did not. Good pages hold their plaintext, failed
+ * pages hold zeros, so a readahead keeps its good pages. Returns `CELLAR_OK` when every page
+ * decrypted; otherwise the first failed page's status, with `*out_failed` set to the number of
+ * failed pages and the last-error text naming the first one (`page_status` has them all). This
+ * is the documented exception to "out-parameters only on success": `page_status` and
+ * `*out_failed` are written whenever the run was decrypted, also when some page failed; a call
+ * refused for its arguments (NULLs, sizes, overlap) touches neither, nor any page. In place
+ * when `in == out`. `threads` as in `cellar_page_encrypt_pages`. No heap allocation on one
+ * thread. The indicator reports the call as failed (-1) when any page failed.
+ */
+cellar_status cellar_page_decrypt_pages_status(const struct cellar_page_cipher *cipher,
+                                               uint64_t first_page_no,
+                                               const uint8_t *in_,
+                                               uint8_t *out,
+                                               size_t page_size,
+                                               size_t page_count,
+                                               uint32_t threads,
+                                               cellar_status *page_status,
+                                               size_t *out_failed);
 
 /**
  * Creates a keyring whose version 1 is `customer_key` (an AES-256 key, copied: the caller may
@@ -1176,6 +1379,34 @@ cellar_status cellar_keyring_import(const uint8_t *blob,
                                     const uint8_t *password,
                                     size_t password_len,
                                     struct cellar_keyring **out_keyring);
+
+/**
+ * Like `cellar_keyring_import`, but refuses an export whose generation (see
+ * `cellar_keyring_generation`) is below `min_generation` with
+ * `CELLAR_ERR_AUTHENTICATION_FAILED` (last error: "... a rollback"), so an export taken before a
+ * retire, rotate or add-provider cannot be imported past it. Pass the generation the host read
+ * after its last export, kept where an attacker who can replace the export cannot roll it back
+ * (an HSM counter, a database row, a signed log). Exports written before generations existed
+ * (format 0x01) read as generation 0. `min_generation` 0 accepts any export. Other errors as
+ * `cellar_keyring_import`; `*out_keyring` is written only on success.
+ */
+cellar_status cellar_keyring_import_min_generation(const uint8_t *blob,
+                                                   size_t blob_len,
+                                                   const struct cellar_key *root_key,
+                                                   const uint8_t *password,
+                                                   size_t password_len,
+                                                   uint64_t min_generation,
+                                                   struct cellar_keyring **out_keyring);
+
+/**
+ * Writes the keyring's generation to `*out_generation`: 1 for a new keyring, plus one for
+ * every change of the state an export persists (rotate, add provider, retire of a version not
+ * yet retired); lock, unlock and unlock-provider do not change it. Exports carry it and import
+ * restores it. Read it after each export and keep it for `cellar_keyring_import_min_generation`.
+ * Works while locked; does no cryptography (the approval indicator is unchanged).
+ */
+cellar_status cellar_keyring_generation(const struct cellar_keyring *keyring,
+                                        uint64_t *out_generation);
 
 /**
  * Frees a keyring, wiping every tenant key it holds. NULL does nothing. No other call may be

@@ -790,3 +790,306 @@ pub fn blind_index(key: &Key, context: &[u8], value: &[u8], out: &mut [u8]) -> R
         BlindIndexKey::new_inner(key)?.compute_inner(context, value, out)
     })
 }
+
+// ---------------------------------------------------------------------------------------------
+// Per-row contexts
+
+/// The offsets of per-row context bytes, in the integer width the caller holds them in:
+/// 32-bit (Arrow `Binary` / `Utf8` columns, whose `int32` offsets are non-negative and so read
+/// the same as `u32`) or 64-bit (Arrow `LargeBinary` / `LargeUtf8`, and `size_t` on 64-bit
+/// platforms). `count + 1` entries, non-decreasing; the first may be non-zero (a sliced array).
+#[derive(Debug, Clone, Copy)]
+pub enum RowOffsets<'a> {
+    /// 32-bit offsets.
+    U32(&'a [u32]),
+    /// 64-bit offsets.
+    U64(&'a [u64]),
+}
+
+impl RowOffsets<'_> {
+    /// Number of entries (`count + 1`).
+    pub fn len(&self) -> usize {
+        match self {
+            RowOffsets::U32(o) => o.len(),
+            RowOffsets::U64(o) => o.len(),
+        }
+    }
+
+    /// Whether there are no entries at all (never valid: `count + 1 >= 1`).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Entry `i` as a `usize` (checked to fit by [`RowContexts::new`]).
+    #[inline]
+    fn get(&self, i: usize) -> usize {
+        match self {
+            RowOffsets::U32(o) => o[i] as usize,
+            RowOffsets::U64(o) => o[i] as usize,
+        }
+    }
+}
+
+/// One context per row: row `i`'s context is `prefix | suffixes[offsets[i]..offsets[i+1]]`, the
+/// same bytes a single call would take as its `context` (so a cell written by a per-row batch
+/// decrypts with a single call, and the other way round). A packed column of whole contexts is
+/// the form with an empty prefix; a shared "tenant/table/column/" prefix plus the row key is the
+/// other. Checked once by [`RowContexts::new`]; reading a row's context then costs nothing.
+#[derive(Debug, Clone, Copy)]
+pub struct RowContexts<'a> {
+    prefix: &'a [u8],
+    suffixes: &'a [u8],
+    offsets: RowOffsets<'a>,
+}
+
+impl<'a> RowContexts<'a> {
+    /// Checks the layout: `offsets` has at least one entry, never decreases, its last entry is
+    /// within `suffixes`, and every row's whole context (prefix + suffix) is under 2^32 bytes.
+    /// Errors name the row.
+    pub fn new(prefix: &'a [u8], suffixes: &'a [u8], offsets: RowOffsets<'a>) -> core::result::Result<Self, BatchError> {
+        if offsets.is_empty() {
+            return Err(Error::InvalidArgument("context offsets must have count + 1 entries").into());
+        }
+        if let RowOffsets::U64(o) = offsets {
+            if o.iter().any(|&x| usize::try_from(x).is_err()) {
+                return Err(Error::InvalidArgument("a context offset exceeds the address space").into());
+            }
+        }
+        let n = offsets.len();
+        for i in 0..n - 1 {
+            let (a, b) = (offsets.get(i), offsets.get(i + 1));
+            if b < a {
+                return Err(BatchError { error: Error::InvalidArgument("context offsets decrease"), index: Some(i) });
+            }
+            if prefix.len().checked_add(b - a).map_or(true, |t| u32::try_from(t).is_err()) {
+                return Err(BatchError {
+                    error: Error::InvalidArgument("context is longer than 2^32 - 1 bytes"),
+                    index: Some(i),
+                });
+            }
+        }
+        if offsets.get(n - 1) > suffixes.len() {
+            return Err(Error::InvalidArgument("last context offset is past the end of the context bytes").into());
+        }
+        Ok(RowContexts { prefix, suffixes, offsets })
+    }
+
+    /// Number of rows (`offsets.len() - 1`).
+    pub fn count(&self) -> usize {
+        self.offsets.len() - 1
+    }
+
+    /// The shared prefix.
+    pub fn prefix(&self) -> &'a [u8] {
+        self.prefix
+    }
+
+    /// All suffix bytes (up to the last offset).
+    pub fn suffix_bytes(&self) -> &'a [u8] {
+        self.suffixes
+    }
+
+    /// Start of the offsets array and its size in bytes (for overlap checks at the C boundary).
+    pub fn offsets_ptr(&self) -> *const u8 {
+        match self.offsets {
+            RowOffsets::U32(o) => o.as_ptr().cast(),
+            RowOffsets::U64(o) => o.as_ptr().cast(),
+        }
+    }
+
+    /// See [`Self::offsets_ptr`].
+    pub fn offsets_bytes(&self) -> usize {
+        match self.offsets {
+            RowOffsets::U32(o) => core::mem::size_of_val(o),
+            RowOffsets::U64(o) => core::mem::size_of_val(o),
+        }
+    }
+
+    /// Row `i`'s suffix.
+    #[inline]
+    pub fn suffix(&self, i: usize) -> &'a [u8] {
+        &self.suffixes[self.offsets.get(i)..self.offsets.get(i + 1)]
+    }
+
+    /// Whether every row's context is empty.
+    fn all_empty(&self) -> bool {
+        self.prefix.is_empty() && self.offsets.get(0) == self.offsets.get(self.count())
+    }
+
+    /// Calls `f` with row `i`'s whole context in one slice: the suffix itself when there is no
+    /// prefix (no copy), else `prefix | suffix` assembled on the stack (up to
+    /// [`CONTEXT_INLINE_MAX`] bytes; longer costs one heap allocation, as for a single call).
+    #[inline]
+    fn with_row<T>(&self, i: usize, f: impl FnOnce(&[u8]) -> Result<T>) -> Result<T> {
+        let s = self.suffix(i);
+        if self.prefix.is_empty() {
+            return f(s);
+        }
+        let n = self.prefix.len() + s.len();
+        if n <= CONTEXT_INLINE_MAX {
+            let mut buf = [0u8; CONTEXT_INLINE_MAX];
+            buf[..self.prefix.len()].copy_from_slice(self.prefix);
+            buf[self.prefix.len()..n].copy_from_slice(s);
+            f(&buf[..n])
+        } else {
+            let mut v = Vec::with_capacity(n);
+            v.extend_from_slice(self.prefix);
+            v.extend_from_slice(s);
+            f(&v)
+        }
+    }
+}
+
+impl CellCipher {
+    /// Checks per-row contexts against this cipher: as many rows as values, and none at all in
+    /// the Always Encrypted modes.
+    fn check_rows(&self, contexts: &RowContexts<'_>, count: usize) -> core::result::Result<(), BatchError> {
+        if contexts.count() != count {
+            return Err(Error::InvalidArgument("context offsets and value offsets differ in count").into());
+        }
+        if self.mode.is_mssql() && !contexts.all_empty() {
+            return Err(Error::InvalidArgument("Always Encrypted cells take no context").into());
+        }
+        Ok(())
+    }
+
+    /// [`Self::encrypt_batch_to`] with one context per value: value `i` is bound to
+    /// `contexts`' row `i` (see [`RowContexts`]), exactly as a single
+    /// [`Self::encrypt_to`] with that context. Same layout, sizes, usage reservation and failure
+    /// rules (everything zeroed, the error names the value).
+    pub fn encrypt_batch_rows_to(
+        &self,
+        contexts: &RowContexts<'_>,
+        values: &[u8],
+        offsets: &[usize],
+        out: &mut [u8],
+        out_offsets: &mut [usize],
+    ) -> core::result::Result<usize, BatchError> {
+        batch_operation(|| {
+            check_offsets(values.len(), offsets)?;
+            if out_offsets.len() != offsets.len() {
+                return Err(Error::InvalidArgument("out_offsets must have count + 1 entries").into());
+            }
+            let count = offsets.len() - 1;
+            self.check_rows(contexts, count)?;
+            let total = batch_ciphertext_len(self.mode, offsets)
+                .ok_or(Error::InvalidArgument("batch output size overflows"))?;
+            if out.len() < total {
+                return Err(Error::BufferTooSmall { needed: total }.into());
+            }
+            if self.mode == CellMode::Randomized {
+                self.key.reserve_encryptions(count as u64)?;
+            }
+            let out = &mut out[..total];
+            let r = self.batch_loop(offsets, out_offsets, |i, pos| {
+                let v = &values[offsets[i]..offsets[i + 1]];
+                let len = self.mode.ciphertext_len(v.len()).ok_or(BAD_FORMAT)?;
+                contexts.with_row(i, |ctx| self.encrypt_one(ctx, v, &mut out[pos..pos + len]))
+            });
+            if r.is_err() {
+                out.zeroize();
+            }
+            r
+        })
+    }
+
+    /// [`Self::decrypt_batch_to`] with one context per cell (see [`Self::encrypt_batch_rows_to`]).
+    pub fn decrypt_batch_rows_to(
+        &self,
+        contexts: &RowContexts<'_>,
+        values: &[u8],
+        offsets: &[usize],
+        out: &mut [u8],
+        out_offsets: &mut [usize],
+    ) -> core::result::Result<usize, BatchError> {
+        batch_operation(|| {
+            check_offsets(values.len(), offsets)?;
+            if out_offsets.len() != offsets.len() {
+                return Err(Error::InvalidArgument("out_offsets must have count + 1 entries").into());
+            }
+            self.check_rows(contexts, offsets.len() - 1)?;
+            let room = batch_plaintext_max_len(self.mode, offsets)
+                .ok_or(Error::InvalidArgument("batch output size overflows"))?;
+            if out.len() < room {
+                return Err(Error::BufferTooSmall { needed: room }.into());
+            }
+            let out = &mut out[..room];
+            let r = self.batch_loop(offsets, out_offsets, |i, pos| {
+                let v = &values[offsets[i]..offsets[i + 1]];
+                let max = self.mode.plaintext_max_len(v.len());
+                contexts.with_row(i, |ctx| self.decrypt_one(ctx, v, &mut out[pos..pos + max]))
+            });
+            if r.is_err() {
+                out.zeroize();
+            }
+            r
+        })
+    }
+}
+
+impl BlindIndexKey {
+    /// Blind indexes of a column of values, all bound to `context`: value `i` is
+    /// `values[offsets[i]..offsets[i+1]]` (`count + 1` non-decreasing offsets) and its index is
+    /// written to `out[i * index_len..(i + 1) * index_len]`. `index_len` is 4 to 32; `out` must
+    /// hold `count * index_len` bytes, else [`Error::BufferTooSmall`]. Equal to `count` calls of
+    /// [`Self::compute`]. On failure `out` is zeroed.
+    pub fn compute_batch(
+        &self,
+        context: &[u8],
+        values: &[u8],
+        offsets: &[usize],
+        index_len: usize,
+        out: &mut [u8],
+    ) -> core::result::Result<usize, BatchError> {
+        batch_operation(|| {
+            check_offsets(values.len(), offsets)?;
+            let l = context_len_be(context)?;
+            let total = self.check_index_out(offsets.len() - 1, index_len, out.len())?;
+            for (i, dst) in out[..total].chunks_exact_mut(index_len).enumerate() {
+                let t = mac32(&self.bkey, &[&l, context, &values[offsets[i]..offsets[i + 1]]]);
+                dst.copy_from_slice(&t[..index_len]);
+            }
+            Ok(total)
+        })
+    }
+
+    /// [`Self::compute_batch`] with one context per value (see [`RowContexts`]); the prefix and
+    /// suffix are fed to HMAC as they are, so nothing is copied per value.
+    pub fn compute_batch_rows(
+        &self,
+        contexts: &RowContexts<'_>,
+        values: &[u8],
+        offsets: &[usize],
+        index_len: usize,
+        out: &mut [u8],
+    ) -> core::result::Result<usize, BatchError> {
+        batch_operation(|| {
+            check_offsets(values.len(), offsets)?;
+            let count = offsets.len() - 1;
+            if contexts.count() != count {
+                return Err(Error::InvalidArgument("context offsets and value offsets differ in count").into());
+            }
+            let total = self.check_index_out(count, index_len, out.len())?;
+            let prefix = contexts.prefix();
+            for (i, dst) in out[..total].chunks_exact_mut(index_len).enumerate() {
+                let s = contexts.suffix(i);
+                // checked by RowContexts::new: prefix + suffix fits in a u32
+                let l = ((prefix.len() + s.len()) as u32).to_be_bytes();
+                let t = mac32(&self.bkey, &[&l, prefix, s, &values[offsets[i]..offsets[i + 1]]]);
+                dst.copy_from_slice(&t[..index_len]);
+            }
+            Ok(total)
+        })
+    }
+
+    fn check_index_out(&self, count: usize, index_len: usize, out_len: usize) -> core::result::Result<usize, BatchError> {
+        if !(BLIND_INDEX_MIN..=BLIND_INDEX_MAX).contains(&index_len) {
+            return Err(Error::InvalidArgument("blind index length must be 4 to 32 bytes").into());
+        }
+        let total = count.checked_mul(index_len).ok_or(Error::InvalidArgument("batch output size overflows"))?;
+        if out_len < total {
+            return Err(Error::BufferTooSmall { needed: total }.into());
+        }
+        Ok(total)
+    }
+}

@@ -35,14 +35,22 @@ pub const MAX_WRAPPED_LEN: usize = WRAP_HEADER_LEN + MAX_PROVIDER_WRAPPED_LEN;
 pub const EXPORT_ROOT_MAGIC: u8 = 0x52;
 /// Exported state sealed under a password: magic byte `'K'`.
 pub const EXPORT_PASSWORD_MAGIC: u8 = 0x4B;
-/// Format byte of both export forms and of the state record inside them.
+/// Format byte of both export forms and of the state record inside them, first version (no
+/// generation; still read, as generation 0).
 pub const EXPORT_FORMAT_V1: u8 = 0x01;
+/// Format byte of exports that carry the keyring's generation (written since finding 3 of the
+/// security review): the state header holds `generation (u64 BE)` after the format byte.
+pub const EXPORT_FORMAT_V2: u8 = 0x02;
+/// Generation of a new keyring. Every change of the persisted state adds 1; a version-1
+/// export (no generation recorded) imports as generation 0.
+pub const FIRST_GENERATION: u64 = 1;
 
 const WRAP_HEADER_LEN: usize = 2 + KEY_ID_LEN;
 const ROOT_HEADER_LEN: usize = 2 + KEY_ID_LEN;
 const PASSWORD_HEADER_LEN: usize = 2 + 4 + 16;
 const INNER_HEADER_LEN: usize = 1 + 4 + KEY_ID_LEN;
 const STATE_HEADER_LEN: usize = 2 + 4 + 4;
+const STATE_HEADER_LEN_V2: usize = 2 + 8 + 4 + 4;
 const ENTRY_HEADER_LEN: usize = 4 + 1 + KEY_ID_LEN;
 const KIND_LOCAL: u8 = 1;
 const KIND_PROVIDER: u8 = 2;
@@ -144,6 +152,9 @@ struct State {
     /// Ascending by number.
     versions: Vec<Version>,
     active: u32,
+    /// Monotonic: advanced by every change of the persisted state (rotate, add provider,
+    /// retire); not by lock, unlock or attaching a provider, which change only what is in memory.
+    generation: u64,
 }
 
 const LOCKED: Error = Error::TenantLocked("the tenant keyring is locked; unlock it with the active version's key");
@@ -187,6 +198,7 @@ impl State {
         }
         let last = self.versions.last().map_or(0, |v| v.number);
         let n = last.checked_add(1).ok_or(Error::InvalidArgument("version numbers are exhausted"))?;
+        let g = self.next_generation()?;
         let provider = matches!(slot, Slot::Provider(_));
         let reference = match &slot {
             Slot::Provider(Some(p)) => p.reference().filter(|r| !r.is_empty() && r.len() <= MAX_REFERENCE_LEN).map(Arc::from),
@@ -194,7 +206,12 @@ impl State {
         };
         self.versions.push(Version { number: n, id, provider, slot, reference });
         self.active = n;
+        self.generation = g;
         Ok(n)
+    }
+
+    fn next_generation(&self) -> Result<u64> {
+        self.generation.checked_add(1).ok_or(Error::InvalidArgument("the keyring generation is exhausted"))
     }
 }
 
@@ -341,13 +358,24 @@ impl Keyring {
         operation(|| {
             let key = tenant_copy(customer_key)?;
             let v = Version { number: 1, id: key.id(), provider: false, slot: Slot::Local(Some(key)), reference: None };
-            Ok(Keyring { state: RwLock::new(State { versions: vec![v], active: 1 }) })
+            Ok(Keyring { state: RwLock::new(State { versions: vec![v], active: 1, generation: FIRST_GENERATION }) })
         })
     }
 
     /// The active version number (known also while locked).
     pub fn active_version(&self) -> Result<u32> {
         Ok(self.read()?.active)
+    }
+
+    /// The keyring's generation: [`FIRST_GENERATION`] for a new keyring, plus one for every
+    /// change of the state an export persists (rotate, add provider, retire of a version not yet
+    /// retired). Lock, unlock and attaching a provider do not change it. Carried by exports and
+    /// restored by import (0 for a version-1 export); a host keeps the value it last exported
+    /// (somewhere an attacker who can replace the export cannot roll back) and passes it to
+    /// [`Keyring::import_with_root_key_min_generation`] or
+    /// [`Keyring::import_with_password_min_generation`]. Known also while locked.
+    pub fn generation(&self) -> Result<u64> {
+        Ok(self.read()?.generation)
     }
 
     /// Retained (not retired) versions with their key ids, ascending.
@@ -419,7 +447,8 @@ impl Keyring {
     pub fn with_provider(provider: Arc<dyn KeyProvider>) -> Result<Self> {
         operation(|| {
             probe(&*provider)?;
-            let mut st = State { versions: Vec::new(), active: 0 };
+            // push() advances the generation to FIRST_GENERATION.
+            let mut st = State { versions: Vec::new(), active: 0, generation: FIRST_GENERATION - 1 };
             st.push(provider.key_id(), Slot::Provider(Some(provider)))?;
             Ok(Keyring { state: RwLock::new(st) })
         })
@@ -553,8 +582,13 @@ impl Keyring {
             .versions
             .binary_search_by_key(&version, |v| v.number)
             .map_err(|_| Error::KeyNotFound("no such keyring version"))?;
+        if matches!(st.versions[i].slot, Slot::Retired) {
+            return Ok(());
+        }
+        let g = st.next_generation()?;
         // Dropping the keyring's only reference zeroizes the material before the lock is released.
         st.versions[i].slot = Slot::Retired;
+        st.generation = g;
         Ok(())
     }
 
@@ -627,7 +661,7 @@ impl Keyring {
     }
 
     fn state_len(st: &State) -> usize {
-        STATE_HEADER_LEN
+        STATE_HEADER_LEN_V2
             + st.versions
                 .iter()
                 .map(|v| {
@@ -648,7 +682,7 @@ impl Keyring {
         Ok(n + if password { PASSWORD_HEADER_LEN } else { ROOT_HEADER_LEN })
     }
 
-    /// `magic | 0x01 | active (u32 BE) | count (u32 BE) | entries`. Needs the active version
+    /// `magic | 0x02 | generation (u64 BE) | active (u32 BE) | count (u32 BE) | entries`. Needs the active version
     /// ([`Error::TenantLocked`] while the keyring is locked); other versions still locked are
     /// recorded by id only and come back locked.
     fn encode_state(&self, magic: u8) -> Result<Zeroizing<Vec<u8>>> {
@@ -656,7 +690,8 @@ impl Keyring {
         st.ensure_unlocked()?;
         let mut s = Zeroizing::new(Vec::with_capacity(Self::state_len(&st)));
         s.push(magic);
-        s.push(EXPORT_FORMAT_V1);
+        s.push(EXPORT_FORMAT_V2);
+        s.extend_from_slice(&st.generation.to_be_bytes());
         s.extend_from_slice(&st.active.to_be_bytes());
         s.extend_from_slice(&(st.versions.len() as u32).to_be_bytes());
         for v in &st.versions {
@@ -695,17 +730,27 @@ impl Keyring {
 
     fn decode_state(magic: u8, s: &[u8]) -> Result<Self> {
         const BAD: Error = Error::AuthenticationFailed("the keyring export holds an invalid state");
-        if s.len() < STATE_HEADER_LEN || s[0] != magic || s[1] != EXPORT_FORMAT_V1 {
+        // Version 1 has no generation (read as 0); version 2 carries it after the format byte.
+        let (generation, h) = match s.get(1) {
+            Some(&EXPORT_FORMAT_V1) if s.len() >= STATE_HEADER_LEN => (0, 2),
+            Some(&EXPORT_FORMAT_V2) if s.len() >= STATE_HEADER_LEN_V2 => {
+                let mut g = [0u8; 8];
+                g.copy_from_slice(&s[2..10]);
+                (u64::from_be_bytes(g), 10)
+            }
+            _ => return Err(BAD),
+        };
+        if s[0] != magic {
             return Err(BAD);
         }
         let be32 = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
-        let active = be32(&s[2..6]);
-        let count = be32(&s[6..10]) as usize;
+        let active = be32(&s[h..h + 4]);
+        let count = be32(&s[h + 4..h + 8]) as usize;
         if count == 0 || count > MAX_VERSIONS {
             return Err(BAD);
         }
         let mut versions: Vec<Version> = Vec::with_capacity(count);
-        let mut p = STATE_HEADER_LEN;
+        let mut p = h + 8;
         for _ in 0..count {
             let e = s.get(p..p + ENTRY_HEADER_LEN).ok_or(BAD)?;
             let number = be32(&e[0..4]);
@@ -754,7 +799,7 @@ impl Keyring {
         if p != s.len() {
             return Err(BAD);
         }
-        let st = State { versions, active };
+        let st = State { versions, active, generation };
         match st.by_number(active) {
             Some(v) if !matches!(v.slot, Slot::Retired) => {}
             _ => return Err(BAD),
@@ -763,14 +808,15 @@ impl Keyring {
     }
 
     /// Exports the whole state sealed under `root_key` (AES-256):
-    /// `0x52 | 0x01 | root_key_id (16) | AES-KWP(root_key, state)` (state: `docs/KEYS.md`).
+    /// `0x52 | 0x02 | root_key_id (16) | AES-KWP(root_key, state)` (state: `docs/KEYS.md`),
+    /// carrying the keyring's [`Keyring::generation`].
     pub fn export_with_root_key(&self, root_key: &Key) -> Result<Vec<u8>> {
         operation(|| {
             root_key.expect_type(KeyType::Aes256, "the root key must be an AES-256 key")?;
             let state = self.encode_state(EXPORT_ROOT_MAGIC)?;
             let mut blob = Vec::with_capacity(ROOT_HEADER_LEN + kwp_len(state.len()));
             blob.push(EXPORT_ROOT_MAGIC);
-            blob.push(EXPORT_FORMAT_V1);
+            blob.push(EXPORT_FORMAT_V2);
             blob.extend_from_slice(&root_key.id());
             kwp_seal(root_key, &state, &mut blob)?;
             Ok(blob)
@@ -778,22 +824,53 @@ impl Keyring {
     }
 
     /// Exports the whole state sealed under a password:
-    /// `0x4B | 0x01 | iterations (u32 BE) | salt (16) | AES-KWP(PBKDF2-HMAC-SHA256(pw, salt,
+    /// `0x4B | 0x02 | iterations (u32 BE) | salt (16) | AES-KWP(PBKDF2-HMAC-SHA256(pw, salt,
     /// iterations, 32), state)`. Password at least 14 bytes; iterations 100 000 to 10 000 000.
     pub fn export_with_password(&self, password: &[u8], iterations: u32) -> Result<Vec<u8>> {
         operation(|| {
             let state = self.encode_state(EXPORT_PASSWORD_MAGIC)?;
-            keys::password_seal(EXPORT_PASSWORD_MAGIC, &state, password, iterations)
+            keys::password_seal_format(EXPORT_PASSWORD_MAGIC, EXPORT_FORMAT_V2, &state, password, iterations)
         })
     }
 
-    /// Imports [`Keyring::export_with_root_key`] output. Another root key, or any tampering:
-    /// [`Error::AuthenticationFailed`]. Provider versions come back locked (detached).
+    /// Imports [`Keyring::export_with_root_key`] output (format 0x02, or 0x01 from before
+    /// generations, read as generation 0). Another root key, or any tampering:
+    /// [`Error::AuthenticationFailed`]. Provider versions come back locked (detached). Accepts
+    /// any generation: a host that can roll back should use
+    /// [`Keyring::import_with_root_key_min_generation`].
     pub fn import_with_root_key(blob: &[u8], root_key: &Key) -> Result<Self> {
-        operation(|| {
+        operation(|| Self::import_root(blob, root_key))
+    }
+
+    /// [`Keyring::import_with_root_key`], refusing an export whose generation is below
+    /// `min_generation` (the generation the host last exported) with
+    /// [`Error::AuthenticationFailed`] ("rollback"): an export taken before a retire, rotate or
+    /// add-provider cannot be imported past it. `min_generation` 0 accepts every export.
+    pub fn import_with_root_key_min_generation(blob: &[u8], root_key: &Key, min_generation: u64) -> Result<Self> {
+        operation(|| Self::import_root(blob, root_key)?.at_least(min_generation))
+    }
+
+    /// [`Keyring::import_with_password`] with the rollback check of
+    /// [`Keyring::import_with_root_key_min_generation`].
+    pub fn import_with_password_min_generation(blob: &[u8], password: &[u8], min_generation: u64) -> Result<Self> {
+        operation(|| Self::import_password(blob, password)?.at_least(min_generation))
+    }
+
+    fn at_least(self, min_generation: u64) -> Result<Self> {
+        if self.generation()? < min_generation {
+            // The new keyring (and its tenant keys) is dropped, and wiped, here.
+            return Err(Error::AuthenticationFailed(
+                "the keyring export is older than the generation the host last saw (a rollback)",
+            ));
+        }
+        Ok(self)
+    }
+
+    fn import_root(blob: &[u8], root_key: &Key) -> Result<Self> {
+        {
             const BAD: Error = Error::AuthenticationFailed("not a keyring export sealed under a root key");
             root_key.expect_type(KeyType::Aes256, "the root key must be an AES-256 key")?;
-            if blob.len() < ROOT_HEADER_LEN + 16 || blob[1] != EXPORT_FORMAT_V1 {
+            if blob.len() < ROOT_HEADER_LEN + 16 || !matches!(blob[1], EXPORT_FORMAT_V1 | EXPORT_FORMAT_V2) {
                 return Err(BAD);
             }
             match blob[0] {
@@ -807,20 +884,30 @@ impl Keyring {
                 return Err(Error::AuthenticationFailed("the keyring export was sealed under another root key"));
             }
             let state = kwp_open(root_key, &blob[ROOT_HEADER_LEN..])?;
+            // The outer format byte is not sealed: the sealed state's must agree with it.
+            if state.get(1) != Some(&blob[1]) {
+                return Err(Error::AuthenticationFailed("the keyring export holds an invalid state"));
+            }
             Self::decode_state(EXPORT_ROOT_MAGIC, &state)
-        })
+        }
     }
 
     /// Imports [`Keyring::export_with_password`] output. A wrong password or any tampering:
     /// [`Error::AuthenticationFailed`]. Provider versions come back locked (detached).
     pub fn import_with_password(blob: &[u8], password: &[u8]) -> Result<Self> {
-        operation(|| {
-            if blob.first() == Some(&EXPORT_ROOT_MAGIC) {
-                return Err(Error::InvalidArgument("this keyring export is sealed under a root key"));
-            }
-            let state = keys::password_open(EXPORT_PASSWORD_MAGIC, blob, password)?;
-            Self::decode_state(EXPORT_PASSWORD_MAGIC, &state)
-        })
+        operation(|| Self::import_password(blob, password))
+    }
+
+    fn import_password(blob: &[u8], password: &[u8]) -> Result<Self> {
+        if blob.first() == Some(&EXPORT_ROOT_MAGIC) {
+            return Err(Error::InvalidArgument("this keyring export is sealed under a root key"));
+        }
+        let state =
+            keys::password_open_formats(EXPORT_PASSWORD_MAGIC, &[EXPORT_FORMAT_V1, EXPORT_FORMAT_V2], blob, password)?;
+        if state.get(1) != blob.get(1) {
+            return Err(Error::AuthenticationFailed("the keyring export holds an invalid state"));
+        }
+        Self::decode_state(EXPORT_PASSWORD_MAGIC, &state)
     }
 }
 

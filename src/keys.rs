@@ -88,8 +88,33 @@ struct KeyInner {
     key_type: KeyType,
     material: Zeroizing<Vec<u8>>,
     id: KeyId,
-    encryptions: AtomicU64,
+    /// Shared by every handle of this key in the process (see [`usage_counter`]).
+    encryptions: Arc<AtomicU64>,
     limit: AtomicU64,
+}
+
+/// The process-wide registry behind per-key usage counting: one counter per (type, key id),
+/// shared by every handle of that key that is alive (two imports of the same material, a key
+/// unwrapped twice from one blob, a keyring's copy...). Entries are weak: the counter lives
+/// as long as some handle of the key does, and dead entries are pruned as the map grows. The
+/// lookup happens once per handle creation; an encryption costs one atomic update only.
+type UsageMap = std::collections::HashMap<(KeyType, KeyId), std::sync::Weak<AtomicU64>>;
+
+fn usage_counter(key_type: KeyType, id: KeyId) -> Arc<AtomicU64> {
+    use std::sync::{Mutex, Weak};
+    static REGISTRY: Mutex<Option<(UsageMap, usize)>> = Mutex::new(None);
+    let mut g = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
+    let (map, prune_at) = g.get_or_insert_with(|| (UsageMap::new(), 64));
+    if let Some(c) = map.get(&(key_type, id)).and_then(Weak::upgrade) {
+        return c;
+    }
+    if map.len() >= *prune_at {
+        map.retain(|_, w| w.strong_count() > 0);
+        *prune_at = (map.len() * 2).max(64);
+    }
+    let c = Arc::new(AtomicU64::new(0));
+    map.insert((key_type, id), Arc::downgrade(&c));
+    c
 }
 
 /// Test-only observation of key wiping (`test-hooks` feature): when a key's last reference
@@ -232,7 +257,7 @@ impl Key {
                 key_type,
                 material,
                 id,
-                encryptions: AtomicU64::new(0),
+                encryptions: usage_counter(key_type, id),
                 limit: AtomicU64::new(DEFAULT_USAGE_LIMIT),
             }),
         })
@@ -293,10 +318,18 @@ impl Key {
         &self.inner.material
     }
 
-    /// Encryptions counted against this key's limit so far (random-nonce AES-GCM invocations
-    /// made directly under it; see `docs/KEYS.md`).
+    /// Encryptions counted against this key so far (random-nonce AES-GCM invocations made
+    /// directly under it; see `docs/SECURITY.md`), by every handle of this key in the process:
+    /// handles with the same type and key id share one count while any of them is alive.
     pub fn usage_count(&self) -> u64 {
         self.inner.encryptions.load(Ordering::Relaxed)
+    }
+
+    /// Raises the shared count to `count` if it is lower (never lowers it): how a host carries
+    /// a count it persisted (from [`Key::usage_count`]) across restarts, or adds the share of a
+    /// budget another process used. Does no cryptography.
+    pub fn restore_usage_count(&self, count: u64) {
+        self.inner.encryptions.fetch_max(count, Ordering::Relaxed);
     }
 
     /// The key's encryption limit (default [`DEFAULT_USAGE_LIMIT`]).
@@ -305,7 +338,8 @@ impl Key {
     }
 
     /// Sets the encryption limit, shared by every clone of this handle and every cipher made
-    /// from it. May be lowered below the current count, which refuses further encryptions.
+    /// from it (other handles of the same key keep their own limit but count against the same
+    /// shared count). May be lowered below the current count, which refuses further encryptions.
     /// Must be between 1 and [`DEFAULT_USAGE_LIMIT`] (2^32).
     pub fn set_usage_limit(&self, limit: u64) -> Result<()> {
         if limit == 0 || limit > DEFAULT_USAGE_LIMIT {
@@ -468,6 +502,17 @@ fn password_kek(password: &[u8], salt: &[u8], iterations: u32) -> Result<Zeroizi
 /// Seals arbitrary secret bytes under a password:
 /// `magic | 0x01 | iterations (u32 BE) | salt (16) | AES-KWP(PBKDF2-HMAC-SHA256(pw, salt, it, 32), secret)`.
 pub(crate) fn password_seal(magic: u8, secret: &[u8], password: &[u8], iterations: u32) -> Result<Vec<u8>> {
+    password_seal_format(magic, BLOB_FORMAT_V1, secret, password, iterations)
+}
+
+/// [`password_seal`] with another format byte at offset 1 (the keyring's versioned exports).
+pub(crate) fn password_seal_format(
+    magic: u8,
+    format: u8,
+    secret: &[u8],
+    password: &[u8],
+    iterations: u32,
+) -> Result<Vec<u8>> {
     check_password(password)?;
     if !(MIN_PASSWORD_ITERATIONS..=MAX_PASSWORD_ITERATIONS).contains(&iterations) {
         return Err(Error::InvalidArgument("iterations must be between 100000 and 10000000"));
@@ -477,7 +522,7 @@ pub(crate) fn password_seal(magic: u8, secret: &[u8], password: &[u8], iteration
     let kek = password_kek(password, &salt, iterations)?;
     let mut blob = Vec::with_capacity(PASSWORD_HEADER_LEN + kwp_len(secret.len()));
     blob.push(magic);
-    blob.push(BLOB_FORMAT_V1);
+    blob.push(format);
     blob.extend_from_slice(&iterations.to_be_bytes());
     blob.extend_from_slice(&salt);
     kwp_wrap(&kek[..], secret, &mut blob)?;
@@ -487,12 +532,23 @@ pub(crate) fn password_seal(magic: u8, secret: &[u8], password: &[u8], iteration
 /// Opens [`password_seal`]'s output. Any mismatch, including a wrong password, is
 /// [`Error::AuthenticationFailed`]; a short password is [`Error::InvalidArgument`].
 pub(crate) fn password_open(magic: u8, blob: &[u8], password: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    password_open_formats(magic, &[BLOB_FORMAT_V1], blob, password)
+}
+
+/// [`password_open`] accepting any of `formats` at offset 1 (the caller checks that the sealed
+/// secret agrees with the format byte, which is not itself authenticated).
+pub(crate) fn password_open_formats(
+    magic: u8,
+    formats: &[u8],
+    blob: &[u8],
+    password: &[u8],
+) -> Result<Zeroizing<Vec<u8>>> {
     const BAD: Error = Error::AuthenticationFailed("not a valid password file, or wrong password");
     check_password(password)?;
     if blob.len() < PASSWORD_HEADER_LEN + 16
         || (blob.len() - PASSWORD_HEADER_LEN) % 8 != 0
         || blob[0] != magic
-        || blob[1] != BLOB_FORMAT_V1
+        || !formats.contains(&blob[1])
     {
         // Shape checks first, so a truncated or extended file fails without running PBKDF2.
         return Err(BAD);
@@ -801,7 +857,8 @@ mod tests {
 
     #[test]
     fn usage_reservation() {
-        let k = kek();
+        // A generated key: a fixed one would share its count with the other tests' handles.
+        let k = Key::generate(KeyType::Aes256).unwrap();
         k.set_usage_limit(3).unwrap();
         k.reserve_encryptions(2).unwrap();
         assert!(matches!(k.reserve_encryptions(2), Err(Error::UsageLimit(_))));

@@ -260,6 +260,10 @@ struct Subkey {
 struct EpochState {
     epoch: Arc<Subkey>,
     used: u64,
+    /// The process (fork generation and id) this epoch was drawn in: a `fork()` child must not
+    /// keep encrypting under its parent's salt (security review finding 6).
+    fork_gen: u64,
+    pid: u32,
 }
 
 #[derive(Default)]
@@ -267,6 +271,9 @@ struct GcmSlot {
     /// The epoch this slot encrypts under, and how many encryptions of it the slot still holds.
     epoch: Option<Arc<Subkey>>,
     budget: u64,
+    /// [`crate::sys::fork_generation`] when the budget was reserved; a different value now
+    /// means this is a `fork()` child holding its parent's budget, which it drops.
+    fork_gen: u64,
     recent: [Option<Arc<Subkey>>; SLOT_CACHE],
     next: usize,
 }
@@ -329,16 +336,22 @@ impl GcmEngine {
     }
 
     /// Gives `slot` a fresh block of the current epoch's budget, rotating the epoch (new random
-    /// salt, new subkey) when the block would pass the epoch limit.
-    fn refill(&self, slot: &mut GcmSlot) -> Result<()> {
+    /// salt, new subkey) when the block would pass the epoch limit, or when the epoch was drawn
+    /// in another process (this is a `fork()` child: `fork_gen` moved, or, should the atfork
+    /// handler be missing, the process id differs).
+    fn refill(&self, slot: &mut GcmSlot, fork_gen: u64) -> Result<()> {
         let mut cur = lock(&self.current);
-        if cur.used + self.block > self.epoch_limit {
+        let pid = std::process::id();
+        if cur.fork_gen != fork_gen || cur.pid != pid || cur.used + self.block > self.epoch_limit {
             cur.epoch = self.new_epoch()?;
             cur.used = 0;
+            cur.fork_gen = fork_gen;
+            cur.pid = pid;
         }
         cur.used += self.block;
         slot.epoch = Some(cur.epoch.clone());
         slot.budget = self.block;
+        slot.fork_gen = fork_gen;
         Ok(())
     }
 
@@ -464,13 +477,20 @@ impl PageCipher {
             let engine = match mode {
                 PageMode::Xts => Engine::Xts(XtsEngine { key: key.clone(), pool: Pool::new() }),
                 PageMode::Gcm => {
+                    // Registers the fork handler (once per process) before the first page.
+                    let fork_gen = crate::sys::fork_generation();
                     let first = fresh_epoch(key, file_id)?;
                     let g = GcmEngine {
                         key: key.clone(),
                         file_id,
                         epoch_limit,
                         block: (epoch_limit / 1024).clamp(1, MAX_BUDGET_BLOCK),
-                        current: Mutex::new(EpochState { epoch: first.clone(), used: 0 }),
+                        current: Mutex::new(EpochState {
+                            epoch: first.clone(),
+                            used: 0,
+                            fork_gen,
+                            pid: std::process::id(),
+                        }),
                         cache: Mutex::new(VecDeque::with_capacity(SHARED_CACHE_CAP + 1)),
                         pool: Pool::new(),
                     };
@@ -650,9 +670,12 @@ impl PageCipher {
         let payload = io.len() - GCM_TRAILER_LEN;
         let mut aad = [0u8; HEADER_LEN + 8];
         let mut tn = [0u8; GCM_TAG_NONCE_LEN];
+        // One relaxed load: after a fork() the child drops the budget it inherited and draws a
+        // new epoch before its first page.
+        let fork_gen = crate::sys::fork_generation();
         g.pool.with(|slot| -> Result<()> {
-            if slot.budget == 0 || slot.epoch.is_none() {
-                g.refill(slot)?;
+            if slot.budget == 0 || slot.epoch.is_none() || slot.fork_gen != fork_gen {
+                g.refill(slot, fork_gen)?;
             }
             let sk = slot.epoch.as_deref().ok_or(Error::Internal("page epoch missing"))?;
             slot.budget -= 1;
@@ -832,6 +855,181 @@ impl PageCipher {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Page runs with a status per page
+
+impl PageCipher {
+    /// Decrypts a run of pages like [`PageCipher::decrypt_pages`], but page by page: a page that
+    /// fails does not fail the others. `status` (one entry per page) receives 0 for a page that
+    /// decrypted and its error's C status code (`CELLAR_ERR_*`) for one that did not; a failed
+    /// page's output holds zeros, every good page its plaintext. Returns `Ok` when every page
+    /// decrypted, else the first failing page's index and error (the run as a whole failed, so
+    /// the indicator reports it as failed). Invalid arguments (sizes, a short `status`) fail
+    /// before any page is touched, leaving `status` untouched.
+    pub fn decrypt_pages_each(
+        &self,
+        first_page_no: u64,
+        input: &[u8],
+        out: &mut [u8],
+        page_size: usize,
+        threads: usize,
+        status: &mut [i32],
+    ) -> core::result::Result<(), PageBatchError> {
+        self.batch_each(first_page_no, InOut::Separate(input, out), page_size, threads, status)
+    }
+
+    /// [`PageCipher::decrypt_pages_each`] in place.
+    pub fn decrypt_pages_each_in_place(
+        &self,
+        first_page_no: u64,
+        pages: &mut [u8],
+        page_size: usize,
+        threads: usize,
+        status: &mut [i32],
+    ) -> core::result::Result<(), PageBatchError> {
+        self.batch_each(first_page_no, InOut::InPlace(pages), page_size, threads, status)
+    }
+
+    /// Decrypts every page of `io`, recording each page's status; returns the first failure.
+    fn run_each(&self, first_page_no: u64, io: InOut<'_>, page_size: usize, status: &mut [i32]) -> Option<(usize, Error)> {
+        let mut first_err = None;
+        let mut rest = io;
+        let mut i = 0usize;
+        while rest.len() >= page_size {
+            let (page, r) = rest.split_at(page_size);
+            rest = r;
+            match self.page(first_page_no.wrapping_add(i as u64), page, false) {
+                Ok(()) => status[i] = 0,
+                Err(e) => {
+                    status[i] = e.code();
+                    if first_err.is_none() {
+                        first_err = Some((i, e));
+                    }
+                }
+            }
+            i += 1;
+        }
+        first_err
+    }
+
+    fn batch_each(
+        &self,
+        first_page_no: u64,
+        io: InOut<'_>,
+        page_size: usize,
+        threads: usize,
+        status: &mut [i32],
+    ) -> core::result::Result<(), PageBatchError> {
+        let mut failed = 0usize;
+        let r = operation(|| {
+            if let InOut::Separate(i, o) = &io {
+                if i.len() != o.len() {
+                    return Err(Error::InvalidArgument("input and output runs differ in length"));
+                }
+            }
+            check_page_size(page_size)?;
+            if io.len() % page_size != 0 {
+                return Err(Error::InvalidArgument("the run is not a whole number of pages"));
+            }
+            let count = io.len() / page_size;
+            if status.len() < count {
+                return Err(Error::InvalidArgument("the status array has fewer entries than the run has pages"));
+            }
+            if count == 0 {
+                return Ok(());
+            }
+            if first_page_no.checked_add(count as u64 - 1).is_none() {
+                return Err(Error::InvalidArgument("page numbers of the run overflow 2^64"));
+            }
+            // Overwritten page by page; what a panicking worker leaves unreached reads as failed.
+            status[..count].fill(Error::Internal("").code());
+            let threads = threads.clamp(1, MAX_BATCH_THREADS).min(count);
+            let first = match (threads, workers()) {
+                (1, _) | (_, None) => self.run_each(first_page_no, io, page_size, &mut status[..count]),
+                (t, Some(pool)) => self.run_each_threads(pool, first_page_no, io, page_size, count, t, &mut status[..count]),
+            };
+            match first {
+                None => Ok(()),
+                Some((i, e)) => {
+                    failed = i;
+                    Err(e)
+                }
+            }
+        });
+        r.map_err(|error| PageBatchError { index: failed, error })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run_each_threads(
+        &self,
+        pool: &rayon_core::ThreadPool,
+        first_page_no: u64,
+        io: InOut<'_>,
+        page_size: usize,
+        count: usize,
+        threads: usize,
+        status: &mut [i32],
+    ) -> Option<(usize, Error)> {
+        let threads = threads.min(pool.current_num_threads() + 1);
+        let per = count.div_ceil(threads);
+        let mut chunks = Vec::with_capacity(threads);
+        let (mut rest, mut st) = (io, status);
+        let mut start = 0usize;
+        while start < count {
+            let n = per.min(count - start);
+            let (c, r) = rest.split_at(n * page_size);
+            let (sc, sr) = core::mem::take(&mut st).split_at_mut(n);
+            chunks.push((start, c, sc));
+            rest = r;
+            st = sr;
+            start += n;
+        }
+        let mut chunks = chunks.into_iter();
+        let (_, mine, my_status) = chunks.next()?;
+        type EachOutcome = (Option<(usize, Error)>, Approval);
+        let results: Mutex<Vec<EachOutcome>> = Mutex::new(Vec::with_capacity(threads - 1));
+        let own = pool.in_place_scope(|s| {
+            for (start, c, sc) in chunks {
+                let results = &results;
+                s.spawn(move |_| {
+                    // As in `run_threads`: each worker runs its chunk as one operation and hands
+                    // back its verdict; a panic is caught here and fails the chunk's first page.
+                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        let mut first = None;
+                        let _ = operation(|| match self.run_each(first_page_no + start as u64, c, page_size, sc) {
+                            None => Ok(()),
+                            Some((i, e)) => {
+                                first = Some((start + i, e.clone()));
+                                Err(e)
+                            }
+                        });
+                        (first, fips::last_operation_approved())
+                    }))
+                    .unwrap_or_else(|_| (Some((start, Error::Internal("a batch worker thread panicked"))), Approval::Unknown));
+                    lock(results).push(r);
+                });
+            }
+            self.run_each(first_page_no, mine, page_size, my_status)
+        });
+        let results = results.into_inner().unwrap_or_else(|p| p.into_inner());
+        let mut first_err = own;
+        let mut all_approved = true;
+        for (r, approval) in results {
+            match r {
+                Some(e) => {
+                    if first_err.as_ref().map_or(true, |f| e.0 < f.0) {
+                        first_err = Some(e);
+                    }
+                }
+                None => all_approved &= approval == Approval::Approved,
+            }
+        }
+        if first_err.is_none() && !all_approved {
+            let _ = service(|| Ok::<(), ()>(()));
+        }
+        first_err
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -294,3 +294,47 @@ pub(crate) fn hkdf_sha256_oneshot(out: &mut [u8], secret: &[u8], salt: &[u8], in
         ) == 1
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// fork() detection for the GCM page epochs (security review finding 6).
+
+/// Bumped in the child of every `fork()` by a `pthread_atfork` child handler (registered once,
+/// on first use). A GCM page cipher compares it, one relaxed atomic load per page, with the
+/// value its budgets were reserved under.
+static FORK_GENERATION: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+#[cfg(unix)]
+extern "C" fn on_fork_child() {
+    // Async-signal-safe: one atomic add, no allocation, no lock.
+    FORK_GENERATION.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+}
+
+#[cfg(unix)]
+extern "C" {
+    fn pthread_atfork(
+        prepare: Option<extern "C" fn()>,
+        parent: Option<extern "C" fn()>,
+        child: Option<extern "C" fn()>,
+    ) -> core::ffi::c_int;
+}
+
+/// The number of `fork()`s between the first call of this function in the process's ancestry
+/// and now, in this process (0 in a process that never forked after that first call). Cheap:
+/// one relaxed load after the first call. Children made by a raw `clone(2)` or `vfork` that
+/// then keep running Cellar are not seen (no atfork handler runs for them).
+#[inline]
+pub(crate) fn fork_generation() -> u64 {
+    static REGISTER: std::sync::Once = std::sync::Once::new();
+    #[cfg(unix)]
+    REGISTER.call_once(|| {
+        // SAFETY: registers a handler that only increments a static atomic. glibc unregisters
+        // handlers of a shared object when it is unloaded (dlclose), so none can dangle.
+        let rc = unsafe { pthread_atfork(None, None, Some(on_fork_child)) };
+        // ENOMEM is the only failure: then fall back to noticing nothing (as before finding 6),
+        // but the page cipher also compares process ids when it refills (see page.rs).
+        let _ = rc;
+    });
+    #[cfg(not(unix))]
+    REGISTER.call_once(|| {});
+    FORK_GENERATION.load(core::sync::atomic::Ordering::Relaxed)
+}

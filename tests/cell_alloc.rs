@@ -179,6 +179,32 @@ fn c_path_allocates_nothing_per_cell() {
             assert_eq!(st, CELLAR_OK);
         });
         assert_eq!(&plain[..plain_len], &values[..]);
+
+        // Per-row contexts (issue 20): a shared prefix plus a per-row suffix, 32-bit offsets.
+        let empty: [u32; 17] = [0; 17];
+        let suffix_offsets: Vec<u32> = (0..=16).map(|i| i * 8).collect();
+        let suffixes = [b'k'; 16 * 8];
+        let rows = if mode >= CELLAR_CELL_MSSQL_RANDOMIZED {
+            cellar_row_contexts { prefix: std::ptr::null(), prefix_len: 0, suffixes: std::ptr::null(), suffix_offsets: empty.as_ptr().cast(), offset_width: CELLAR_OFFSETS_32 }
+        } else {
+            cellar_row_contexts { prefix: ctx.as_ptr(), prefix_len: ctx.len(), suffixes: suffixes.as_ptr(), suffix_offsets: suffix_offsets.as_ptr().cast(), offset_width: CELLAR_OFFSETS_32 }
+        };
+        let renc = count(100, || {
+            let st = cellar_cell_encrypt_batch_rows(
+                c, &rows, values.as_ptr(), offsets.as_ptr(), 16, out.as_mut_ptr(), out.len(), out_offsets.as_mut_ptr(),
+                &mut out_len,
+            );
+            assert_eq!(st, CELLAR_OK);
+        });
+        let rdec = count(100, || {
+            let st = cellar_cell_decrypt_batch_rows(
+                c, &rows, out.as_ptr(), out_offsets.as_ptr(), 16, plain.as_mut_ptr(), plain.len(),
+                plain_offsets.as_mut_ptr(), &mut plain_len,
+            );
+            assert_eq!(st, CELLAR_OK);
+        });
+        assert_eq!(&plain[..plain_len], &values[..]);
+        assert_eq!((renc, rdec), ((0, 0), (0, 0)), "mode {mode}: per-row batches allocate");
         report.push((mode, enc, dec, benc, bdec));
         cellar_cell_cipher_free(c);
     }
@@ -187,6 +213,28 @@ fn c_path_allocates_nothing_per_cell() {
         let st = cellar_blind_index(key, ctx.as_ptr(), ctx.len(), pt.as_ptr(), pt.len(), idx.as_mut_ptr(), 16);
         assert_eq!(st, CELLAR_OK);
     });
+    let mut bkey = std::ptr::null_mut();
+    assert_eq!(cellar_blind_index_key_new(key, CELLAR_BLIND_INDEX_V1, &mut bkey), CELLAR_OK);
+    let bhandle = count(1000, || {
+        let st = cellar_blind_index_compute(bkey, ctx.as_ptr(), ctx.len(), pt.as_ptr(), pt.len(), idx.as_mut_ptr(), 16);
+        assert_eq!(st, CELLAR_OK);
+    });
+    let values = [0x17u8; 16 * 64];
+    let offsets: Vec<usize> = (0..=16).map(|i| i * 64).collect();
+    let suffix_offsets: Vec<u64> = (0..=16).map(|i| i * 6).collect();
+    let suffixes = [b'r'; 16 * 6];
+    let rows = cellar_row_contexts { prefix: ctx.as_ptr(), prefix_len: ctx.len(), suffixes: suffixes.as_ptr(), suffix_offsets: suffix_offsets.as_ptr().cast(), offset_width: CELLAR_OFFSETS_64 };
+    let mut idxs = [0u8; 16 * 16];
+    let mut il = 0usize;
+    let bbatch = count(100, || {
+        let st = cellar_blind_index_batch(bkey, ctx.as_ptr(), ctx.len(), values.as_ptr(), offsets.as_ptr(), 16, 16, idxs.as_mut_ptr(), idxs.len(), &mut il);
+        assert_eq!(st, CELLAR_OK);
+        let st = cellar_blind_index_batch_rows(bkey, &rows, values.as_ptr(), offsets.as_ptr(), 16, 16, idxs.as_mut_ptr(), idxs.len(), &mut il);
+        assert_eq!(st, CELLAR_OK);
+    });
+    cellar_blind_index_key_free(bkey);
+    assert_eq!(bhandle, (0, 0), "blind index key compute allocates");
+    assert_eq!(bbatch, (0, 0), "blind index batches allocate");
     cellar_key_free(key);
     eprintln!("allocations (rust, C) per 1000 single / 100 batch calls: {report:?}; blind index {blind:?}");
     for (mode, enc, dec, benc, bdec) in report {

@@ -263,7 +263,7 @@ fn export_import_root_key() {
     let exp = kr.export_with_root_key(&root).unwrap();
     approved();
     assert_eq!(exp.len(), kr.export_len(false).unwrap());
-    assert_eq!(&exp[..2], &[0x52, 0x01]);
+    assert_eq!(&exp[..2], &[0x52, 0x02]);
     assert_eq!(exp[2..18], root.id());
     let kr2 = Keyring::import_with_root_key(&exp, &root).unwrap();
     approved();
@@ -544,4 +544,163 @@ fn concurrency_stress() {
         locked_count.load(Ordering::Relaxed),
         made.len()
     );
+}
+
+// ---- Finding 3 of the security review: keyring generations and rollback ----
+
+const ROLLBACK: &str = "rollback";
+
+fn is_rollback<T: std::fmt::Debug>(r: cellar::Result<T>) -> bool {
+    match r {
+        Err(e) => e.code() == AUTH && e.to_string().contains(ROLLBACK),
+        Ok(_) => false,
+    }
+}
+
+/// Every change of the persisted state advances the generation by one; lock, unlock, attaching
+/// a provider, retiring a retired version and failed changes do not; export/import keeps it.
+#[test]
+fn generation_advances_on_every_persisted_change() {
+    let kr = Keyring::new(None).unwrap();
+    assert_eq!(kr.generation().unwrap(), 1);
+    kr.rotate(None).unwrap();
+    assert_eq!(kr.generation().unwrap(), 2);
+    let customer = aes();
+    kr.rotate(Some(&customer)).unwrap();
+    assert_eq!(kr.generation().unwrap(), 3);
+    // A refused change (key id already present) leaves it.
+    assert_eq!(code(kr.rotate(Some(&customer))), INVALID_KEY);
+    assert_eq!(kr.generation().unwrap(), 3);
+    let hsm = TestHsm::new(0x31);
+    kr.add_provider(hsm.clone()).unwrap();
+    assert_eq!(kr.generation().unwrap(), 4);
+    kr.retire(1).unwrap();
+    assert_eq!(kr.generation().unwrap(), 5);
+    kr.retire(1).unwrap(); // already retired: nothing changes
+    assert_eq!(kr.generation().unwrap(), 5);
+    assert_eq!(code(kr.retire(4)), INVALID_ARG); // the active version
+    assert_eq!(kr.generation().unwrap(), 5);
+    kr.lock().unwrap();
+    assert_eq!(kr.generation().unwrap(), 5, "known while locked; lock does not advance");
+    kr.unlock(&customer).unwrap();
+    kr.unlock_provider(hsm.clone()).unwrap();
+    assert_eq!(kr.generation().unwrap(), 5, "unlock does not advance");
+    let root = aes();
+    let back = Keyring::import_with_root_key(&kr.export_with_root_key(&root).unwrap(), &root).unwrap();
+    assert_eq!(back.generation().unwrap(), 5);
+    let back = Keyring::import_with_password(&kr.export_with_password(PW, IT).unwrap(), PW).unwrap();
+    assert_eq!(back.generation().unwrap(), 5);
+    back.unlock_provider(hsm.clone()).unwrap();
+    back.rotate(None).unwrap();
+    assert_eq!(back.generation().unwrap(), 6, "an imported keyring continues from its generation");
+}
+
+/// The review's scenario: an export taken before `retire` brings the retired version back when
+/// imported without a minimum; with the generation the host last saw it is refused, under both
+/// seals, while the current export imports.
+#[test]
+fn export_before_retire_cannot_be_imported_past_it() {
+    let root = aes();
+    let kr = Keyring::new(None).unwrap();
+    let dk = aes();
+    let old_blob = kr.wrap(&dk).unwrap();
+    kr.rotate(None).unwrap();
+    let before_root = kr.export_with_root_key(&root).unwrap();
+    let before_pw = kr.export_with_password(PW, IT).unwrap();
+    let g_before = kr.generation().unwrap();
+    kr.retire(1).unwrap();
+    let after_root = kr.export_with_root_key(&root).unwrap();
+    let after_pw = kr.export_with_password(PW, IT).unwrap();
+    let seen = kr.generation().unwrap();
+    assert_eq!(seen, g_before + 1);
+    assert_eq!(kr.unwrap(&old_blob).unwrap_err().code(), NOT_FOUND);
+
+    // Without a minimum the stale export resurrects version 1: the attack.
+    let stale = Keyring::import_with_root_key(&before_root, &root).unwrap();
+    assert_eq!(stale.unwrap(&old_blob).unwrap().0.id(), dk.id());
+
+    // With the host's generation it is refused, and nothing is returned.
+    assert!(is_rollback(Keyring::import_with_root_key_min_generation(&before_root, &root, seen)));
+    assert_eq!(last_operation_approved(), Approval::Unknown);
+    assert!(is_rollback(Keyring::import_with_password_min_generation(&before_pw, PW, seen)));
+    // The current exports import, and version 1 stays shredded.
+    let via_root = Keyring::import_with_root_key_min_generation(&after_root, &root, seen).unwrap();
+    approved();
+    let via_pw = Keyring::import_with_password_min_generation(&after_pw, PW, seen).unwrap();
+    approved();
+    for kr2 in [via_root, via_pw] {
+        assert_eq!(kr2.generation().unwrap(), seen);
+        assert_eq!(kr2.unwrap(&old_blob).unwrap_err().code(), NOT_FOUND);
+    }
+    // A minimum above the export's generation (a newer export exists) is refused too; the
+    // stale export still imports with its own generation as the minimum.
+    assert!(is_rollback(Keyring::import_with_root_key_min_generation(&after_root, &root, seen + 1)));
+    assert!(Keyring::import_with_root_key_min_generation(&before_root, &root, g_before).is_ok());
+    assert!(Keyring::import_with_root_key_min_generation(&before_root, &root, 0).is_ok());
+    // The other errors come first: wrong key, wrong password.
+    assert_eq!(code(Keyring::import_with_root_key_min_generation(&after_root, &aes(), 0)), AUTH);
+    assert!(!is_rollback(Keyring::import_with_password_min_generation(&after_pw, b"wrong password here", 0)));
+}
+
+/// Seals a format-0x01 state (the layout before generations) under `root` the way the earlier
+/// releases did, with aws-lc-rs's KWP directly.
+fn v1_root_export(root: &Key, entries: &[(u32, u8, KeyId, Option<&[u8]>)], active: u32, outer_format: u8) -> Vec<u8> {
+    let mut state = vec![0x52, 0x01];
+    state.extend_from_slice(&active.to_be_bytes());
+    state.extend_from_slice(&(entries.len() as u32).to_be_bytes());
+    for (n, kind, id, material) in entries {
+        state.extend_from_slice(&n.to_be_bytes());
+        state.push(*kind);
+        state.extend_from_slice(id);
+        if let Some(m) = material {
+            state.push(1);
+            state.extend_from_slice(m);
+        }
+    }
+    let kek = key_wrap::AesKek::new(&key_wrap::AES_256, &root.dangerous_export_raw()).unwrap();
+    let mut sealed = vec![0u8; state.len().div_ceil(8) * 8 + 8];
+    let n = kek.wrap_with_padding(&state, &mut sealed).unwrap().len();
+    sealed.truncate(n);
+    let mut blob = vec![0x52, outer_format];
+    blob.extend_from_slice(&root.id());
+    blob.extend_from_slice(&sealed);
+    blob
+}
+
+/// Exports in the first format (no generation) still import, as generation 0: accepted with no
+/// minimum, refused by any minimum above 0. A format byte changed outside the seal is refused.
+#[test]
+fn version_1_exports_read_as_generation_0() {
+    let root = aes();
+    let (t1, t2) = (aes(), aes());
+    let raw2 = t2.dangerous_export_raw();
+    let v1 = v1_root_export(&root, &[(1, 3, t1.id(), None), (2, 1, t2.id(), Some(&raw2[..]))], 2, 0x01);
+    let kr = Keyring::import_with_root_key(&v1, &root).unwrap();
+    approved();
+    assert_eq!(kr.generation().unwrap(), 0);
+    assert_eq!(kr.active_version().unwrap(), 2);
+    assert!(kr.version_info(1).unwrap().retired);
+    let dk = aes();
+    assert_eq!(kr.unwrap(&keys::wrap(&t2, &dk, 2).unwrap()).unwrap().0.id(), dk.id());
+    assert!(Keyring::import_with_root_key_min_generation(&v1, &root, 0).is_ok());
+    assert!(is_rollback(Keyring::import_with_root_key_min_generation(&v1, &root, 1)));
+    // Re-exported, it is format 0x02 and keeps generation 0 until its next change.
+    let again = kr.export_with_root_key(&root).unwrap();
+    assert_eq!(again[1], 0x02);
+    assert_eq!(Keyring::import_with_root_key(&again, &root).unwrap().generation().unwrap(), 0);
+    kr.rotate(None).unwrap();
+    assert_eq!(kr.generation().unwrap(), 1);
+    // The outer format byte must match the sealed state's: 0x02 outside a 0x01 state, or the
+    // reverse (a downgrade of a current export), is refused.
+    let relabelled = v1_root_export(&root, &[(1, 1, t2.id(), Some(&raw2[..]))], 1, 0x02);
+    assert_eq!(code(Keyring::import_with_root_key(&relabelled, &root)), AUTH);
+    let mut downgraded = again.clone();
+    downgraded[1] = 0x01;
+    assert_eq!(code(Keyring::import_with_root_key(&downgraded, &root)), AUTH);
+    let mut pw = kr.export_with_password(PW, IT).unwrap();
+    assert_eq!(pw[1], 0x02);
+    pw[1] = 0x01;
+    assert_eq!(code(Keyring::import_with_password(&pw, PW)), AUTH);
+    pw[1] = 0x03;
+    assert_eq!(code(Keyring::import_with_password(&pw, PW)), AUTH);
 }

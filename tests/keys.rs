@@ -239,7 +239,7 @@ fn usage_limit_api() {
     assert!(k.set_usage_limit((1 << 32) + 1).is_err());
     k.set_usage_limit(5).unwrap();
     assert_eq!(k.clone().usage_limit(), 5, "clones share the limit");
-    // Unwrapped copies are new handles with their own count and the default limit.
+    // Unwrapped copies are new handles with the default limit (and the key's shared count).
     let kek = Key::generate(KeyType::Aes256).unwrap();
     let (back, _) = keys::unwrap(&kek, &keys::wrap(&kek, &k, 1).unwrap()).unwrap();
     assert_eq!(back.usage_limit(), keys::DEFAULT_USAGE_LIMIT);
@@ -282,4 +282,67 @@ proptest! {
         }
         prop_assert!(is_auth_failure(&keys::unwrap(&kek, &data)));
     }
+}
+
+// ---- Finding 5 of the security review: the usage count is per key, not per handle ----
+
+/// Two handles imported from the same material, and a key unwrapped twice from one blob, share
+/// one count; the limit is reached through two handles together.
+#[test]
+fn usage_count_is_shared_by_every_handle_of_a_key() {
+    use cellar::cell::{CellCipher, CellMode};
+    let a = Key::generate(KeyType::Aes256).unwrap();
+    let b = Key::import(KeyType::Aes256, &a.dangerous_export_raw()).unwrap();
+    let (ca, cb) = (
+        CellCipher::new(&a, CellMode::Randomized, 1).unwrap(),
+        CellCipher::new(&b, CellMode::Randomized, 1).unwrap(),
+    );
+    ca.encrypt(b"", b"1").unwrap();
+    cb.encrypt(b"", b"2").unwrap();
+    cb.encrypt(b"", b"3").unwrap();
+    assert_eq!((a.usage_count(), b.usage_count()), (3, 3));
+    // The limit is per handle, checked against the shared count: 5 allows two more in total.
+    a.set_usage_limit(5).unwrap();
+    b.set_usage_limit(5).unwrap();
+    ca.encrypt(b"", b"4").unwrap();
+    cb.encrypt(b"", b"5").unwrap();
+    assert!(matches!(ca.encrypt(b"", b"6"), Err(Error::UsageLimit(_))));
+    assert!(matches!(cb.encrypt(b"", b"6"), Err(Error::UsageLimit(_))));
+    assert_eq!(a.usage_count(), 5);
+
+    // Unwrapped twice from one blob: one count, shared with the original.
+    let kek = Key::generate(KeyType::Aes256).unwrap();
+    let blob = keys::wrap(&kek, &a, 1).unwrap();
+    let (u1, _) = keys::unwrap(&kek, &blob).unwrap();
+    let (u2, _) = keys::unwrap(&kek, &blob).unwrap();
+    assert_eq!(u1.usage_count(), 5);
+    u1.set_usage_limit(6).unwrap();
+    u2.set_usage_limit(6).unwrap();
+    CellCipher::new(&u1, CellMode::Randomized, 1).unwrap().encrypt(b"", b"7").unwrap();
+    let c2 = CellCipher::new(&u2, CellMode::Randomized, 1).unwrap();
+    assert!(matches!(c2.encrypt(b"", b"8"), Err(Error::UsageLimit(_))));
+    assert_eq!(a.usage_count(), 6);
+    // Another type with other material is another key.
+    let x = Key::generate(KeyType::Aes256Xts).unwrap();
+    assert_eq!(x.usage_count(), 0);
+}
+
+/// A host restores a persisted count: raised, never lowered, shared with other handles.
+#[test]
+fn usage_count_restore_raises_only() {
+    let a = Key::generate(KeyType::Aes256).unwrap();
+    let b = Key::import(KeyType::Aes256, &a.dangerous_export_raw()).unwrap();
+    a.restore_usage_count(1000);
+    assert_eq!(b.usage_count(), 1000);
+    b.restore_usage_count(10);
+    assert_eq!(a.usage_count(), 1000, "never lowered");
+    a.set_usage_limit(1001).unwrap();
+    let c = cellar::cell::CellCipher::new(&a, cellar::cell::CellMode::Randomized, 1).unwrap();
+    c.encrypt(b"", b"x").unwrap();
+    assert!(matches!(c.encrypt(b"", b"y"), Err(Error::UsageLimit(_))));
+    // Once every handle of the key is gone its count goes too (documented): a host that frees
+    // all of them persists the count first and restores it on the next import.
+    let raw = a.dangerous_export_raw();
+    drop((c, a, b));
+    assert_eq!(Key::import(KeyType::Aes256, &raw).unwrap().usage_count(), 0);
 }

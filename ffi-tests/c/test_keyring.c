@@ -206,7 +206,7 @@ static void lifecycle(void) {
     size_t elen = 0;
     CHECK_OK(cellar_keyring_export(kr, NULL, (const uint8_t *)PW, PW_LEN, ITER, exp, sizeof exp, &elen));
     CHECK_APPROVED();
-    CHECK(exp[0] == 0x4B && exp[1] == 0x01);
+    CHECK(exp[0] == 0x4B && exp[1] == 0x02);
 
     /* Import into a fresh keyring, unwrap. */
     cellar_keyring *kr2 = NULL;
@@ -536,14 +536,14 @@ static void bad_inputs(void) {
     CHECK_STATUS(cellar_keyring_export(kr, NULL, pw, PW_LEN, 0xFFFFFFFFu, e, sizeof e, &n),
                  CELLAR_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(cellar_keyring_export(kr, x, NULL, 0, 0, e, sizeof e, &n), CELLAR_ERR_INVALID_KEY);
-    /* Size query: root form 18 + KWP(10 + 54) = 90; password form 22 + 72 = 94. */
+    /* Size query: root form 18 + KWP(18 + 54) = 98; password form 22 + 80 = 102. */
     CHECK_STATUS(cellar_keyring_export(kr, k, NULL, 0, 0, NULL, 0, &n), CELLAR_ERR_BUFFER_TOO_SMALL);
-    CHECK(n == 90);
-    CHECK_STATUS(cellar_keyring_export(kr, NULL, pw, PW_LEN, ITER, e, 93, &n), CELLAR_ERR_BUFFER_TOO_SMALL);
-    CHECK(n == 94);
+    CHECK(n == 98);
+    CHECK_STATUS(cellar_keyring_export(kr, NULL, pw, PW_LEN, ITER, e, 101, &n), CELLAR_ERR_BUFFER_TOO_SMALL);
+    CHECK(n == 102);
     size_t elen = 0;
     CHECK_OK(cellar_keyring_export(kr, k, NULL, 0, 0, e, sizeof e, &elen));
-    CHECK(elen == 90);
+    CHECK(elen == 98);
     /* import */
     CHECK_STATUS(cellar_keyring_import(e, elen, k, NULL, 0, NULL), CELLAR_ERR_NULL_POINTER);
     CHECK_STATUS(cellar_keyring_import(NULL, elen, k, NULL, 0, &okr), CELLAR_ERR_NULL_POINTER);
@@ -567,9 +567,81 @@ static void bad_inputs(void) {
     cellar_keyring_free(kr);
 }
 
+static uint64_t generation(const cellar_keyring *kr) {
+    uint64_t g = 0;
+    CHECK_OK(cellar_keyring_generation(kr, &g));
+    return g;
+}
+
+/* Finding 3 of the security review: an export taken before retire must not be importable past
+ * it once the host supplies the generation it last saw. */
+static void rollback(void) {
+    cellar_key *root = gen(CELLAR_KEY_AES256);
+    cellar_key *dk = gen(CELLAR_KEY_AES256);
+    cellar_keyring *kr = NULL;
+    CHECK_OK(cellar_keyring_new(NULL, &kr));
+    int ind = cellar_last_operation_approved();
+    CHECK(generation(kr) == 1);
+    CHECK(cellar_last_operation_approved() == ind); /* no cryptography: indicator unchanged */
+    uint8_t blob[CELLAR_KEYRING_MAX_WRAPPED_LEN];
+    size_t blen = 0;
+    CHECK_OK(cellar_keyring_wrap(kr, dk, blob, sizeof blob, &blen));
+    uint32_t v = 0;
+    CHECK_OK(cellar_keyring_rotate(kr, NULL, &v));
+    CHECK(generation(kr) == 2);
+    uint8_t before[512], before_pw[512], after[512];
+    size_t bl = 0, bpl = 0, al = 0;
+    CHECK_OK(cellar_keyring_export(kr, root, NULL, 0, 0, before, sizeof before, &bl));
+    CHECK_OK(cellar_keyring_export(kr, NULL, (const uint8_t *)PW, PW_LEN, ITER, before_pw, sizeof before_pw, &bpl));
+    CHECK_OK(cellar_keyring_retire(kr, 1));
+    CHECK_OK(cellar_keyring_retire(kr, 1)); /* already retired: no change */
+    CHECK_OK(cellar_keyring_lock(kr));
+    uint64_t seen = generation(kr); /* known while locked; lock does not advance it */
+    CHECK(seen == 3);
+    cellar_keyring_free(kr);
+
+    /* The stale export imports without a minimum (and brings version 1 back: the attack)... */
+    cellar_keyring *stale = NULL;
+    CHECK_OK(cellar_keyring_import(before, bl, root, NULL, 0, &stale));
+    CHECK(generation(stale) == 2);
+    CHECK_OK(unwrap_is(stale, blob, blen, dk, 1));
+    /* ...and is refused with the generation the host last saw, under both seals. */
+    cellar_keyring *r = NULL;
+    CHECK_STATUS(cellar_keyring_import_min_generation(before, bl, root, NULL, 0, seen, &r),
+                 CELLAR_ERR_AUTHENTICATION_FAILED);
+    CHECK(cellar_last_operation_approved() == -1);
+    char msg[256];
+    cellar_last_error(msg, sizeof msg);
+    CHECK(strstr(msg, "rollback") != NULL);
+    CHECK(r == NULL);
+    CHECK_STATUS(cellar_keyring_import_min_generation(before_pw, bpl, NULL, (const uint8_t *)PW, PW_LEN, seen, &r),
+                 CELLAR_ERR_AUTHENTICATION_FAILED);
+    CHECK(r == NULL);
+    /* With its own generation as the minimum it imports. */
+    CHECK_OK(cellar_keyring_import_min_generation(before, bl, root, NULL, 0, 2, &r));
+    CHECK_APPROVED();
+    cellar_keyring_free(r);
+    r = NULL;
+
+    /* The current state, re-exported from the stale one after retiring again, imports. */
+    CHECK_OK(cellar_keyring_retire(stale, 1));
+    CHECK(generation(stale) == seen);
+    CHECK_OK(cellar_keyring_export(stale, root, NULL, 0, 0, after, sizeof after, &al));
+    CHECK(after[0] == 0x52 && after[1] == 0x02);
+    CHECK_OK(cellar_keyring_import_min_generation(after, al, root, NULL, 0, seen, &r));
+    CHECK_APPROVED();
+    CHECK(generation(r) == seen);
+    CHECK_STATUS(unwrap_is(r, blob, blen, dk, 1), CELLAR_ERR_KEY_NOT_FOUND);
+    cellar_keyring_free(r);
+    cellar_keyring_free(stale);
+    cellar_key_free(dk);
+    cellar_key_free(root);
+}
+
 int main(void) {
     lifecycle();
     provider();
     bad_inputs();
+    rollback();
     CHECK_SUMMARY();
 }

@@ -563,6 +563,52 @@ static void test_usage(void) {
     cellar_key_free(k);
 }
 
+/* Finding 5 of the security review: two handles of one key (imported twice from the same
+ * material) share one count; the limit is reached through the two together; a restored count
+ * raises it and never lowers it. */
+static void test_usage_across_handles(void) {
+    cellar_key *a = gen(CELLAR_KEY_AES256);
+    uint8_t raw[32];
+    size_t rl = 0;
+    CHECK_OK(cellar_key_dangerous_export_raw(a, raw, sizeof raw, &rl));
+    cellar_key *b = NULL;
+    CHECK_OK(cellar_key_import(CELLAR_KEY_AES256, raw, sizeof raw, &b));
+    memset(raw, 0, sizeof raw);
+    cellar_cell_cipher *ca = NULL, *cb = NULL;
+    CHECK_OK(cellar_cell_cipher_new(a, CELLAR_CELL_RANDOMIZED, 1, &ca));
+    CHECK_OK(cellar_cell_cipher_new(b, CELLAR_CELL_RANDOMIZED, 1, &cb));
+    CHECK_OK(cellar_key_set_usage_limit(a, 3));
+    CHECK_OK(cellar_key_set_usage_limit(b, 3));
+    uint8_t ct[64];
+    size_t cl = 0;
+    const uint8_t v[] = "v";
+    CHECK_OK(cellar_cell_encrypt(ca, NULL, 0, v, 1, ct, sizeof ct, &cl));
+    CHECK_OK(cellar_cell_encrypt(cb, NULL, 0, v, 1, ct, sizeof ct, &cl));
+    CHECK_OK(cellar_cell_encrypt(ca, NULL, 0, v, 1, ct, sizeof ct, &cl));
+    uint64_t count = 0, limit = 0;
+    CHECK_OK(cellar_key_usage(b, &count, &limit));
+    CHECK(count == 3 && limit == 3);
+    CHECK_STATUS(cellar_cell_encrypt(ca, NULL, 0, v, 1, ct, sizeof ct, &cl), CELLAR_ERR_USAGE_LIMIT);
+    CHECK_STATUS(cellar_cell_encrypt(cb, NULL, 0, v, 1, ct, sizeof ct, &cl), CELLAR_ERR_USAGE_LIMIT);
+    /* restore: raises (seen through the other handle), never lowers; indicator untouched */
+    CHECK_OK(cellar_key_set_usage_limit(a, 1ULL << 32));
+    cellar_key *other = gen(CELLAR_KEY_AES256); /* an approved operation: the indicator reads 1 */
+    int ind = cellar_last_operation_approved();
+    CHECK(ind == 1);
+    cellar_key_free(other);
+    CHECK_OK(cellar_key_restore_usage_count(a, 5000));
+    CHECK(cellar_last_operation_approved() == ind);
+    CHECK_OK(cellar_key_restore_usage_count(a, 7));
+    CHECK_OK(cellar_key_usage(b, &count, &limit));
+    CHECK(count == 5000);
+    CHECK_STATUS(cellar_key_restore_usage_count(NULL, 1), CELLAR_ERR_NULL_POINTER);
+    CHECK_FAIL_TEXT("cellar_key_restore_usage_count", "key");
+    cellar_cell_cipher_free(ca);
+    cellar_cell_cipher_free(cb);
+    cellar_key_free(a);
+    cellar_key_free(b);
+}
+
 static void test_free(void) {
     cellar_key_free(NULL);
     /* A wrong-kind pointer is ignored, not freed (ASan would report a bad free). */
@@ -591,6 +637,7 @@ int main(void) {
     test_password_files();
     test_raw_export();
     test_usage();
+    test_usage_across_handles();
     test_free();
     CHECK_SUMMARY();
 }

@@ -329,6 +329,28 @@ static void matrix_page(void) {
         BAD(cellar_page_decrypt_pages(p, 0, in, out, PS, HUGE, 2), CELLAR_ERR_INVALID_ARGUMENT);
         BAD(cellar_page_decrypt_pages(p, UINT64_MAX, in, out, PS, 2, 1), CELLAR_ERR_INVALID_ARGUMENT);
         CHECK_OK(cellar_page_decrypt_pages(p, 0, NULL, NULL, PS, 0, 1));
+        /* cellar_page_decrypt_pages_status: refused arguments touch neither status nor failed */
+        cellar_status pst[2] = {-5, -5};
+        size_t pf = 77;
+        BAD(cellar_page_decrypt_pages_status(NULL, 0, in, out, PS, 1, 1, pst, &pf), CELLAR_ERR_NULL_POINTER);
+        BAD(cellar_page_decrypt_pages_status(p, 0, NULL, out, PS, 1, 1, pst, &pf), CELLAR_ERR_NULL_POINTER);
+        BAD(cellar_page_decrypt_pages_status(p, 0, in, NULL, PS, 1, 1, pst, &pf), CELLAR_ERR_NULL_POINTER);
+        BAD(cellar_page_decrypt_pages_status(p, 0, in, out, PS, 1, 1, NULL, &pf), CELLAR_ERR_NULL_POINTER);
+        BAD(cellar_page_decrypt_pages_status(p, 0, in, out, PS, 1, 1, pst, NULL), CELLAR_ERR_NULL_POINTER);
+        BAD(cellar_page_decrypt_pages_status((const cellar_page_cipher *)cell, 0, in, out, PS, 1, 1, pst, &pf),
+            CELLAR_ERR_INVALID_ARGUMENT);
+        for (size_t i = 0; i < n_bad_sizes; i++)
+            BAD(cellar_page_decrypt_pages_status(p, 0, in, out, bad_sizes[i], 1, 1, pst, &pf), CELLAR_ERR_INVALID_ARGUMENT);
+        BAD(cellar_page_decrypt_pages_status(p, 0, in, out, PS, HALF, 1, pst, &pf), CELLAR_ERR_INVALID_ARGUMENT);
+        BAD(cellar_page_decrypt_pages_status(p, 0, in, out, PS, HUGE, 2, pst, &pf), CELLAR_ERR_INVALID_ARGUMENT);
+        BAD(cellar_page_decrypt_pages_status(p, UINT64_MAX, in, out, PS, 2, 1, pst, &pf), CELLAR_ERR_INVALID_ARGUMENT);
+        BAD(cellar_page_decrypt_pages_status(p, 0, in, out, PS, 1, 1, (cellar_status *)(out + 4), &pf),
+            CELLAR_ERR_INVALID_ARGUMENT);
+        BAD(cellar_page_decrypt_pages_status(p, 0, in, out, PS, 1, 1, (cellar_status *)(in + 1), &pf),
+            CELLAR_ERR_INVALID_ARGUMENT);
+        CHECK(pst[0] == -5 && pst[1] == -5 && pf == 77);
+        CHECK_OK(cellar_page_decrypt_pages_status(p, 0, NULL, NULL, PS, 0, 1, NULL, &pf));
+        CHECK(pf == 0);
         if (p == pgcm) {
             /* two pages, the second sealed at the wrong number: both outputs zeroed */
             uint8_t *two = malloc(2 * PS);
@@ -530,6 +552,135 @@ static void matrix_cell(void) {
     BAD(cellar_blind_index(aes, ctx, HUGE, pt, ptl, bi, 16), CELLAR_ERR_INVALID_ARGUMENT);
     BAD(cellar_blind_index(aes, ctx, 3, pt, HUGE, bi, 16), CELLAR_ERR_INVALID_ARGUMENT);
     CHECK(all_is(bi, sizeof bi, SENT));
+    /* cellar_cell_encrypt_batch_rows / cellar_cell_decrypt_batch_rows (per-row contexts) */
+    uint64_t roffs[3] = {0, 1, 3};
+    uint32_t roffs32[3] = {0, 1, 3};
+    cellar_row_contexts rc = {ctx, 1, ctx, roffs, CELLAR_OFFSETS_64};
+    cellar_row_contexts rbad = rc;
+    ol = 12345;
+    ooffs[0] = ooffs[1] = ooffs[2] = 9;
+    BAD(cellar_cell_encrypt_batch_rows(NULL, &rc, vals, offs, 2, out, sizeof out, ooffs, &ol), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_cell_encrypt_batch_rows(cell, NULL, vals, offs, 2, out, sizeof out, ooffs, &ol), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_cell_encrypt_batch_rows(cell, &rc, NULL, offs, 2, out, sizeof out, ooffs, &ol), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_cell_encrypt_batch_rows(cell, &rc, vals, NULL, 2, out, sizeof out, ooffs, &ol), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_cell_encrypt_batch_rows(cell, &rc, vals, offs, 2, NULL, sizeof out, ooffs, &ol), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_cell_encrypt_batch_rows(cell, &rc, vals, offs, 2, out, sizeof out, NULL, &ol), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_cell_encrypt_batch_rows(cell, &rc, vals, offs, 2, out, sizeof out, ooffs, NULL), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_cell_encrypt_batch_rows((const cellar_cell_cipher *)aes, &rc, vals, offs, 2, out, sizeof out, ooffs, &ol),
+        CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_cell_encrypt_batch_rows(cell, &rc, vals, decreasing, 2, out, sizeof out, ooffs, &ol),
+        CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_cell_encrypt_batch_rows(cell, &rc, vals, offs, HUGE, out, sizeof out, ooffs, &ol),
+        CELLAR_ERR_INVALID_ARGUMENT);
+    for (size_t i = 0; i < N_BAD_ENUMS; i++) {
+        rbad.offset_width = BAD_ENUMS[i];
+        BAD(cellar_cell_encrypt_batch_rows(cell, &rbad, vals, offs, 2, out, sizeof out, ooffs, &ol),
+            CELLAR_ERR_INVALID_ARGUMENT);
+    }
+    rbad = rc;
+    rbad.prefix = NULL;
+    BAD(cellar_cell_encrypt_batch_rows(cell, &rbad, vals, offs, 2, out, sizeof out, ooffs, &ol), CELLAR_ERR_NULL_POINTER);
+    rbad = rc;
+    rbad.suffixes = NULL;
+    BAD(cellar_cell_encrypt_batch_rows(cell, &rbad, vals, offs, 2, out, sizeof out, ooffs, &ol), CELLAR_ERR_NULL_POINTER);
+    rbad = rc;
+    rbad.suffix_offsets = NULL;
+    BAD(cellar_cell_encrypt_batch_rows(cell, &rbad, vals, offs, 2, out, sizeof out, ooffs, &ol), CELLAR_ERR_NULL_POINTER);
+    rbad = rc;
+    rbad.prefix_len = HUGE;
+    BAD(cellar_cell_encrypt_batch_rows(cell, &rbad, vals, offs, 2, out, sizeof out, ooffs, &ol),
+        CELLAR_ERR_INVALID_ARGUMENT);
+    CHECK(ol == 12345);
+    CHECK(ooffs[0] == 9 && ooffs[1] == 9 && ooffs[2] == 9);
+    memset(out, SENT, sizeof out);
+    BAD(cellar_cell_encrypt_batch_rows(cell, &rc, vals, offs, 2, out, bneed - 1, ooffs, &ol),
+        CELLAR_ERR_BUFFER_TOO_SMALL);
+    CHECK(ol == bneed);
+    CHECK(all_is(out, sizeof out, SENT));
+    CHECK_OK(cellar_cell_encrypt_batch_rows(cell, &rc, vals, offs, 2, bct, sizeof bct, boffs, &bctl));
+    ol = 12345;
+    BAD(cellar_cell_decrypt_batch_rows(NULL, &rc, bct, boffs, 2, out, sizeof out, ooffs, &ol), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_cell_decrypt_batch_rows(cell, NULL, bct, boffs, 2, out, sizeof out, ooffs, &ol), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_cell_decrypt_batch_rows(cell, &rc, NULL, boffs, 2, out, sizeof out, ooffs, &ol), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_cell_decrypt_batch_rows(cell, &rc, bct, NULL, 2, out, sizeof out, ooffs, &ol), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_cell_decrypt_batch_rows(cell, &rc, bct, boffs, 2, NULL, sizeof out, ooffs, &ol), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_cell_decrypt_batch_rows(cell, &rc, bct, boffs, 2, out, sizeof out, NULL, &ol), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_cell_decrypt_batch_rows(cell, &rc, bct, boffs, 2, out, sizeof out, ooffs, NULL), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_cell_decrypt_batch_rows((const cellar_cell_cipher *)pgcm, &rc, bct, boffs, 2, out, sizeof out, ooffs, &ol),
+        CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_cell_decrypt_batch_rows(cell, &rc, bct, boffs, HUGE, out, sizeof out, ooffs, &ol),
+        CELLAR_ERR_INVALID_ARGUMENT);
+    CHECK(ol == 12345);
+    memset(out, SENT, sizeof out);
+    BAD(cellar_cell_decrypt_batch_rows(cell, &rc, bct, boffs, 2, out, dneed - 1, ooffs, &ol),
+        CELLAR_ERR_BUFFER_TOO_SMALL);
+    CHECK(ol == dneed);
+    /* the other row's context: authentication fails, nothing left behind */
+    cellar_row_contexts swapped = {ctx, 1, ctx, roffs32, CELLAR_OFFSETS_32};
+    roffs32[1] = 2;
+    memset(out, SENT, sizeof out);
+    BAD(cellar_cell_decrypt_batch_rows(cell, &swapped, bct, boffs, 2, out, sizeof out, ooffs, &ol),
+        CELLAR_ERR_AUTHENTICATION_FAILED);
+    CHECK(all_is(out, dneed, 0));
+    /* cellar_blind_index_key_new / _compute / _batch / _batch_rows / _free */
+    cellar_blind_index_key *bk = (cellar_blind_index_key *)(uintptr_t)0x1;
+    BAD(cellar_blind_index_key_new(NULL, CELLAR_BLIND_INDEX_V1, &bk), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_blind_index_key_new(aes, CELLAR_BLIND_INDEX_V1, NULL), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_blind_index_key_new(xts, CELLAR_BLIND_INDEX_V1, &bk), CELLAR_ERR_INVALID_KEY);
+    BAD(cellar_blind_index_key_new((const cellar_key *)cell, CELLAR_BLIND_INDEX_V1, &bk), CELLAR_ERR_INVALID_ARGUMENT);
+    for (size_t i = 0; i < N_BAD_ENUMS; i++)
+        BAD(cellar_blind_index_key_new(aes, BAD_ENUMS[i], &bk), CELLAR_ERR_INVALID_ARGUMENT);
+    CHECK(bk == (cellar_blind_index_key *)(uintptr_t)0x1);
+    CHECK_OK(cellar_blind_index_key_new(aes, CELLAR_BLIND_INDEX_V1, &bk));
+    memset(bi, SENT, sizeof bi);
+    BAD(cellar_blind_index_compute(NULL, ctx, 3, pt, ptl, bi, 16), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_blind_index_compute(bk, NULL, 3, pt, ptl, bi, 16), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_blind_index_compute(bk, ctx, 3, NULL, ptl, bi, 16), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_blind_index_compute(bk, ctx, 3, pt, ptl, NULL, 16), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_blind_index_compute((const cellar_blind_index_key *)aes, ctx, 3, pt, ptl, bi, 16),
+        CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_blind_index_compute(bk, ctx, 3, pt, ptl, bi, CELLAR_BLIND_INDEX_MIN_LEN - 1), CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_blind_index_compute(bk, ctx, 3, pt, ptl, bi, CELLAR_BLIND_INDEX_MAX_LEN + 1), CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_blind_index_compute(bk, ctx, HUGE, pt, ptl, bi, 16), CELLAR_ERR_INVALID_ARGUMENT);
+    CHECK(all_is(bi, sizeof bi, SENT));
+    ol = 12345;
+    BAD(cellar_blind_index_batch(NULL, ctx, 3, vals, offs, 2, 16, bi, sizeof bi, &ol), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_blind_index_batch(bk, NULL, 3, vals, offs, 2, 16, bi, sizeof bi, &ol), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_blind_index_batch(bk, ctx, 3, NULL, offs, 2, 16, bi, sizeof bi, &ol), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_blind_index_batch(bk, ctx, 3, vals, NULL, 2, 16, bi, sizeof bi, &ol), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_blind_index_batch(bk, ctx, 3, vals, offs, 2, 16, NULL, sizeof bi, &ol), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_blind_index_batch(bk, ctx, 3, vals, offs, 2, 16, bi, sizeof bi, NULL), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_blind_index_batch((const cellar_blind_index_key *)cell, ctx, 3, vals, offs, 2, 16, bi, sizeof bi, &ol),
+        CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_blind_index_batch(bk, ctx, 3, vals, decreasing, 2, 16, bi, sizeof bi, &ol), CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_blind_index_batch(bk, ctx, 3, vals, offs, HUGE, 16, bi, sizeof bi, &ol), CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_blind_index_batch(bk, ctx, 3, vals, offs, 2, 3, bi, sizeof bi, &ol), CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_blind_index_batch(bk, ctx, 3, vals, offs, 2, 33, bi, sizeof bi, &ol), CELLAR_ERR_INVALID_ARGUMENT);
+    CHECK(ol == 12345);
+    BAD(cellar_blind_index_batch(bk, ctx, 3, vals, offs, 2, 16, bi, 31, &ol), CELLAR_ERR_BUFFER_TOO_SMALL);
+    CHECK(ol == 32);
+    CHECK(all_is(bi, sizeof bi, SENT));
+    ol = 12345;
+    BAD(cellar_blind_index_batch_rows(NULL, &rc, vals, offs, 2, 16, bi, sizeof bi, &ol), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_blind_index_batch_rows(bk, NULL, vals, offs, 2, 16, bi, sizeof bi, &ol), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_blind_index_batch_rows(bk, &rc, NULL, offs, 2, 16, bi, sizeof bi, &ol), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_blind_index_batch_rows(bk, &rc, vals, NULL, 2, 16, bi, sizeof bi, &ol), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_blind_index_batch_rows(bk, &rc, vals, offs, 2, 16, NULL, sizeof bi, &ol), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_blind_index_batch_rows(bk, &rc, vals, offs, 2, 16, bi, sizeof bi, NULL), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_blind_index_batch_rows((const cellar_blind_index_key *)aes, &rc, vals, offs, 2, 16, bi, sizeof bi, &ol),
+        CELLAR_ERR_INVALID_ARGUMENT);
+    rbad = rc;
+    rbad.offset_width = 2;
+    BAD(cellar_blind_index_batch_rows(bk, &rbad, vals, offs, 2, 16, bi, sizeof bi, &ol), CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_blind_index_batch_rows(bk, &rc, vals, offs, 2, 0, bi, sizeof bi, &ol), CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_blind_index_batch_rows(bk, &rc, vals, offs, HUGE, 16, bi, sizeof bi, &ol), CELLAR_ERR_INVALID_ARGUMENT);
+    CHECK(ol == 12345);
+    BAD(cellar_blind_index_batch_rows(bk, &rc, vals, offs, 2, 16, bi, 31, &ol), CELLAR_ERR_BUFFER_TOO_SMALL);
+    CHECK(ol == 32);
+    CHECK(all_is(bi, sizeof bi, SENT));
+    cellar_blind_index_key_free(NULL);
+    cellar_blind_index_key_free((cellar_blind_index_key *)aes);
+    cellar_blind_index_key_free(bk);
     /* MSSQL modes take no context */
     cellar_cell_cipher *ms = NULL;
     CHECK_OK(cellar_cell_cipher_new(aes, CELLAR_CELL_MSSQL_RANDOMIZED, 1, &ms));
@@ -741,6 +892,33 @@ static void matrix_keyring(void) {
     BAD(cellar_keyring_import(st, stl - 1, aes, NULL, 0, &r), CELLAR_ERR_AUTHENTICATION_FAILED);
     BAD(cellar_keyring_import(st, stl, xts, NULL, 0, &r), CELLAR_ERR_INVALID_KEY);
     BAD(cellar_keyring_import(st, stl, (const cellar_key *)cell, NULL, 0, &r), CELLAR_ERR_INVALID_ARGUMENT);
+    CHECK(r == R0);
+    /* cellar_key_restore_usage_count: no cryptography; raises only */
+    BAD(cellar_key_restore_usage_count(NULL, 1), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_key_restore_usage_count((const cellar_key *)ring, 1), CELLAR_ERR_INVALID_ARGUMENT);
+    /* cellar_keyring_generation */
+    uint64_t kgen = 77;
+    BAD(cellar_keyring_generation(NULL, &kgen), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_keyring_generation(ring, NULL), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_keyring_generation((const cellar_keyring *)aes, &kgen), CELLAR_ERR_INVALID_ARGUMENT);
+    CHECK(kgen == 77);
+    CHECK_OK(cellar_keyring_generation(ring, &kgen));
+    CHECK(kgen >= 2); /* created (1) and rotated once */
+    /* cellar_keyring_import_min_generation: the import rows, plus a minimum above the export's */
+    BAD(cellar_keyring_import_min_generation(NULL, stl, aes, NULL, 0, 0, &r), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_keyring_import_min_generation(st, stl, aes, NULL, 0, 0, NULL), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_keyring_import_min_generation(st, stl, NULL, NULL, 0, 0, &r), CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_keyring_import_min_generation(st, stl, aes, pw, pwl, 0, &r), CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_keyring_import_min_generation(st, stl, NULL, pw, pwl, 0, &r), CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_keyring_import_min_generation(st, stl, NULL, NULL, pwl, 0, &r), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_keyring_import_min_generation(st, HUGE, aes, NULL, 0, 0, &r), CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_keyring_import_min_generation(st, 0, aes, NULL, 0, 0, &r), CELLAR_ERR_AUTHENTICATION_FAILED);
+    BAD(cellar_keyring_import_min_generation(st, stl - 1, aes, NULL, 0, 0, &r), CELLAR_ERR_AUTHENTICATION_FAILED);
+    BAD(cellar_keyring_import_min_generation(st, stl, xts, NULL, 0, 0, &r), CELLAR_ERR_INVALID_KEY);
+    BAD(cellar_keyring_import_min_generation(st, stl, (const cellar_key *)cell, NULL, 0, 0, &r),
+        CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_keyring_import_min_generation(st, stl, aes, NULL, 0, kgen + 1, &r), CELLAR_ERR_AUTHENTICATION_FAILED);
+    BAD(cellar_keyring_import_min_generation(st, stl, aes, NULL, 0, UINT64_MAX, &r), CELLAR_ERR_AUTHENTICATION_FAILED);
     CHECK(r == R0);
     /* cellar_keyring_free: NULL and another kind do nothing */
     cellar_keyring_free(NULL);

@@ -4,6 +4,8 @@
  * the zero-page flag, reserved bytes and the approval indicator. */
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include "check.h"
 
 #define PS 4096
@@ -178,7 +180,66 @@ static void gcm_specifics(void) {
     cellar_key_free(k);
 }
 
+/* The 12-byte epoch salt of a GCM page (SPEC 4 trailer: format, 3 reserved, key version, salt). */
+static const uint8_t *salt_of(const uint8_t *page) { return page + PS - 48 + 8; }
+
+/* Security review finding 6: after fork() the parent and the child write GCM pages under
+ * different salts (the child drops the budget it inherited and draws a new epoch before its
+ * first page); each keeps its own salt; the parent reads the child's pages. */
+static void gcm_salts_after_fork(void) {
+    cellar_key *k = NULL;
+    cellar_page_cipher *c = NULL;
+    CHECK_OK(cellar_key_generate(CELLAR_KEY_AES256, &k));
+    CHECK_OK(cellar_page_cipher_new(k, CELLAR_PAGE_GCM, 11, 1, 0, &c));
+    static uint8_t pt[PS], before[PS], child[2 * PS], after[PS], back[PS];
+    fill(pt, PS, 9);
+    CHECK_OK(cellar_page_encrypt(c, 1, pt, before, PS));
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        /* Child: two pages (one alone, one in a batch), sent to the parent; leave with _exit
+         * (no exit-time leak check in a child that does not own the parent's threads). */
+        close(fds[0]);
+        static uint8_t two[2 * PS];
+        int ok = cellar_page_encrypt(c, 2, pt, two, PS) == CELLAR_OK;
+        memcpy(two + PS, pt, PS);
+        ok = ok && cellar_page_encrypt_pages(c, 3, two + PS, two + PS, PS, 1, 1) == CELLAR_OK;
+        size_t done = 0;
+        while (ok && done < sizeof two) {
+            ssize_t w = write(fds[1], two + done, sizeof two - done);
+            if (w <= 0) ok = 0;
+            else done += (size_t)w;
+        }
+        _exit(ok ? 0 : 1);
+    }
+    close(fds[1]);
+    size_t got = 0;
+    while (got < sizeof child) {
+        ssize_t r = read(fds[0], child + got, sizeof child - got);
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
+    close(fds[0]);
+    int status = -1;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK(got == sizeof child);
+    CHECK_OK(cellar_page_encrypt(c, 4, pt, after, PS));
+    CHECK(memcmp(salt_of(before), salt_of(after), 12) == 0);     /* the parent keeps its epoch */
+    CHECK(memcmp(salt_of(child), salt_of(before), 12) != 0);     /* the child drew a new one */
+    CHECK(memcmp(salt_of(child + PS), salt_of(child), 12) == 0); /* and keeps it */
+    CHECK_OK(cellar_page_decrypt(c, 2, child, back, PS));
+    CHECK(memcmp(back, pt, PS - 48) == 0);
+    CHECK_OK(cellar_page_decrypt(c, 3, child + PS, back, PS));
+    CHECK(memcmp(back, pt, PS - 48) == 0);
+    cellar_page_cipher_free(c);
+    cellar_key_free(k);
+}
+
 int main(void) {
+    gcm_salts_after_fork();
     cellar_key *xk = gen(CELLAR_KEY_AES256_XTS);
     cellar_key *gk = gen(CELLAR_KEY_AES256);
     cellar_page_cipher *x = make(xk, CELLAR_PAGE_XTS, 0);

@@ -289,10 +289,18 @@ def test_blobs_open_with_pyca_and_pyca_blobs_open_in_cellar():
         assert kr.unwrap(b)[0] == AUTH
 
 
-def parse_state(state, magic):
-    assert state[0] == magic and state[1] == 1
-    active, count = struct.unpack(">II", state[2:10])
-    entries, p = [], 10
+def parse_state(state, magic, generation=None):
+    """Format 0x02 (written since generations exist): magic | 0x02 | generation (u64 BE) |
+    active | count | entries; format 0x01 has no generation."""
+    assert state[0] == magic and state[1] in (1, 2)
+    h = 2
+    if state[1] == 2:
+        (gen,) = struct.unpack(">Q", state[2:10])
+        if generation is not None:
+            assert gen == generation
+        h = 10
+    active, count = struct.unpack(">II", state[h : h + 8])
+    entries, p = [], h + 8
     for _ in range(count):
         v, kind = struct.unpack(">IB", state[p : p + 5])
         kid = state[p + 5 : p + 21]
@@ -315,8 +323,9 @@ def test_exports_open_with_pyca_and_pyca_state_imports():
     assert lib.cellar_keyring_retire(kr.h, 2) == OK
 
     exp = ok(kr.export(root=Key(root)))
-    assert exp[:2] == b"\x52\x01" and exp[2:18] == key_id_of(root)
-    active, entries = parse_state(aes_key_unwrap_with_padding(root, exp[18:]), 0x52)
+    assert exp[:2] == b"\x52\x02" and exp[2:18] == key_id_of(root)
+    # generation: created 1, two rotations, one retire
+    active, entries = parse_state(aes_key_unwrap_with_padding(root, exp[18:]), 0x52, generation=4)
     assert active == 3
     assert [(v, kind) for v, kind, _, _ in entries] == [(1, 1), (2, 3), (3, 1)]
     assert entries[0][2:] == (key_id_of(t1), t1)
@@ -324,9 +333,9 @@ def test_exports_open_with_pyca_and_pyca_state_imports():
     assert entries[2][2] == key_id_of(entries[2][3])
 
     pexp = ok(kr.export(password=PW, iterations=ITER))
-    assert pexp[:2] == b"\x4b\x01" and struct.unpack(">I", pexp[2:6])[0] == ITER
+    assert pexp[:2] == b"\x4b\x02" and struct.unpack(">I", pexp[2:6])[0] == ITER
     kek = PBKDF2HMAC(algorithm=hashes.SHA256(), length=32, salt=pexp[6:22], iterations=ITER).derive(PW)
-    assert parse_state(aes_key_unwrap_with_padding(kek, pexp[22:]), 0x4B) == (active, entries)
+    assert parse_state(aes_key_unwrap_with_padding(kek, pexp[22:]), 0x4B, generation=4) == (active, entries)
 
     # A state built by pyca imports into Cellar: versions 5 (local, active) and 9 (provider ref).
     t5 = os.urandom(32)
@@ -463,3 +472,32 @@ def test_python_provider():
     assert lib.cellar_keyring_unlock_provider(kr2.h, C.byref(hsm.struct), C.byref(v)) == OK
     assert kr2.unwrap(bp)[2] == 2
     del kr, kr2  # keyrings go before the callbacks they reference
+
+
+def test_generation_rollback_with_pyca_built_exports():
+    """Finding 3: a format-0x02 state built by pyca carries its generation; import with a higher
+    minimum is refused as a rollback, a format-0x01 state reads as generation 0."""
+    lib.cellar_keyring_import_min_generation.argtypes = [vp, sz, vp, vp, sz, C.c_uint64, P(vp)]
+    lib.cellar_keyring_generation.argtypes = [vp, P(C.c_uint64)]
+    root, t5 = os.urandom(32), os.urandom(32)
+    entry = struct.pack(">IB", 5, 1) + key_id_of(t5) + bytes([AES]) + t5
+
+    def sealed(fmt, state):
+        return bytes([0x52, fmt]) + key_id_of(root) + aes_key_wrap_with_padding(root, state)
+
+    v2 = sealed(2, b"\x52\x02" + struct.pack(">QII", 41, 5, 1) + entry)
+    v1 = sealed(1, b"\x52\x01" + struct.pack(">II", 5, 1) + entry)
+    rk = Key(root)
+    for blob, gen in ((v2, 41), (v1, 0)):
+        out = vp()
+        assert lib.cellar_keyring_import_min_generation(blob, len(blob), rk.h, None, 0, gen, C.byref(out)) == OK
+        g = C.c_uint64()
+        assert lib.cellar_keyring_generation(out, C.byref(g)) == OK and g.value == gen
+        lib.cellar_keyring_free(out)
+        bad = vp()
+        assert lib.cellar_keyring_import_min_generation(
+            blob, len(blob), rk.h, None, 0, gen + 1, C.byref(bad)) == AUTH
+        assert "rollback" in last_error() and bad.value is None
+    # The outer format byte must agree with the sealed state's.
+    relabelled = sealed(1, b"\x52\x02" + struct.pack(">QII", 41, 5, 1) + entry)
+    assert Keyring.import_(relabelled, root=rk)[0] == AUTH

@@ -22,6 +22,7 @@ static const char *usage =
     "  sql DB SQL...                    run SQL statements, print rows (columns joined by |)\n"
     "  rekey DB                         new page key; re-encrypt every page; retire the old key\n"
     "  verify DB                        PRAGMA integrity_check and decrypt every page\n"
+    "  migrate DB                       authenticate a format-1 key file (format 2, generation 1)\n"
     "environment: CELLAR_KEYRING (file), CELLAR_PASSWORD (>= 14 bytes), CELLAR_KDF_ITERATIONS\n";
 
 static int fail(const char *what, cellar_status st) {
@@ -119,6 +120,8 @@ static void print_scan(const cellar_sqlite_scan_result *s) {
     printf("mode %s, page size %u, %llu pages (%llu never written), active page key version %u\n",
            s->mode == CELLAR_PAGE_GCM ? "gcm" : "xts", s->page_size, (unsigned long long)s->pages,
            (unsigned long long)s->empty, s->active_version);
+    printf("key file generation %llu (keep it outside the directory; open file:DB?cellar_min_generation=N to refuse an older copy)\n",
+           (unsigned long long)s->keyfile_generation);
     for (uint32_t i = 0; i < s->nversions; i++) {
         if (s->mode == CELLAR_PAGE_GCM) printf("  page key version %u: %llu pages\n", s->versions[i], (unsigned long long)s->counts[i]);
         else printf("  page key version %u (XTS pages do not record it): %llu pages\n", s->versions[i], (unsigned long long)s->counts[i]);
@@ -320,6 +323,16 @@ int main(int argc, char **argv) {
         }
     } else if (strcmp(cmd, "verify") == 0) {
         rc = cmd_verify(path);
+    } else if (strcmp(cmd, "migrate") == 0) {
+        /* The VFS rewrites a format-1 key file as format 2 when asked through the URI. */
+        char *uri = sqlite3_mprintf("file:%s?cellar_migrate=1", path);
+        sqlite3 *db = open_db(uri, SQLITE_OPEN_READWRITE);
+        sqlite3_free(uri);
+        cellar_sqlite_scan_result s;
+        rc = cellar_sqlite_scan(db, &s) == SQLITE_OK ? 0 : 1;
+        if (rc == 0) printf("%s: key file authenticated (format 2, generation %llu)\n", path, (unsigned long long)s.keyfile_generation);
+        else fprintf(stderr, "cellar-sqlite: %s\n", cellar_sqlite_last_error());
+        sqlite3_close(db);
     } else if (strcmp(cmd, "keyring-rotate") == 0) {
         uint32_t tv = 0;
         cellar_status st = cellar_keyring_rotate(kr, NULL, &tv);

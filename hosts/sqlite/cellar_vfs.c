@@ -6,13 +6,33 @@
  *                  number, file id 1. The page size is found at open by trial decryption of
  *                  page 1 (8 candidate sizes), so nothing about the database is stored in clear.
  *   rollback journal  every page image (a write or read of a whole page at an offset = 4 mod 8,
- *                  which is where SQLite puts them), page_no = its byte offset, file id 2. The
- *                  journal header, record page numbers and checksums stay as SQLite wrote them.
- *   WAL            every frame's page, page_no = its byte offset, file id 3. WAL and frame
- *                  headers stay as SQLite wrote them. The -shm index holds no page content.
+ *                  which is where SQLite puts them), bound to the database page number in its
+ *                  record and to the journal's generation (see "logs" below). The journal header,
+ *                  record page numbers and checksums stay as SQLite wrote them.
+ *   WAL            every frame's page, bound to the database page number in its frame header and
+ *                  to the WAL's generation (its salts). WAL and frame headers stay as SQLite wrote
+ *                  them. The -shm index holds no page content.
  *   temporary files  refused (SQLITE_CANTOPEN): connections get PRAGMA temp_store=MEMORY.
  * GCM pages carry their key version; decryption picks the cipher of that version, so pages of
  * several versions are readable side by side during a re-key.
+ *
+ * Logs. A log page image is sealed with the page key, bound to the database page number it
+ * restores, its position in the log and the log's generation (docs/FORMATS.md):
+ *   journal  file id = 2 | C0 << 8 | R << 40, page_no = (image offset / 8) << 32 | page number
+ *   WAL      file id = 3 | salt-1 (24 bits) << 8 | salt-2 << 32, page_no = frame index << 32 | page no
+ * where the generations are:
+ *   journal  gen = C0 << 32 | R: C0 is the file change counter of the database's page 1 as it was
+ *            committed when the journal was started, R 24 random bits. The VFS writes
+ *            "CELLARJ1" | gen (u64 BE) into the unused bytes 28..43 of every journal header.
+ *            Before a journal is played back, C0 must equal the change counter of page 1 on disk
+ *            (authenticated) or be one less (page 1 already written by the crashed commit);
+ *            otherwise the journal is shown to SQLite as empty.
+ *   WAL      the salts of the WAL header (SQLite draws new ones at every WAL restart and accepts
+ *            in recovery only frames whose header repeats them).
+ * An image that does not authenticate is never handed to SQLite: during journal playback the read
+ * ends the journal there (SQLITE_IOERR_SHORT_READ, which SQLite treats as a journal cut short by a
+ * crash); during WAL recovery the frame is returned with its salts inverted, so SQLite's recovery
+ * ends the valid log before it; a WAL page read after recovery fails with SQLITE_IOERR_DATA.
  */
 #define _GNU_SOURCE
 #ifdef CELLAR_VFS_EXTENSION
@@ -41,9 +61,26 @@ enum { ROLE_MAIN = 0, ROLE_JOURNAL = 1, ROLE_WAL = 2, ROLE_PASS = 3, NROLES = 3 
 static const uint64_t role_file_id[NROLES] = {1, 2, 3};
 
 #define KEYFILE_MAGIC "CELLARSQ"
-#define KEYFILE_FORMAT 1
+#define KEYFILE_FORMAT_V1 1 /* unauthenticated; read only to migrate */
+#define KEYFILE_FORMAT 2
+#define KEYFILE_V1_HDR 20
+#define KEYFILE_HDR 28
+#define KEYFILE_MAC_LEN 33 /* a RANDOMIZED cell of no plaintext: a GMAC tag with its nonce */
+static const char keyfile_mac_label[] = "cellar sqlite key file v2";
 #define WAL_HDR 32
 #define WAL_FRAME_HDR 24
+#define JTAG_OFF 28
+#define JTAG_LEN 16
+static const char jtag_magic[8] = {'C', 'E', 'L', 'L', 'A', 'R', 'J', '1'};
+
+/* Wipes memory that held plaintext before it is freed (not optimised away). */
+static void cv_wipe(void *p, size_t n) {
+    if (p) explicit_bzero(p, n);
+}
+static void cv_free_wiped(void *p, size_t n) {
+    cv_wipe(p, n);
+    free(p);
+}
 
 /* ---------------------------------------------------------------- errors */
 
@@ -70,7 +107,8 @@ static void cv_cellar_error(int rc, const char *what, cellar_status st) {
 
 typedef struct cv_version {
     uint32_t version;
-    cellar_page_cipher *cipher[NROLES];
+    cellar_key *key;           /* kept for the per-log ciphers */
+    cellar_page_cipher *main;  /* main-file pages */
 } cv_version;
 
 /* The page keys of one database, shared by every handle on it in this process. */
@@ -80,6 +118,10 @@ typedef struct cv_keyset {
     char *db_path;
     char *key_path;
     cellar_keyring *keyring;
+    sqlite3_vfs *root;
+    sqlite3_file *peek;         /* a read-only handle on the main file (root VFS), opened lazily */
+    cellar_cell_cipher *mac;    /* authenticates the key file and nothing else */
+    uint64_t generation;        /* of the key file when last loaded; never goes back */
     uint32_t mode;
     uint32_t active;
     cv_version vers[CELLAR_SQLITE_MAX_VERSIONS];
@@ -100,10 +142,14 @@ typedef struct cv_entry {
 typedef struct cv_keyfile {
     uint8_t *data;
     size_t len;
+    uint32_t format;
     uint32_t mode;
     uint32_t active;
     uint32_t n;
+    uint64_t generation;
     cv_entry e[CELLAR_SQLITE_MAX_VERSIONS];
+    cv_entry file_key;  /* format 2: the wrapped key of the key file's MAC */
+    size_t body_len;    /* format 2: bytes covered by the MAC (all before it) */
 } cv_keyfile;
 
 static uint32_t get32(const uint8_t *p) {
@@ -112,18 +158,37 @@ static uint32_t get32(const uint8_t *p) {
 static void put32(uint8_t *p, uint32_t v) {
     p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
 }
+static uint64_t get64(const uint8_t *p) { return (uint64_t)get32(p) << 32 | get32(p + 4); }
+static void put64(uint8_t *p, uint64_t v) {
+    put32(p, (uint32_t)(v >> 32));
+    put32(p + 4, (uint32_t)v);
+}
 
-/* Key file: "CELLARSQ" | format (1) | mode (1) | 0 (2) | active (u32 BE) | count (u32 BE) |
- * count * (version (u32 BE) | blob_len (u16 BE) | keyring blob). */
+/* Key file, format 2 (README.md, docs/FORMATS.md):
+ *   "CELLARSQ" | format 2 (1) | mode (1) | 0 (2) | active (u32 BE) | count (u32 BE) |
+ *   generation (u64 BE) | count * (version (u32 BE) | blob_len (u16 BE) | keyring blob) |
+ *   file key blob_len (u16 BE) | file key blob | MAC (33)
+ * MAC = a RANDOMIZED Cellar cell (AES-256-GCM, random nonce) of no plaintext under the file key,
+ * bound to the context "cellar sqlite key file v2" | every byte before the MAC.
+ * Format 1 is the same without generation, file key and MAC (read only to migrate). */
 static int keyfile_parse(cv_keyfile *kf) {
     const uint8_t *p = kf->data;
-    size_t len = kf->len, off = 20;
-    if (len < 20 || memcmp(p, KEYFILE_MAGIC, 8) != 0 || p[8] != KEYFILE_FORMAT ||
-        (p[9] != CELLAR_PAGE_XTS && p[9] != CELLAR_PAGE_GCM))
+    size_t len = kf->len;
+    if (len < KEYFILE_V1_HDR || memcmp(p, KEYFILE_MAGIC, 8) != 0 ||
+        (p[8] != KEYFILE_FORMAT && p[8] != KEYFILE_FORMAT_V1) ||
+        (p[9] != CELLAR_PAGE_XTS && p[9] != CELLAR_PAGE_GCM) || p[10] != 0 || p[11] != 0)
         return -1;
+    kf->format = p[8];
     kf->mode = p[9];
     kf->active = get32(p + 12);
     kf->n = get32(p + 16);
+    size_t off = KEYFILE_V1_HDR;
+    if (kf->format == KEYFILE_FORMAT) {
+        if (len < KEYFILE_HDR + 2 + KEYFILE_MAC_LEN) return -1;
+        kf->generation = get64(p + 20);
+        off = KEYFILE_HDR;
+        len -= KEYFILE_MAC_LEN;
+    }
     if (kf->n == 0 || kf->n > CELLAR_SQLITE_MAX_VERSIONS) return -1;
     int have_active = 0;
     for (uint32_t i = 0; i < kf->n; i++) {
@@ -135,6 +200,17 @@ static int keyfile_parse(cv_keyfile *kf) {
         kf->e[i].blob = p + off;
         off += kf->e[i].blob_len;
         if (kf->e[i].version == kf->active) have_active = 1;
+        for (uint32_t j = 0; j < i; j++)
+            if (kf->e[j].version == kf->e[i].version) return -1;
+    }
+    if (kf->format == KEYFILE_FORMAT) {
+        if (off + 2 > len) return -1;
+        kf->file_key.blob_len = (uint16_t)(p[off] << 8 | p[off + 1]);
+        off += 2;
+        if (kf->file_key.blob_len == 0 || off + kf->file_key.blob_len > len) return -1;
+        kf->file_key.blob = p + off;
+        off += kf->file_key.blob_len;
+        kf->body_len = off;
     }
     return (off == len && have_active) ? 0 : -1;
 }
@@ -145,6 +221,7 @@ static int keyfile_read(const char *path, cv_keyfile *kf, struct stat *st) {
     if (fd < 0) return errno == ENOENT ? SQLITE_NOTFOUND : SQLITE_CANTOPEN;
     if (fstat(fd, st) != 0 || st->st_size <= 0 || st->st_size > 1 << 20) {
         close(fd);
+        cv_error(SQLITE_CANTOPEN, "%s: not a Cellar key file (size)", path);
         return SQLITE_CANTOPEN;
     }
     kf->len = (size_t)st->st_size;
@@ -154,15 +231,38 @@ static int keyfile_read(const char *path, cv_keyfile *kf, struct stat *st) {
     if (got != (ssize_t)kf->len || keyfile_parse(kf) != 0) {
         free(kf->data);
         kf->data = NULL;
-        cv_error(SQLITE_CANTOPEN, "%s: not a Cellar key file", path);
+        cv_error(SQLITE_CANTOPEN, "%s: not a Cellar key file (bad layout)", path);
         return SQLITE_CANTOPEN;
     }
     return SQLITE_OK;
 }
 
-static uint8_t *keyfile_build(uint32_t mode, uint32_t active, const cv_entry *e, uint32_t n,
-                              size_t *out_len) {
-    size_t len = 20;
+/* The MAC context: label | body. Caller frees. */
+static uint8_t *keyfile_mac_context(const uint8_t *body, size_t body_len, size_t *ctx_len) {
+    size_t l = sizeof keyfile_mac_label - 1;
+    uint8_t *ctx = malloc(l + body_len);
+    if (!ctx) return NULL;
+    memcpy(ctx, keyfile_mac_label, l);
+    memcpy(ctx + l, body, body_len);
+    *ctx_len = l + body_len;
+    return ctx;
+}
+
+/* Checks a format-2 key file's MAC under `mac`. */
+static int keyfile_verify(const cv_keyfile *kf, const cellar_cell_cipher *mac) {
+    size_t ctx_len = 0, out_len = 0;
+    uint8_t *ctx = keyfile_mac_context(kf->data, kf->body_len, &ctx_len), dummy[1];
+    if (!ctx) return SQLITE_NOMEM;
+    cellar_status st = cellar_cell_decrypt(mac, ctx, ctx_len, kf->data + kf->body_len, KEYFILE_MAC_LEN, dummy,
+                                           sizeof dummy, &out_len);
+    free(ctx);
+    return st == CELLAR_OK && out_len == 0 ? SQLITE_OK : SQLITE_CANTOPEN;
+}
+
+/* Builds a format-2 key file sealed under `mac`. */
+static uint8_t *keyfile_build(uint32_t mode, uint32_t active, uint64_t generation, const cv_entry *e, uint32_t n,
+                              const cv_entry *file_key, const cellar_cell_cipher *mac, size_t *out_len) {
+    size_t len = KEYFILE_HDR + 2 + file_key->blob_len + KEYFILE_MAC_LEN;
     for (uint32_t i = 0; i < n; i++) len += 6 + e[i].blob_len;
     uint8_t *p = calloc(1, len);
     if (!p) return NULL;
@@ -171,13 +271,28 @@ static uint8_t *keyfile_build(uint32_t mode, uint32_t active, const cv_entry *e,
     p[9] = (uint8_t)mode;
     put32(p + 12, active);
     put32(p + 16, n);
-    size_t off = 20;
+    put64(p + 20, generation);
+    size_t off = KEYFILE_HDR;
     for (uint32_t i = 0; i < n; i++) {
         put32(p + off, e[i].version);
         p[off + 4] = (uint8_t)(e[i].blob_len >> 8);
         p[off + 5] = (uint8_t)e[i].blob_len;
         memcpy(p + off + 6, e[i].blob, e[i].blob_len);
         off += 6 + e[i].blob_len;
+    }
+    p[off] = (uint8_t)(file_key->blob_len >> 8);
+    p[off + 1] = (uint8_t)file_key->blob_len;
+    memcpy(p + off + 2, file_key->blob, file_key->blob_len);
+    off += 2 + file_key->blob_len;
+    size_t ctx_len = 0, mac_len = 0;
+    uint8_t *ctx = keyfile_mac_context(p, off, &ctx_len);
+    cellar_status st = ctx ? cellar_cell_encrypt(mac, ctx, ctx_len, NULL, 0, p + off, KEYFILE_MAC_LEN, &mac_len)
+                           : CELLAR_ERR_INTERNAL;
+    free(ctx);
+    if (st != CELLAR_OK || mac_len != KEYFILE_MAC_LEN) {
+        cv_cellar_error(SQLITE_CANTOPEN, "cannot seal the key file", st);
+        free(p);
+        return NULL;
     }
     *out_len = len;
     return p;
@@ -231,12 +346,89 @@ static uint32_t key_type_of(uint32_t mode) {
     return mode == CELLAR_PAGE_XTS ? CELLAR_KEY_AES256_XTS : CELLAR_KEY_AES256;
 }
 
-/* Unwraps the entries of `kf` not loaded yet and makes their ciphers. Caller holds cv_mu. */
-static int keyset_absorb(cv_keyset *ks, const cv_keyfile *kf) {
-    if (kf->mode != ks->mode) {
+/* The MAC cipher of a key file from its wrapped file key. */
+static int mac_from_blob(cellar_keyring *kr, const cv_entry *blob, const char *key_path, cellar_cell_cipher **out) {
+    cellar_key *key = NULL;
+    uint32_t tenant_version = 0, type = 0;
+    cellar_status st = cellar_keyring_unwrap(kr, blob->blob, blob->blob_len, &key, &tenant_version);
+    if (st != CELLAR_OK) {
+        cv_cellar_error(SQLITE_CANTOPEN, "cannot unwrap the key file's key (wrong keyring?)", st);
+        return SQLITE_CANTOPEN;
+    }
+    if (cellar_key_type(key, &type) != CELLAR_OK || type != CELLAR_KEY_AES256) {
+        cellar_key_free(key);
+        cv_error(SQLITE_CANTOPEN, "%s: the key file's key is not AES-256", key_path);
+        return SQLITE_CANTOPEN;
+    }
+    st = cellar_cell_cipher_new(key, CELLAR_CELL_RANDOMIZED, 1, out);
+    cellar_key_free(key);
+    if (st != CELLAR_OK) {
+        cv_cellar_error(SQLITE_CANTOPEN, "cannot make the key file's MAC", st);
+        return SQLITE_CANTOPEN;
+    }
+    return SQLITE_OK;
+}
+
+/* Checks a key file read from disk against what this process trusts: its MAC (under the key
+ * file's own key, unwrapped once per keyset and kept: a key file of another database does not
+ * verify), its generation (never lower than one loaded before) and its mode. */
+static int keyset_check(cv_keyset *ks, const cv_keyfile *kf) {
+    if (kf->format != KEYFILE_FORMAT) {
+        cv_error(SQLITE_CANTOPEN, "%s: key file format %u is not authenticated; migrate it once with cellar-sqlite migrate "
+                 "(or open with ?cellar_migrate=1)", ks->key_path, kf->format);
+        return SQLITE_CANTOPEN;
+    }
+    if (!ks->mac) {
+        int rc = mac_from_blob(ks->keyring, &kf->file_key, ks->key_path, &ks->mac);
+        if (rc != SQLITE_OK) return rc;
+    }
+    int rc = keyfile_verify(kf, ks->mac);
+    if (rc != SQLITE_OK) {
+        cv_error(SQLITE_CANTOPEN, "%s: key file does not authenticate (changed, truncated, reordered, or from another "
+                 "database)", ks->key_path);
+        return rc == SQLITE_NOMEM ? rc : SQLITE_CANTOPEN;
+    }
+    if (kf->generation < ks->generation) {
+        cv_error(SQLITE_CANTOPEN, "%s: key file generation went back from %llu to %llu (an older copy replaced it)",
+                 ks->key_path, (unsigned long long)ks->generation, (unsigned long long)kf->generation);
+        return SQLITE_CANTOPEN;
+    }
+    if (ks->mode && kf->mode != ks->mode) {
         cv_error(SQLITE_CANTOPEN, "%s: page mode changed", ks->key_path);
         return SQLITE_CANTOPEN;
     }
+    return SQLITE_OK;
+}
+
+/* Reads and checks the key file. Caller holds cv_mu and frees kf->data. */
+static int keyset_load(cv_keyset *ks, cv_keyfile *kf, struct stat *st) {
+    int rc = keyfile_read(ks->key_path, kf, st);
+    if (rc == SQLITE_NOTFOUND) {
+        cv_error(SQLITE_CANTOPEN, "%s: key file missing", ks->key_path);
+        rc = SQLITE_CANTOPEN;
+    }
+    if (rc == SQLITE_OK) rc = keyset_check(ks, kf);
+    if (rc != SQLITE_OK) {
+        free(kf->data);
+        kf->data = NULL;
+    }
+    return rc;
+}
+
+/* Writes a new generation of the key file: `e`/`n` as the versions, `active`, `file_key` (the
+ * current blob of the MAC key, possibly rewrapped). Caller holds cv_mu. */
+static int keyset_store(cv_keyset *ks, uint64_t cur_generation, uint32_t active, const cv_entry *e, uint32_t n,
+                        const cv_entry *file_key) {
+    size_t len = 0;
+    uint8_t *data = keyfile_build(ks->mode, active, cur_generation + 1, e, n, file_key, ks->mac, &len);
+    int rc = data ? keyfile_write(ks->key_path, data, len, 0) : SQLITE_NOMEM;
+    free(data);
+    return rc;
+}
+
+/* Unwraps the entries of `kf` not loaded yet and makes their ciphers. Caller holds cv_mu and
+ * has checked `kf` (keyset_check). */
+static int keyset_absorb(cv_keyset *ks, const cv_keyfile *kf) {
     for (uint32_t i = 0; i < kf->n; i++) {
         int known = 0;
         for (uint32_t j = 0; j < ks->nvers; j++) known |= ks->vers[j].version == kf->e[i].version;
@@ -257,21 +449,18 @@ static int keyset_absorb(cv_keyset *ks, const cv_keyfile *kf) {
         cv_version *v = &ks->vers[ks->nvers];
         memset(v, 0, sizeof *v);
         v->version = kf->e[i].version;
-        for (int r = 0; r < NROLES && st == CELLAR_OK; r++) {
-            /* Journal and WAL ciphers read a zeroed region as zeros, which SQLite's own
-             * checksums then reject; a main-file page must always authenticate. */
-            uint32_t flags = r == ROLE_MAIN ? 0 : CELLAR_PAGE_ZERO_IS_EMPTY;
-            st = cellar_page_cipher_new(key, ks->mode, role_file_id[r], v->version, flags, &v->cipher[r]);
-        }
-        cellar_key_free(key);
+        /* A main-file page must always authenticate: no CELLAR_PAGE_ZERO_IS_EMPTY anywhere. */
+        st = cellar_page_cipher_new(key, ks->mode, role_file_id[ROLE_MAIN], v->version, 0, &v->main);
         if (st != CELLAR_OK) {
-            for (int r = 0; r < NROLES; r++) cellar_page_cipher_free(v->cipher[r]);
+            cellar_key_free(key);
             cv_cellar_error(SQLITE_CANTOPEN, "cannot make a page cipher", st);
             return SQLITE_CANTOPEN;
         }
+        v->key = key;
         ks->nvers++;
     }
     ks->active = kf->active;
+    ks->generation = kf->generation;
     return SQLITE_OK;
 }
 
@@ -279,8 +468,7 @@ static int keyset_absorb(cv_keyset *ks, const cv_keyfile *kf) {
 static int keyset_reload(cv_keyset *ks) {
     cv_keyfile kf;
     struct stat st;
-    int rc = keyfile_read(ks->key_path, &kf, &st);
-    if (rc == SQLITE_NOTFOUND) rc = SQLITE_CANTOPEN;
+    int rc = keyset_load(ks, &kf, &st);
     if (rc != SQLITE_OK) return rc;
     rc = keyset_absorb(ks, &kf);
     if (rc == SQLITE_OK) ks->st = st;
@@ -295,34 +483,85 @@ static int keyfile_changed(const cv_keyset *ks) {
            st.st_mtim.tv_sec != ks->st.st_mtim.tv_sec || st.st_mtim.tv_nsec != ks->st.st_mtim.tv_nsec;
 }
 
-/* Makes a new data key for `mode`, wraps it under the keyring's active version. */
-static int new_wrapped_key(cellar_keyring *kr, uint32_t mode, uint8_t *blob, size_t cap, size_t *len) {
+/* Makes a new data key of `type`, wraps it under the keyring's active version; optionally
+ * returns the key too. */
+static int new_wrapped_key(cellar_keyring *kr, uint32_t type, uint8_t *blob, size_t cap, size_t *len,
+                           cellar_key **out_key) {
     cellar_key *key = NULL;
-    cellar_status st = cellar_key_generate(key_type_of(mode), &key);
+    cellar_status st = cellar_key_generate(type, &key);
     if (st == CELLAR_OK) st = cellar_keyring_wrap(kr, key, blob, cap, len);
+    if (st == CELLAR_OK && out_key) {
+        *out_key = key;
+        key = NULL;
+    }
     cellar_key_free(key);
     if (st != CELLAR_OK) {
-        cv_cellar_error(SQLITE_CANTOPEN, "cannot make a page key", st);
+        cv_cellar_error(SQLITE_CANTOPEN, "cannot make a key", st);
         return SQLITE_CANTOPEN;
     }
     return SQLITE_OK;
 }
 
+/* Writes a new key file (format 2, generation 1) holding `e`/`n` under a fresh file key.
+ * `exclusive`: create only (SQLITE_BUSY when one exists). */
+static int keyfile_create(cellar_keyring *kr, const char *key_path, uint32_t mode, uint32_t active, const cv_entry *e,
+                          uint32_t n, int exclusive) {
+    uint8_t fk_blob[CELLAR_KEYRING_MAX_WRAPPED_LEN];
+    size_t fk_len = 0, len = 0;
+    cellar_key *fk = NULL;
+    cellar_cell_cipher *mac = NULL;
+    int rc = new_wrapped_key(kr, CELLAR_KEY_AES256, fk_blob, sizeof fk_blob, &fk_len, &fk);
+    if (rc != SQLITE_OK) return rc;
+    cellar_status st = cellar_cell_cipher_new(fk, CELLAR_CELL_RANDOMIZED, 1, &mac);
+    cellar_key_free(fk);
+    if (st != CELLAR_OK) {
+        cv_cellar_error(SQLITE_CANTOPEN, "cannot make the key file's MAC", st);
+        return SQLITE_CANTOPEN;
+    }
+    cv_entry fke = {0, (uint16_t)fk_len, fk_blob};
+    uint8_t *data = keyfile_build(mode, active, 1, e, n, &fke, mac, &len);
+    cellar_cell_cipher_free(mac);
+    rc = data ? keyfile_write(key_path, data, len, exclusive) : SQLITE_NOMEM;
+    free(data);
+    return rc;
+}
+
 static void keyset_free(cv_keyset *ks) {
-    for (uint32_t i = 0; i < ks->nvers; i++)
-        for (int r = 0; r < NROLES; r++) cellar_page_cipher_free(ks->vers[i].cipher[r]);
+    for (uint32_t i = 0; i < ks->nvers; i++) {
+        cellar_page_cipher_free(ks->vers[i].main);
+        cellar_key_free(ks->vers[i].key);
+    }
+    cellar_cell_cipher_free(ks->mac);
+    if (ks->peek) {
+        if (ks->peek->pMethods) ks->peek->pMethods->xClose(ks->peek);
+        free(ks->peek);
+    }
     free(ks->db_path);
     free(ks->key_path);
     free(ks);
 }
 
 /* Finds the keyset of `db_path` (taking a reference) or, for a main database, loads its key
- * file, creating one in `mode` when `may_create` and none exists. */
-static int keyset_acquire(cellar_keyring *kr, const char *db_path, int is_main, int may_create,
-                          uint32_t mode, cv_keyset **out) {
+ * file, creating one in `mode` when `may_create` and none exists; a format-1 key file is
+ * upgraded when `migrate`. The key file's generation must be at least `min_generation`. */
+static int keyset_acquire(cellar_keyring *kr, sqlite3_vfs *root, const char *db_path, int is_main, int may_create,
+                          uint32_t mode, int migrate, uint64_t min_generation, cv_keyset **out) {
     pthread_mutex_lock(&cv_mu);
     for (cv_keyset *k = cv_keysets; k; k = k->next) {
         if (strcmp(k->db_path, db_path) == 0 && k->keyring == kr) {
+            if (is_main && k->generation < min_generation) {
+                /* Another connection has it open: look at the file as it is now. */
+                int rc = keyset_reload(k);
+                if (rc == SQLITE_OK && k->generation < min_generation) {
+                    cv_error(SQLITE_CANTOPEN, "%s: key file generation %llu is below the %llu the host expects",
+                             k->key_path, (unsigned long long)k->generation, (unsigned long long)min_generation);
+                    rc = SQLITE_CANTOPEN;
+                }
+                if (rc != SQLITE_OK) {
+                    pthread_mutex_unlock(&cv_mu);
+                    return SQLITE_CANTOPEN;
+                }
+            }
             k->refs++;
             pthread_mutex_unlock(&cv_mu);
             *out = k;
@@ -340,16 +579,33 @@ static int keyset_acquire(cellar_keyring *kr, const char *db_path, int is_main, 
         ks->db_path = strdup(db_path);
         ks->key_path = malloc(strlen(db_path) + sizeof CELLAR_SQLITE_KEYFILE_SUFFIX);
         ks->keyring = kr;
+        ks->root = root;
     }
     if (ks && ks->db_path && ks->key_path) {
         strcpy(ks->key_path, db_path);
         strcat(ks->key_path, CELLAR_SQLITE_KEYFILE_SUFFIX);
         cv_keyfile kf;
-        for (int attempt = 0; attempt < 2; attempt++) {
+        for (int attempt = 0; attempt < 3; attempt++) {
             rc = keyfile_read(ks->key_path, &kf, &ks->st);
+            if (rc == SQLITE_OK && kf.format == KEYFILE_FORMAT_V1 && migrate) {
+                /* Trusted once, on the host's word, and rewritten authenticated. */
+                rc = keyfile_create(kr, ks->key_path, kf.mode, kf.active, kf.e, kf.n, 0);
+                free(kf.data);
+                if (rc != SQLITE_OK) break;
+                sqlite3_log(SQLITE_NOTICE, "cellar vfs: %s: key file migrated to format 2", ks->key_path);
+                continue;
+            }
             if (rc == SQLITE_OK) {
-                ks->mode = kf.mode;
-                rc = keyset_absorb(ks, &kf);
+                rc = keyset_check(ks, &kf);
+                if (rc == SQLITE_OK) {
+                    ks->mode = kf.mode;
+                    rc = keyset_absorb(ks, &kf);
+                }
+                if (rc == SQLITE_OK && ks->generation < min_generation) {
+                    cv_error(SQLITE_CANTOPEN, "%s: key file generation %llu is below the %llu the host expects",
+                             ks->key_path, (unsigned long long)ks->generation, (unsigned long long)min_generation);
+                    rc = SQLITE_CANTOPEN;
+                }
                 free(kf.data);
                 break;
             }
@@ -360,13 +616,11 @@ static int keyset_acquire(cellar_keyring *kr, const char *db_path, int is_main, 
                 break;
             }
             uint8_t blob[CELLAR_KEYRING_MAX_WRAPPED_LEN];
-            size_t blob_len = 0, len = 0;
-            rc = new_wrapped_key(kr, mode, blob, sizeof blob, &blob_len);
+            size_t blob_len = 0;
+            rc = new_wrapped_key(kr, key_type_of(mode), blob, sizeof blob, &blob_len, NULL);
             if (rc != SQLITE_OK) break;
             cv_entry e = {1, (uint16_t)blob_len, blob};
-            uint8_t *data = keyfile_build(mode, 1, &e, 1, &len);
-            rc = data ? keyfile_write(ks->key_path, data, len, 1) : SQLITE_NOMEM;
-            free(data);
+            rc = keyfile_create(kr, ks->key_path, mode, 1, &e, 1, 1);
             if (rc == SQLITE_BUSY) continue; /* another process created it: load theirs */
             if (rc != SQLITE_OK) break;
         }
@@ -398,15 +652,31 @@ static void keyset_release(cv_keyset *ks) {
     pthread_mutex_unlock(&cv_mu);
 }
 
-/* The cipher of `version` for `role` (reloading the key file once if the version is new to
- * us); version 0 means the active one. Ciphers live as long as the keyset. */
-static cellar_page_cipher *keyset_cipher(cv_keyset *ks, int role, uint32_t version) {
+/* The main-file cipher of `version` (reloading the key file once if the version is new to us);
+ * version 0 means the active one. Ciphers live as long as the keyset. */
+static cellar_page_cipher *keyset_cipher(cv_keyset *ks, uint32_t version) {
     cellar_page_cipher *c = NULL;
     pthread_mutex_lock(&cv_mu);
     if (version == 0) version = ks->active;
     for (int pass = 0; pass < 2 && !c; pass++) {
         for (uint32_t i = 0; i < ks->nvers; i++)
-            if (ks->vers[i].version == version) c = ks->vers[i].cipher[role];
+            if (ks->vers[i].version == version) c = ks->vers[i].main;
+        if (!c && pass == 0 && keyset_reload(ks) != SQLITE_OK) break;
+    }
+    pthread_mutex_unlock(&cv_mu);
+    return c;
+}
+
+/* A new page cipher of `version` (0: the active one) for a log, under `file_id`. */
+static cellar_page_cipher *keyset_log_cipher(cv_keyset *ks, uint32_t *version, uint64_t file_id) {
+    cellar_page_cipher *c = NULL;
+    pthread_mutex_lock(&cv_mu);
+    if (*version == 0) *version = ks->active;
+    for (int pass = 0; pass < 2 && !c; pass++) {
+        for (uint32_t i = 0; i < ks->nvers && !c; i++)
+            if (ks->vers[i].version == *version &&
+                cellar_page_cipher_new(ks->vers[i].key, ks->mode, file_id, *version, 0, &c) != CELLAR_OK)
+                break;
         if (!c && pass == 0 && keyset_reload(ks) != SQLITE_OK) break;
     }
     pthread_mutex_unlock(&cv_mu);
@@ -422,6 +692,8 @@ typedef struct cv_vfs {
     uint32_t default_mode;
 } cv_vfs;
 
+#define CV_LOGC 4
+
 typedef struct cv_file {
     sqlite3_file base;
     sqlite3_file *real;
@@ -430,6 +702,19 @@ typedef struct cv_file {
     uint32_t pgsz; /* main file: known page size, 0 until found */
     uint8_t *buf;  /* scratch for encrypting (SQLite's buffers are const) */
     size_t bufcap;
+    /* logs: page ciphers by (key version, file id), made per log generation */
+    struct {
+        uint32_t version;
+        uint64_t file_id;
+        cellar_page_cipher *c;
+    } logc[CV_LOGC];
+    unsigned logc_next;
+    /* journal: the generation this handle wrote into the header at offset 0 */
+    uint64_t jgen;
+    int jgen_set;
+    /* journal: the pin verdict for pin_gen (0 not known, 1 pinned, 2 refused) */
+    uint64_t pin_gen;
+    int pin_state;
 } cv_file;
 
 #define CV_FILE_SZ ((sizeof(cv_file) + 15) & ~(size_t)15)
@@ -450,12 +735,12 @@ static uint8_t *file_buf(cv_file *f, size_t need) {
     return f->buf;
 }
 
-/* Decrypts one page in place. GCM: picks the cipher of the version in the trailer. */
-static cellar_status page_decrypt(cv_file *f, int role, uint64_t page_no, uint8_t *page, size_t n) {
+/* Decrypts one main-file page in place. GCM: picks the cipher of the version in the trailer. */
+static cellar_status main_decrypt(cv_keyset *ks, uint64_t page_no, uint8_t *page, size_t n) {
     uint32_t version = 0;
-    if (f->ks->mode == CELLAR_PAGE_GCM && cellar_page_key_version(page, n, &version) != CELLAR_OK)
-        version = 0; /* no trailer (an all-zero region): the active cipher decides */
-    cellar_page_cipher *c = keyset_cipher(f->ks, role, version);
+    if (ks->mode == CELLAR_PAGE_GCM && cellar_page_key_version(page, n, &version) != CELLAR_OK)
+        version = 0; /* no trailer: the active cipher decides (and refuses) */
+    cellar_page_cipher *c = keyset_cipher(ks, version);
     if (!c) {
         memset(page, 0, n);
         return CELLAR_ERR_KEY_NOT_FOUND;
@@ -463,13 +748,65 @@ static cellar_status page_decrypt(cv_file *f, int role, uint64_t page_no, uint8_
     return cellar_page_decrypt(c, page_no, page, page, n);
 }
 
-static int page_encrypt(cv_file *f, int role, uint64_t page_no, const void *in, size_t n, uint8_t **out) {
+static cellar_status page_decrypt(cv_file *f, uint64_t page_no, uint8_t *page, size_t n) {
+    return main_decrypt(f->ks, page_no, page, n);
+}
+
+static int page_encrypt(cv_file *f, uint64_t page_no, const void *in, size_t n, uint8_t **out) {
     uint8_t *b = file_buf(f, n);
     if (!b) return SQLITE_NOMEM;
-    cellar_page_cipher *c = keyset_cipher(f->ks, role, 0);
+    cellar_page_cipher *c = keyset_cipher(f->ks, 0);
     cellar_status st = c ? cellar_page_encrypt(c, page_no, in, b, n) : CELLAR_ERR_KEY_NOT_FOUND;
     if (st != CELLAR_OK) {
         cv_cellar_error(SQLITE_IOERR_WRITE, "page encryption failed", st);
+        return SQLITE_IOERR_WRITE;
+    }
+    *out = b;
+    return SQLITE_OK;
+}
+
+/* The cipher of a log generation (`file_id`) under key `version` (0: the active one), cached
+ * on the handle. */
+static cellar_page_cipher *log_cipher(cv_file *f, uint32_t version, uint64_t file_id) {
+    if (version == 0) {
+        pthread_mutex_lock(&cv_mu);
+        version = f->ks->active;
+        pthread_mutex_unlock(&cv_mu);
+    }
+    for (int i = 0; i < CV_LOGC; i++)
+        if (f->logc[i].c && f->logc[i].version == version && f->logc[i].file_id == file_id) return f->logc[i].c;
+    cellar_page_cipher *c = keyset_log_cipher(f->ks, &version, file_id);
+    if (!c) return NULL;
+    unsigned slot = f->logc_next++ % CV_LOGC;
+    cellar_page_cipher_free(f->logc[slot].c);
+    f->logc[slot].version = version;
+    f->logc[slot].file_id = file_id;
+    f->logc[slot].c = c;
+    return c;
+}
+
+/* Decrypts a log page image in place; on failure the page is zeros. */
+static cellar_status log_decrypt(cv_file *f, uint64_t file_id, uint64_t page_no, uint8_t *page, size_t n) {
+    uint32_t version = 0;
+    if (f->ks->mode == CELLAR_PAGE_GCM && cellar_page_key_version(page, n, &version) != CELLAR_OK) {
+        memset(page, 0, n); /* no trailer: nothing to authenticate */
+        return CELLAR_ERR_AUTHENTICATION_FAILED;
+    }
+    cellar_page_cipher *c = log_cipher(f, version, file_id);
+    if (!c) {
+        memset(page, 0, n);
+        return CELLAR_ERR_KEY_NOT_FOUND;
+    }
+    return cellar_page_decrypt(c, page_no, page, page, n);
+}
+
+static int log_encrypt(cv_file *f, uint64_t file_id, uint64_t page_no, const void *in, size_t n, uint8_t **out) {
+    uint8_t *b = file_buf(f, n);
+    if (!b) return SQLITE_NOMEM;
+    cellar_page_cipher *c = log_cipher(f, 0, file_id);
+    cellar_status st = c ? cellar_page_encrypt(c, page_no, in, b, n) : CELLAR_ERR_KEY_NOT_FOUND;
+    if (st != CELLAR_OK) {
+        cv_cellar_error(SQLITE_IOERR_WRITE, "log page encryption failed", st);
         return SQLITE_IOERR_WRITE;
     }
     *out = b;
@@ -483,9 +820,45 @@ static uint32_t header_page_size(const uint8_t *p) {
 
 /* Checks a decrypted page 1 of `size` bytes: SQLite's magic, its page size, and (GCM) room for
  * the trailer in the reserved bytes. */
-static int page1_plausible(const cv_file *f, const uint8_t *p, uint32_t size) {
+static int page1_plausible_mode(uint32_t mode, const uint8_t *p, uint32_t size) {
     return memcmp(p, "SQLite format 3", 16) == 0 && header_page_size(p) == size &&
-           (f->ks->mode != CELLAR_PAGE_GCM || p[20] >= CELLAR_PAGE_GCM_TRAILER_LEN);
+           (mode != CELLAR_PAGE_GCM || p[20] >= CELLAR_PAGE_GCM_TRAILER_LEN);
+}
+static int page1_plausible(const cv_file *f, const uint8_t *p, uint32_t size) {
+    return page1_plausible_mode(f->ks->mode, p, size);
+}
+
+/* Reads page 1 of the main file as it is on disk, through the keyset's own read-only handle
+ * (a root-VFS handle: closing it never drops SQLite's POSIX locks). Returns 1 with the file
+ * change counter when page 1 authenticates, 0 when the file is empty, -1 otherwise. */
+static pthread_mutex_t cv_peek_mu = PTHREAD_MUTEX_INITIALIZER;
+static int main_change_counter(cv_keyset *ks, uint32_t P, uint32_t *out) {
+    if (!valid_pgsz(P)) return -1;
+    int result = -1;
+    pthread_mutex_lock(&cv_peek_mu);
+    if (!ks->peek) {
+        sqlite3_file *h = calloc(1, (size_t)ks->root->szOsFile);
+        int outfl = 0;
+        if (h && ks->root->xOpen(ks->root, ks->db_path, h, SQLITE_OPEN_READONLY | SQLITE_OPEN_MAIN_DB, &outfl) == SQLITE_OK)
+            ks->peek = h;
+        else
+            free(h);
+    }
+    sqlite3_int64 size = 0;
+    uint8_t *b = ks->peek ? malloc(P) : NULL;
+    if (b && ks->peek->pMethods->xFileSize(ks->peek, &size) == SQLITE_OK) {
+        if (size == 0) {
+            *out = 0;
+            result = 0;
+        } else if (ks->peek->pMethods->xRead(ks->peek, b, (int)P, 0) == SQLITE_OK &&
+                   main_decrypt(ks, 1, b, P) == CELLAR_OK && page1_plausible_mode(ks->mode, b, P)) {
+            *out = get32(b + 24);
+            result = 1;
+        }
+    }
+    if (b) cv_free_wiped(b, P);
+    pthread_mutex_unlock(&cv_peek_mu);
+    return result;
 }
 
 /* Finds the page size of a non-empty main file by decrypting page 1 at each candidate size. */
@@ -506,7 +879,7 @@ static int detect_pgsz(cv_file *f) {
         rc = SQLITE_IOERR_DATA;
         for (uint32_t s = 512; s <= n; s *= 2) {
             memcpy(tmp, raw, s);
-            if (page_decrypt(f, ROLE_MAIN, 1, tmp, s) == CELLAR_OK && page1_plausible(f, tmp, s)) {
+            if (page_decrypt(f, 1, tmp, s) == CELLAR_OK && page1_plausible(f, tmp, s)) {
                 f->pgsz = s;
                 rc = SQLITE_OK;
                 break;
@@ -516,7 +889,7 @@ static int detect_pgsz(cv_file *f) {
             cv_error(rc, "%s: page 1 does not decrypt at any page size (wrong key or tampered)", f->ks->db_path);
     }
     free(raw);
-    free(tmp);
+    cv_free_wiped(tmp, n);
     return rc;
 }
 
@@ -525,11 +898,20 @@ static int main_read_page(cv_file *f, uint8_t *out, uint32_t pgno) {
     uint32_t P = f->pgsz;
     int rc = f->real->pMethods->xRead(f->real, out, (int)P, (sqlite3_int64)(pgno - 1) * P);
     if (rc == SQLITE_IOERR_SHORT_READ) {
-        memset(out, 0, P); /* past the end (or a torn tail): SQLite reads zeros */
-        return rc;
+        memset(out, 0, P);
+        sqlite3_int64 size = 0;
+        if (f->ks->mode == CELLAR_PAGE_GCM &&
+            (f->real->pMethods->xFileSize(f->real, &size) != SQLITE_OK || size > 0)) {
+            /* A page cut short, or missing from a non-empty file, is not an authenticated page:
+             * SQLite would take the zeros as its content. */
+            cv_error(SQLITE_IOERR_DATA, "%s: page %u is cut short (the file ends at byte %lld): not authenticated",
+                     f->ks->db_path, pgno, (long long)size);
+            return SQLITE_IOERR_DATA;
+        }
+        return rc; /* an empty file (a new database): SQLite reads zeros */
     }
     if (rc != SQLITE_OK) return rc;
-    cellar_status st = page_decrypt(f, ROLE_MAIN, pgno, out, P);
+    cellar_status st = page_decrypt(f, pgno, out, P);
     if (st != CELLAR_OK) {
         cv_cellar_error(SQLITE_IOERR_DATA, "main database page failed to decrypt", st);
         return SQLITE_IOERR_DATA;
@@ -567,7 +949,7 @@ static int main_read(cv_file *f, void *out, int amt, sqlite3_int64 off) {
             memcpy((uint8_t *)out + (pos - off), b + in_page, take);
             pos += (sqlite3_int64)take;
         }
-        free(b);
+        cv_free_wiped(b, P);
         /* Page 1 may have changed size under us (VACUUM in another connection): find it again. */
         if (rc == SQLITE_IOERR_DATA && off < f->pgsz && attempt == 0) {
             f->pgsz = 0;
@@ -598,7 +980,7 @@ static int main_write(cv_file *f, const void *in, int amt, sqlite3_int64 off) {
     }
     f->pgsz = (uint32_t)amt;
     uint8_t *ct = NULL;
-    int rc = page_encrypt(f, ROLE_MAIN, (uint64_t)(off / amt) + 1, in, (size_t)amt, &ct);
+    int rc = page_encrypt(f, (uint64_t)(off / amt) + 1, in, (size_t)amt, &ct);
     if (rc != SQLITE_OK) return rc;
     return f->real->pMethods->xWrite(f->real, ct, amt, off);
 }
@@ -616,37 +998,174 @@ static int wal_frame_io(int amt, sqlite3_int64 off) {
     return amt > WAL_FRAME_HDR && valid_pgsz(amt - WAL_FRAME_HDR) && off >= WAL_HDR && (off - WAL_HDR) % amt == 0;
 }
 
+/* ---- journal generation */
+
+/* The generation tag in the journal's first header, and the page size recorded there. */
+static int journal_tag_read(cv_file *f, uint64_t *gen, uint32_t *pgsz) {
+    uint8_t h[JTAG_OFF + JTAG_LEN];
+    if (f->real->pMethods->xRead(f->real, h, (int)sizeof h, 0) != SQLITE_OK) return 0;
+    if (memcmp(h + JTAG_OFF, jtag_magic, sizeof jtag_magic) != 0) return 0;
+    *gen = get64(h + JTAG_OFF + 8);
+    *pgsz = get32(h + 24);
+    return 1;
+}
+
+/* Is a journal of generation `gen` the database's current one? Its C0 must be the change
+ * counter of page 1 on disk, or one less (the crashed commit had written page 1 already). When
+ * page 1 itself does not authenticate (a torn write of page 1), the journal cannot be pinned and
+ * its images' own bindings decide (README: what remains). Cached per generation. */
+static int journal_pinned(cv_file *f, uint64_t gen, uint32_t P) {
+    if (f->pin_state && f->pin_gen == gen) return f->pin_state == 1;
+    uint32_t c0 = (uint32_t)(gen >> 32), cm = 0;
+    int r = main_change_counter(f->ks, P, &cm);
+    int ok = r < 0 ? 1 : r == 0 ? c0 == 0 : (c0 == cm || c0 + 1 == cm);
+    if (r < 0)
+        sqlite3_log(SQLITE_NOTICE, "cellar vfs: %s: page 1 does not authenticate; the hot journal cannot be pinned", f->ks->db_path);
+    if (!ok)
+        sqlite3_log(SQLITE_NOTICE, "cellar vfs: %s: journal of change counter %u does not belong to the database at %u; ignored",
+                    f->ks->db_path, c0, cm);
+    f->pin_gen = gen;
+    f->pin_state = ok ? 1 : 2;
+    return ok;
+}
+
+/* Binding of the journal image at `off`: database page number from the record (the 4 bytes
+ * before the image), generation from the header (or, when writing, the one this handle made). */
+static int journal_binding(cv_file *f, sqlite3_int64 off, int writing, uint32_t *pgno, uint64_t *gen) {
+    uint8_t b[4];
+    uint32_t P = 0;
+    if (off < 4 || f->real->pMethods->xRead(f->real, b, 4, off - 4) != SQLITE_OK) return -1;
+    *pgno = get32(b);
+    if (writing && f->jgen_set) *gen = f->jgen;
+    else if (!journal_tag_read(f, gen, &P)) return -1;
+    return *pgno ? 0 : -1;
+}
+
+/* file id = 2 | C0 << 8 | R << 40 (R: 24 bits); page_no = record position << 32 | page number,
+ * the position being the image's offset / 8 (mod 2^32): a record cannot move within its journal. */
+static uint64_t journal_file_id(uint64_t gen) {
+    return role_file_id[ROLE_JOURNAL] | (gen >> 32) << 8 | (gen & 0xffffffu) << 40;
+}
+static uint64_t journal_page_no(sqlite3_int64 off, uint32_t pgno) {
+    return ((uint64_t)off >> 3 & 0xffffffffu) << 32 | pgno;
+}
+
+/* A journal header piece (SQLite writes the header at a sector boundary, its bytes 28.. zero):
+ * the VFS records the journal's generation there. At offset 0 the journal starts a new
+ * generation: C0 from page 1 of the database as committed, 32 random bits. */
+static int journal_header_write(cv_file *f, const uint8_t *in, int amt, sqlite3_int64 off) {
+    if (off == 0) {
+        uint32_t c0 = 0, rnd = 0;
+        int r = main_change_counter(f->ks, get32(in + 24), &c0);
+        if (r < 0) {
+            cv_error(SQLITE_IOERR_WRITE, "%s: page 1 of the database does not authenticate: no journal is started", f->ks->db_path);
+            return SQLITE_IOERR_WRITE;
+        }
+        sqlite3_randomness(sizeof rnd, &rnd);
+        f->jgen = (uint64_t)c0 << 32 | (rnd & 0xffffffu);
+        f->jgen_set = 1;
+        f->pin_state = 0;
+    } else if (!f->jgen_set) {
+        uint32_t P = 0;
+        if (!journal_tag_read(f, &f->jgen, &P)) {
+            cv_error(SQLITE_IOERR_WRITE, "%s: journal header at %lld without a generation", f->ks->db_path, (long long)off);
+            return SQLITE_IOERR_WRITE;
+        }
+        f->jgen_set = 1;
+    }
+    uint8_t *b = file_buf(f, (size_t)amt);
+    if (!b) return SQLITE_NOMEM;
+    memcpy(b, in, (size_t)amt);
+    memcpy(b + JTAG_OFF, jtag_magic, sizeof jtag_magic);
+    put64(b + JTAG_OFF + 8, f->jgen);
+    return f->real->pMethods->xWrite(f->real, b, amt, off);
+}
+
+static int is_zero(const uint8_t *p, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (p[i]) return 0;
+    return 1;
+}
+
+/* ---- WAL generation: the salts of the WAL header. (A frame header's own salts are zero while
+ * SQLite rewrites frames of an open transaction in place; it fills them in at commit, and its
+ * recovery accepts only frames whose salts equal the header's.) */
+
+/* Binding of the frame at `frame_off` whose 24-byte header is `fh`: file id = 3 | salt-1 (low 24
+ * bits) << 8 | salt-2 << 32, from the WAL header; page_no = frame index << 32 | page number, so a
+ * frame cannot move to another position in its WAL either. */
+static int wal_binding(cv_file *f, const uint8_t *fh, sqlite3_int64 frame_off, uint32_t P, uint64_t *file_id,
+                       uint64_t *page_no) {
+    uint8_t salts[8];
+    if (!get32(fh) || f->real->pMethods->xRead(f->real, salts, 8, 16) != SQLITE_OK) return -1;
+    uint64_t index = (uint64_t)(frame_off - WAL_HDR) / (P + WAL_FRAME_HDR);
+    *file_id = role_file_id[ROLE_WAL] | (uint64_t)(get32(salts) & 0xffffffu) << 8 | (uint64_t)get32(salts + 4) << 32;
+    *page_no = (index & 0xffffffffu) << 32 | get32(fh);
+    return 0;
+}
+
 static int cv_read(sqlite3_file *pf, void *out, int amt, sqlite3_int64 off) {
     cv_file *f = (cv_file *)pf;
     if (f->role == ROLE_MAIN) return main_read(f, out, amt, off);
     int rc = f->real->pMethods->xRead(f->real, out, amt, off);
     if (f->role == ROLE_PASS || rc != SQLITE_OK) return rc;
-    uint8_t *page = NULL;
-    size_t n = 0;
-    sqlite3_int64 page_off = off;
-    int strict = 0;
-    if (f->role == ROLE_JOURNAL && journal_page_io(amt, off)) {
-        page = out;
-        n = (size_t)amt;
-    } else if (f->role == ROLE_WAL && wal_page_io(amt, off)) {
-        page = out;
-        n = (size_t)amt;
-        strict = 1; /* a frame SQLite already accepted: failing to decrypt is an error */
-    } else if (f->role == ROLE_WAL && wal_frame_io(amt, off)) {
-        page = (uint8_t *)out + WAL_FRAME_HDR;
-        n = (size_t)amt - WAL_FRAME_HDR;
-        page_off = off + WAL_FRAME_HDR;
+    if (f->role == ROLE_JOURNAL) {
+        if (journal_page_io(amt, off)) {
+            uint32_t pgno = 0;
+            uint64_t gen = 0;
+            cellar_status st = CELLAR_ERR_AUTHENTICATION_FAILED;
+            if (journal_binding(f, off, 0, &pgno, &gen) == 0 && journal_pinned(f, gen, (uint32_t)amt))
+                st = log_decrypt(f, journal_file_id(gen), journal_page_no(off, pgno), out, (size_t)amt);
+            if (st != CELLAR_OK) {
+                /* Never content: the journal ends here, as for a record cut short by a crash
+                 * (SQLite's ordering means the database was not written for it). */
+                memset(out, 0, (size_t)amt);
+                sqlite3_log(SQLITE_NOTICE, "cellar vfs: %s: journal image at %lld (page %u) does not authenticate; the journal ends there",
+                            f->ks->db_path, (long long)off, pgno);
+                return SQLITE_IOERR_SHORT_READ;
+            }
+        } else if (off == 0 && amt <= 8 && !is_zero(out, (size_t)amt)) {
+            /* SQLite looking for a hot journal (its first byte, or the header magic): a journal
+             * this VFS did not start for the database as it is now is shown as empty. */
+            uint64_t gen = 0;
+            uint32_t P = 0;
+            if (!journal_tag_read(f, &gen, &P) || !journal_pinned(f, gen, P)) {
+                memset(out, 0, (size_t)amt);
+                sqlite3_log(SQLITE_NOTICE, "cellar vfs: %s: the journal does not authenticate as this database's current one; shown as empty",
+                            f->ks->db_path);
+            }
+        }
+        return SQLITE_OK;
     }
-    if (!page) return SQLITE_OK;
-    cellar_status st = page_decrypt(f, f->role, (uint64_t)page_off, page, n);
-    if (st != CELLAR_OK) {
-        /* The page is zeros now. During journal playback and WAL recovery SQLite's checksum then
-         * marks the end of the valid log, as for a torn write after a crash. */
-        if (strict) {
-            cv_cellar_error(SQLITE_IOERR_DATA, "WAL page failed to decrypt", st);
+    /* WAL */
+    if (wal_page_io(amt, off)) {
+        /* A frame SQLite has accepted (recovery or another connection indexed it). */
+        uint8_t fh[WAL_FRAME_HDR];
+        uint64_t file_id = 0, page_no = 0;
+        cellar_status st = CELLAR_ERR_AUTHENTICATION_FAILED;
+        if (f->real->pMethods->xRead(f->real, fh, WAL_FRAME_HDR, off - WAL_FRAME_HDR) == SQLITE_OK &&
+            wal_binding(f, fh, off - WAL_FRAME_HDR, (uint32_t)amt, &file_id, &page_no) == 0)
+            st = log_decrypt(f, file_id, page_no, out, (size_t)amt);
+        if (st != CELLAR_OK) {
+            memset(out, 0, (size_t)amt);
+            cv_cellar_error(SQLITE_IOERR_DATA, "WAL page failed to authenticate", st);
             return SQLITE_IOERR_DATA;
         }
-        sqlite3_log(SQLITE_NOTICE, "cellar vfs: journal/WAL page at %lld did not decrypt; treated as torn", (long long)page_off);
+    } else if (wal_frame_io(amt, off)) {
+        uint8_t *fh = out, *page = fh + WAL_FRAME_HDR;
+        size_t n = (size_t)amt - WAL_FRAME_HDR;
+        uint64_t file_id = 0, page_no = 0;
+        cellar_status st = wal_binding(f, fh, off, (uint32_t)n, &file_id, &page_no) == 0
+                               ? log_decrypt(f, file_id, page_no, page, n)
+                               : CELLAR_ERR_AUTHENTICATION_FAILED;
+        if (st != CELLAR_OK) {
+            /* Recovery: the frame is returned with its salts inverted, which SQLite's recovery
+             * takes for the end of the valid log (as for a torn frame after a crash). */
+            memset(page, 0, n);
+            for (int i = 8; i < 16; i++) fh[i] ^= 0xff;
+            sqlite3_log(SQLITE_NOTICE, "cellar vfs: %s: WAL frame at %lld does not authenticate; the log ends before it",
+                        f->ks->db_path, (long long)off);
+        }
     }
     return SQLITE_OK;
 }
@@ -654,9 +1173,27 @@ static int cv_read(sqlite3_file *pf, void *out, int amt, sqlite3_int64 off) {
 static int cv_write(sqlite3_file *pf, const void *in, int amt, sqlite3_int64 off) {
     cv_file *f = (cv_file *)pf;
     if (f->role == ROLE_MAIN) return main_write(f, in, amt, off);
-    int is_page = (f->role == ROLE_JOURNAL && journal_page_io(amt, off)) ||
-                  (f->role == ROLE_WAL && wal_page_io(amt, off));
-    if (!is_page) {
+    if (f->role == ROLE_PASS) return f->real->pMethods->xWrite(f->real, in, amt, off);
+    uint8_t *ct = NULL;
+    int rc;
+    if (f->role == ROLE_JOURNAL && journal_page_io(amt, off)) {
+        uint32_t pgno = 0;
+        uint64_t gen = 0;
+        if (journal_binding(f, off, 1, &pgno, &gen) != 0) {
+            cv_error(SQLITE_IOERR_WRITE, "%s: journal image at %lld without its record page number or generation", f->ks->db_path, (long long)off);
+            return SQLITE_IOERR_WRITE;
+        }
+        rc = log_encrypt(f, journal_file_id(gen), journal_page_no(off, pgno), in, (size_t)amt, &ct);
+    } else if (f->role == ROLE_WAL && wal_page_io(amt, off)) {
+        uint8_t fh[WAL_FRAME_HDR];
+        uint64_t file_id = 0, page_no = 0;
+        if (f->real->pMethods->xRead(f->real, fh, WAL_FRAME_HDR, off - WAL_FRAME_HDR) != SQLITE_OK ||
+            wal_binding(f, fh, off - WAL_FRAME_HDR, (uint32_t)amt, &file_id, &page_no) != 0) {
+            cv_error(SQLITE_IOERR_WRITE, "%s: WAL page at %lld without its frame header", f->ks->db_path, (long long)off);
+            return SQLITE_IOERR_WRITE;
+        }
+        rc = log_encrypt(f, file_id, page_no, in, (size_t)amt, &ct);
+    } else {
         /* Everything else SQLite writes there is a header (journal headers are written in
          * pieces of up to a page at sector boundaries) or a 4-byte field. Refuse anything else
          * page-sized rather than let a page image reach the disk in clear. */
@@ -668,10 +1205,11 @@ static int cv_write(sqlite3_file *pf, const void *in, int amt, sqlite3_int64 off
             cv_error(SQLITE_IOERR_WRITE, "unexpected journal write of %d bytes at %lld", amt, (long long)off);
             return SQLITE_IOERR_WRITE;
         }
+        if (f->role == ROLE_JOURNAL && off % 512 == 0 && amt >= JTAG_OFF + JTAG_LEN &&
+            is_zero((const uint8_t *)in + JTAG_OFF, JTAG_LEN))
+            return journal_header_write(f, in, amt, off);
         return f->real->pMethods->xWrite(f->real, in, amt, off);
     }
-    uint8_t *ct = NULL;
-    int rc = page_encrypt(f, f->role, (uint64_t)off, in, (size_t)amt, &ct);
     if (rc != SQLITE_OK) return rc;
     return f->real->pMethods->xWrite(f->real, ct, amt, off);
 }
@@ -679,6 +1217,7 @@ static int cv_write(sqlite3_file *pf, const void *in, int amt, sqlite3_int64 off
 static int cv_close(sqlite3_file *pf) {
     cv_file *f = (cv_file *)pf;
     int rc = f->real->pMethods ? f->real->pMethods->xClose(f->real) : SQLITE_OK;
+    for (int i = 0; i < CV_LOGC; i++) cellar_page_cipher_free(f->logc[i].c);
     keyset_release(f->ks);
     free(f->buf);
     f->ks = NULL;
@@ -809,9 +1348,13 @@ static int cv_open(sqlite3_vfs *pv, sqlite3_filename name, sqlite3_file *pf, int
             cv_error(SQLITE_CANTOPEN, "%s: no such database", name);
             return SQLITE_CANTOPEN;
         }
-        rc = keyset_acquire(v->keyring, name, 1, may_create, mode, &f->ks);
+        /* A format-1 key file is upgraded only when the host asks (?cellar_migrate=1); a host that
+         * keeps the generation it last saw outside the directory passes ?cellar_min_generation=N. */
+        int migrate = sqlite3_uri_boolean(name, "cellar_migrate", 0);
+        sqlite3_int64 min_gen = sqlite3_uri_int64(name, "cellar_min_generation", 0);
+        rc = keyset_acquire(v->keyring, v->root, name, 1, may_create, mode, migrate, min_gen > 0 ? (uint64_t)min_gen : 0, &f->ks);
     } else if (role != ROLE_PASS) {
-        rc = keyset_acquire(v->keyring, sqlite3_filename_database(name), 0, 0, 0, &f->ks);
+        rc = keyset_acquire(v->keyring, v->root, sqlite3_filename_database(name), 0, 0, 0, 0, 0, &f->ks);
     }
     if (rc != SQLITE_OK) return rc;
     f->role = role;
@@ -955,27 +1498,37 @@ static int cellar_sqlite_scan_locked(sqlite3 *db, cellar_sqlite_scan_result *out
     out->mode = f->ks->mode;
     out->active_version = f->ks->active;
     pthread_mutex_unlock(&cv_mu);
-    /* The key file's versions (not the ones this process has ever loaded). */
+    /* The key file's versions (not the ones this process has ever loaded), authenticated. */
     cv_keyfile kf;
     struct stat st;
-    rc = keyfile_read(f->ks->key_path, &kf, &st);
+    pthread_mutex_lock(&cv_mu);
+    rc = keyset_load(f->ks, &kf, &st);
+    pthread_mutex_unlock(&cv_mu);
     if (rc != SQLITE_OK) return rc;
+    out->keyfile_generation = kf.generation;
     out->nversions = kf.n;
     for (uint32_t i = 0; i < kf.n; i++) out->versions[i] = kf.e[i].version;
     free(kf.data);
     out->page_size = P;
     out->pages = (uint64_t)fsize / P;
+    if ((uint64_t)fsize % P) { /* a page cut short (torn or truncated) is never a valid page */
+        out->pages++;
+        out->failed++;
+    }
     uint8_t *b = malloc(P), *zero = calloc(1, P);
     if (!b || !zero) {
         free(b);
         free(zero);
         return SQLITE_NOMEM;
     }
-    for (uint64_t i = 0; i < out->pages && rc == SQLITE_OK; i++) {
+    for (uint64_t i = 0; i < (uint64_t)fsize / P && rc == SQLITE_OK; i++) {
         rc = f->real->pMethods->xRead(f->real, b, (int)P, (sqlite3_int64)(i * P));
         if (rc != SQLITE_OK) break;
         if (memcmp(b, zero, P) == 0) {
-            out->empty++;
+            /* Never written (XTS); in GCM an all-zero page does not authenticate: SQLite would
+             * get an I/O error reading it, so it counts as failed. */
+            if (f->ks->mode == CELLAR_PAGE_GCM) out->failed++;
+            else out->empty++;
             continue;
         }
         uint32_t version = out->active_version;
@@ -983,14 +1536,14 @@ static int cellar_sqlite_scan_locked(sqlite3 *db, cellar_sqlite_scan_result *out
             out->failed++;
             continue;
         }
-        if (page_decrypt(f, ROLE_MAIN, i + 1, b, P) != CELLAR_OK || (i == 0 && !page1_plausible(f, b, P))) {
+        if (page_decrypt(f, i + 1, b, P) != CELLAR_OK || (i == 0 && !page1_plausible(f, b, P))) {
             out->failed++;
             continue;
         }
         for (uint32_t j = 0; j < out->nversions; j++)
             if (out->versions[j] == version) out->counts[j]++;
     }
-    free(b);
+    cv_free_wiped(b, P);
     free(zero);
     return rc;
 }
@@ -1005,7 +1558,7 @@ static int cellar_sqlite_add_page_key_locked(sqlite3 *db, uint32_t *out_version)
     pthread_mutex_lock(&cv_mu);
     cv_keyfile kf;
     struct stat st;
-    int rc = keyfile_read(f->ks->key_path, &kf, &st);
+    int rc = keyset_load(f->ks, &kf, &st);
     if (rc == SQLITE_OK && kf.n >= CELLAR_SQLITE_MAX_VERSIONS) rc = SQLITE_FULL;
     if (rc == SQLITE_OK) {
         uint32_t next = 0;
@@ -1015,15 +1568,13 @@ static int cellar_sqlite_add_page_key_locked(sqlite3 *db, uint32_t *out_version)
             if (f->ks->vers[i].version > next) next = f->ks->vers[i].version;
         next++;
         uint8_t blob[CELLAR_KEYRING_MAX_WRAPPED_LEN];
-        size_t blob_len = 0, len = 0;
-        rc = new_wrapped_key(f->ks->keyring, f->ks->mode, blob, sizeof blob, &blob_len);
+        size_t blob_len = 0;
+        rc = new_wrapped_key(f->ks->keyring, key_type_of(f->ks->mode), blob, sizeof blob, &blob_len, NULL);
         if (rc == SQLITE_OK) {
             kf.e[kf.n].version = next;
             kf.e[kf.n].blob_len = (uint16_t)blob_len;
             kf.e[kf.n].blob = blob;
-            uint8_t *data = keyfile_build(kf.mode, next, kf.e, kf.n + 1, &len);
-            rc = data ? keyfile_write(f->ks->key_path, data, len, 0) : SQLITE_NOMEM;
-            free(data);
+            rc = keyset_store(f->ks, kf.generation, next, kf.e, kf.n + 1, &kf.file_key);
         }
         if (rc == SQLITE_OK) rc = keyset_reload(f->ks);
         if (rc == SQLITE_OK) *out_version = next;
@@ -1047,7 +1598,7 @@ static int cellar_sqlite_retire_unused_locked(sqlite3 *db, uint32_t *out_removed
         pthread_mutex_lock(&cv_mu);
         cv_keyfile kf;
         struct stat st;
-        rc = keyfile_read(f->ks->key_path, &kf, &st);
+        rc = keyset_load(f->ks, &kf, &st);
         if (rc == SQLITE_OK) {
             cv_entry keep[CELLAR_SQLITE_MAX_VERSIONS];
             uint32_t n = 0;
@@ -1059,11 +1610,8 @@ static int cellar_sqlite_retire_unused_locked(sqlite3 *db, uint32_t *out_removed
             }
             *out_removed = kf.n - n;
             if (n != kf.n) {
-                size_t len = 0;
-                uint8_t *data = keyfile_build(kf.mode, kf.active, keep, n, &len);
-                rc = data ? keyfile_write(f->ks->key_path, data, len, 0) : SQLITE_NOMEM;
-                free(data);
-                if (rc == SQLITE_OK && stat(f->ks->key_path, &st) == 0) f->ks->st = st;
+                rc = keyset_store(f->ks, kf.generation, kf.active, keep, n, &kf.file_key);
+                if (rc == SQLITE_OK) rc = keyset_reload(f->ks);
             }
             free(kf.data);
         }
@@ -1115,27 +1663,26 @@ static int cellar_sqlite_rewrap_locked(sqlite3 *db, uint32_t *out_count) {
     pthread_mutex_lock(&cv_mu);
     cv_keyfile kf;
     struct stat st;
-    int rc = keyfile_read(f->ks->key_path, &kf, &st);
-    uint8_t(*blobs)[CELLAR_KEYRING_MAX_WRAPPED_LEN] = rc == SQLITE_OK ? malloc(sizeof *blobs * kf.n) : NULL;
+    int rc = keyset_load(f->ks, &kf, &st);
+    /* every page key, then the key file's own key (slot kf.n) */
+    uint8_t(*blobs)[CELLAR_KEYRING_MAX_WRAPPED_LEN] = rc == SQLITE_OK ? malloc(sizeof *blobs * (kf.n + 1)) : NULL;
     if (rc == SQLITE_OK && !blobs) rc = SQLITE_NOMEM;
-    for (uint32_t i = 0; rc == SQLITE_OK && i < kf.n; i++) {
+    for (uint32_t i = 0; rc == SQLITE_OK && i <= kf.n; i++) {
         size_t len = 0;
-        cellar_status cs = cellar_keyring_rewrap(f->ks->keyring, kf.e[i].blob, kf.e[i].blob_len, blobs[i],
+        cv_entry *e = i < kf.n ? &kf.e[i] : &kf.file_key;
+        cellar_status cs = cellar_keyring_rewrap(f->ks->keyring, e->blob, e->blob_len, blobs[i],
                                                  CELLAR_KEYRING_MAX_WRAPPED_LEN, &len);
         if (cs != CELLAR_OK) {
             cv_cellar_error(SQLITE_ERROR, "cannot rewrap a page key", cs);
             rc = SQLITE_ERROR;
         } else {
-            kf.e[i].blob = blobs[i];
-            kf.e[i].blob_len = (uint16_t)len;
+            e->blob = blobs[i];
+            e->blob_len = (uint16_t)len;
         }
     }
     if (rc == SQLITE_OK) {
-        size_t len = 0;
-        uint8_t *data = keyfile_build(kf.mode, kf.active, kf.e, kf.n, &len);
-        rc = data ? keyfile_write(f->ks->key_path, data, len, 0) : SQLITE_NOMEM;
-        free(data);
-        if (rc == SQLITE_OK && stat(f->ks->key_path, &st) == 0) f->ks->st = st;
+        rc = keyset_store(f->ks, kf.generation, kf.active, kf.e, kf.n, &kf.file_key);
+        if (rc == SQLITE_OK) rc = keyset_reload(f->ks);
         if (rc == SQLITE_OK) *out_count = kf.n;
     }
     free(blobs);

@@ -33,6 +33,9 @@ extern "C" {
  * Registers a Cellar VFS named `vfs_name` over the default VFS. `keyring` (borrowed: it must
  * outlive every connection that uses this VFS) unwraps the page keys of existing databases and
  * wraps the key of each new one, created in `default_mode` (CELLAR_PAGE_XTS or CELLAR_PAGE_GCM).
+ * Database URI parameters: cellar_mode=xts|gcm (a new database), cellar_min_generation=N (refuse a
+ * key file whose generation is below N: the host keeps the last one it saw, see the scan result),
+ * cellar_migrate=1 (upgrade a format-1, unauthenticated key file to format 2 once).
  * Also registers, once per process, an auto-extension that gives each new connection on a Cellar
  * VFS `PRAGMA temp_store=MEMORY` (temporary files are refused, see README.md) and, for a new GCM
  * database, 48 reserved bytes per page. Returns a SQLite result code.
@@ -46,11 +49,13 @@ typedef struct cellar_sqlite_scan_result {
     uint32_t page_size;       /* bytes */
     uint32_t active_version;  /* page key version new writes use */
     uint64_t pages;           /* pages in the file */
-    uint64_t empty;           /* all-zero pages (never written) */
-    uint64_t failed;          /* pages that did not decrypt (GCM: authenticate) */
+    uint64_t empty;           /* all-zero pages (never written; XTS only: in GCM they count as failed) */
+    uint64_t failed;          /* pages that did not decrypt (GCM: authenticate, all-zero pages included) */
     uint32_t nversions;       /* page key versions in the key file */
     uint32_t versions[CELLAR_SQLITE_MAX_VERSIONS];
     uint64_t counts[CELLAR_SQLITE_MAX_VERSIONS]; /* pages per version (GCM; XTS: all active) */
+    uint64_t keyfile_generation; /* of the (authenticated) key file: keep it outside the directory
+                                    and pass it back as ?cellar_min_generation=N to refuse an older copy */
 } cellar_sqlite_scan_result;
 
 /*

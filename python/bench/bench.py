@@ -9,6 +9,9 @@ Per-value / per-page cost of
   - PageCipher.encrypt_pages (8 KiB pages, in place, XTS and GCM) against cryptography page by page
     (XTS: Cipher(algorithms.AES(64-byte key), modes.XTS(tweak)); GCM: AESGCM with a random nonce).
 
+  - per-row contexts (``contexts=``) beside single calls and the shared-context batch, and
+    blind indexes per call, through a BlindIndexKey, and batched (``--only rows``).
+
 Each case runs in alternating rounds (ours, baseline, ours, ...) in one process; the report gives
 the median per item and the spread (min-max) over the rounds, because these machines are noisy.
 Single core unless a row says threads=N.
@@ -165,6 +168,41 @@ def bench_pages(n: int, page_size: int, rounds: int) -> None:
         o.close()
 
 
+def bench_rows(n: int, size: int, rounds: int) -> None:
+    """Per-row contexts (issue 20): single calls each given its row's context, against the
+    shared-context batch and the per-row batch; blind indexes per call, by handle, batched."""
+    key = cellar.Key.generate()
+    prefix = b"tenant=42/users/email/"
+    values = [os.urandom(size) for _ in range(n)]
+    rows = [b"%08d" % i for i in range(n)]
+    whole = [prefix + r for r in rows]
+    for mode in (cellar.CellMode.RANDOMIZED, cellar.CellMode.DETERMINISTIC):
+        c = cellar.CellCipher(key, mode)
+        cts = c.encrypt_many(values, prefix, contexts=rows)
+        enc, dec = c.encrypt, c.decrypt
+        results = run_rounds({
+            "encrypt: single calls, per-row context": lambda: [enc(v, x) for v, x in zip(values, whole)],
+            "encrypt_many: one shared context": lambda: c.encrypt_many(values, prefix),
+            "encrypt_many: contexts= (prefix + row key)": lambda: c.encrypt_many(values, prefix, contexts=rows),
+            "decrypt: single calls, per-row context": lambda: [dec(v, x) for v, x in zip(cts, whole)],
+            "decrypt_many: contexts= (prefix + row key)": lambda: c.decrypt_many(cts, prefix, contexts=rows),
+        }, n, rounds)
+        report(f"{mode.name} cells with per-row contexts: {n} values of {size} B",
+               results, "encrypt: single calls, per-row context")
+        c.close()
+    b = cellar.BlindIndexKey(key)
+    bi, comp = cellar.blind_index, b.compute
+    results = run_rounds({
+        "blind_index(): derives per call": lambda: [bi(key, v, prefix) for v in values],
+        "BlindIndexKey.compute: single calls": lambda: [comp(v, prefix) for v in values],
+        "BlindIndexKey.compute_many: shared context": lambda: b.compute_many(values, prefix),
+        "BlindIndexKey.compute_many: contexts=": lambda: b.compute_many(values, prefix, contexts=rows),
+    }, n, rounds)
+    report(f"Blind indexes: {n} values of {size} B", results, "blind_index(): derives per call")
+    b.close()
+    key.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--values", type=int, default=100_000)
@@ -172,14 +210,19 @@ def main() -> None:
     ap.add_argument("--pages", type=int, default=4096)
     ap.add_argument("--page-size", type=int, default=8192)
     ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--only", choices=["cells", "pages", "rows"], default=None)
     args = ap.parse_args()
     import cryptography
     from cryptography.hazmat.backends.openssl import backend
     print(f"{cellar.fips_status()}; {cellar.version()}; cryptography {cryptography.__version__} "
           f"({backend.openssl_version_text()}); "
           f"Python {sys.version.split()[0]}; {os.cpu_count()} CPUs")
-    bench_cells(args.values, args.value_size, args.rounds)
-    bench_pages(args.pages, args.page_size, args.rounds)
+    if args.only in (None, "cells"):
+        bench_cells(args.values, args.value_size, args.rounds)
+    if args.only in (None, "pages"):
+        bench_pages(args.pages, args.page_size, args.rounds)
+    if args.only in (None, "rows"):
+        bench_rows(min(args.values, 20_000), args.value_size, args.rounds)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from . import _handles
 from ._native import LibraryError, library_path
-from .cells import CellCipher, CellMode, blind_index
+from .cells import BlindIndexKey, CellCipher, CellMode, blind_index
 from .errors import (
     AuthenticationError,
     BufferTooSmallError,
@@ -47,6 +47,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AbiVersion",
     "AuthenticationError",
+    "BlindIndexKey",
     "BufferTooSmallError",
     "CellCipher",
     "CellMode",

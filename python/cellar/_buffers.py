@@ -19,7 +19,7 @@ import ctypes
 from ctypes import POINTER, Structure, c_char, c_int, c_size_t, c_ssize_t, c_void_p
 from typing import Any, Optional, Tuple, Union
 
-__all__ = ["BytesLike", "readable", "writable", "text_or_bytes", "SIZE_T_CODE"]
+__all__ = ["BytesLike", "readable", "writable", "text_or_bytes", "SIZE_T_CODE", "Secret", "wipe"]
 
 BytesLike = Union[bytes, bytearray, memoryview]
 
@@ -142,6 +142,72 @@ def text_or_bytes(obj: Any, what: str) -> Any:
     return obj
 
 
+def wipe(buf: Any, nbytes: Optional[int] = None) -> None:
+    """Overwrites a ctypes array (or a writable buffer) with zeros: scratch buffers that held
+    plaintext or key material are wiped before Python frees them."""
+    if buf is None:
+        return
+    if not isinstance(buf, ctypes.Array):
+        buf = (c_char * memoryview(buf).nbytes).from_buffer(buf)
+    ctypes.memset(buf, 0, ctypes.sizeof(buf) if nbytes is None else nbytes)
+
+
+_as_utf8: Any
+try:
+    _as_utf8 = ctypes.pythonapi.PyUnicode_AsUTF8AndSize
+    _as_utf8.argtypes = [ctypes.py_object, POINTER(c_ssize_t)]
+    _as_utf8.restype = c_void_p
+except (AttributeError, OSError):  # pragma: no cover - not CPython
+    _as_utf8 = None
+
+
+class Secret:
+    """A secret input (a password) for C calls, made so Cellar leaves no unwiped copy behind.
+
+    A ``str`` is encoded to UTF-8 straight into a private ``bytearray`` (CPython: copied from the
+    string's own UTF-8 form, no intermediate ``bytes``), which :meth:`wipe` (or leaving a ``with``
+    block) zeroes. A bytes-like object is passed as it is, with no copy; wiping it is the caller's
+    business (pass a ``bytearray`` to be able to). The ``str`` itself is immutable and cannot be
+    wiped by anyone: prefer a ``bytearray`` for secrets."""
+
+    __slots__ = ("param", "n", "_copy", "_keep")
+
+    def __init__(self, obj: Any, what: str) -> None:
+        self._copy: Optional[bytearray] = None
+        self._keep: Any = None
+        if isinstance(obj, str):
+            self._copy = _utf8_bytearray(obj)
+            self.n = len(self._copy)
+            self.param = (c_char * self.n).from_buffer(self._copy) if self.n else None
+        else:
+            self.param, self.n, self._keep = readable(obj, what)
+
+    def wipe(self) -> None:
+        """Zeroes the private copy (if any) and releases the buffers."""
+        if self._copy is not None and self.param is not None:
+            ctypes.memset(self.param, 0, self.n)
+        self.param = None
+        self._keep = None
+
+    def __enter__(self) -> "Secret":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.wipe()
+
+
+def _utf8_bytearray(s: str) -> bytearray:
+    if _as_utf8 is not None:
+        size = c_ssize_t()
+        ptr = _as_utf8(s, ctypes.byref(size))
+        if ptr:
+            out = bytearray(size.value)
+            if size.value:
+                ctypes.memmove((c_char * size.value).from_buffer(out), ptr, size.value)
+            return out
+    return bytearray(s.encode("utf-8"))  # pragma: no cover - not CPython (a bytes copy remains)
+
+
 def as_bytes(obj: Any, what: str = "data") -> bytes:
     """A bytes copy of a bytes-like object (for the few places that need an immutable value)."""
     if type(obj) is bytes:
@@ -153,4 +219,41 @@ def optional_readable(obj: Optional[Any], what: str) -> Tuple[Any, int, Any]:
     """Like :func:`readable`, with ``None`` meaning empty."""
     if obj is None:
         return None, 0, None
+    return readable(obj, what)
+
+
+def _wide_item_error(what: str, obj: Any, mv: memoryview) -> TypeError:
+    name = type(obj).__name__
+    mod = type(obj).__module__ or ""
+    if mod.startswith("numpy"):
+        name = f"numpy {name} (dtype {getattr(obj, 'dtype', mv.format)})"
+    return TypeError(
+        f"{what} is a {name} whose items are {mv.itemsize} bytes wide, not bytes: its raw memory "
+        f"would be encrypted (platform byte order, UTF-32 for numpy strings); pass bytes, or "
+        f"encode text with encoding='utf-8', or convert explicitly (memoryview(x).cast('B'))")
+
+
+def value_view(obj: Any, what: str = "value") -> memoryview:
+    """Checks that ``obj`` is a cell value: bytes-like with one-byte items. ``str`` (and its
+    numpy twin ``numpy.str_``) and buffers of wider items (numpy integer arrays, ``array('H')``)
+    are refused with ``TypeError``: encrypting their raw memory would silently produce values
+    that never match the UTF-8 / byte values a lookup uses."""
+    if isinstance(obj, (bytes, bytearray)):
+        return memoryview(obj)
+    if isinstance(obj, str):
+        kind = "numpy.str_" if type(obj) is not str else "str"
+        raise TypeError(f"{what} is a {kind}; cell values must be bytes-like (encode it, or pass "
+                        f"encoding='utf-8')")
+    mv = _memoryview(obj, what)
+    if mv.itemsize != 1:
+        raise _wide_item_error(what, obj, mv)
+    return mv
+
+
+def value_readable(obj: Any, what: str = "value") -> Tuple[Any, int, Any]:
+    """:func:`readable` for a cell value, refusing what :func:`value_view` refuses."""
+    t = type(obj)
+    if t is bytes or t is bytearray:
+        return readable(obj, what)
+    value_view(obj, what)
     return readable(obj, what)

@@ -44,7 +44,9 @@ __all__ = [
     "ABI_MINOR_MIN",
     "LibraryError",
     "SIGNATURES",
+    "Pkcs11Config",
     "KeyProvider",
+    "RowContexts",
     "PROVIDER_FN",
     "lib",
     "library_path",
@@ -78,7 +80,38 @@ class KeyProvider(Structure):
     ]
 
 
+class Pkcs11Config(Structure):
+    """``struct cellar_pkcs11_config``: module path, token label or slot, PIN, session bound, flags."""
+
+    _fields_ = [
+        ("module_path", c_void_p),
+        ("module_path_len", c_size_t),
+        ("token_label", c_void_p),
+        ("token_label_len", c_size_t),
+        ("slot_id", c_uint64),
+        ("pin", c_void_p),
+        ("pin_len", c_size_t),
+        ("max_sessions", c_uint32),
+        ("flags", c_uint32),
+    ]
+
+
+class RowContexts(Structure):
+    """``struct cellar_row_contexts``: one context per value for the ``_rows`` batch calls
+    (row ``i`` is ``prefix | suffixes[suffix_offsets[i]:suffix_offsets[i+1]]``; the offsets are
+    ``offset_width`` = 4 or 8 bytes wide)."""
+
+    _fields_ = [
+        ("prefix", c_void_p),
+        ("prefix_len", c_size_t),
+        ("suffixes", c_void_p),
+        ("suffix_offsets", c_void_p),
+        ("offset_width", c_uint32),
+    ]
+
+
 _vp = c_void_p
+_prc = POINTER(RowContexts)
 _pvp = POINTER(c_void_p)
 _pu32 = POINTER(c_uint32)
 _pu64 = POINTER(c_uint64)
@@ -113,6 +146,7 @@ SIGNATURES: Dict[str, Tuple[Optional[type], List[type]]] = {
     "cellar_key_dangerous_export_raw": (_st, [_vp, _vp, c_size_t, _psz]),
     "cellar_key_usage": (_st, [_vp, _pu64, _pu64]),
     "cellar_key_set_usage_limit": (_st, [_vp, c_uint64]),
+    "cellar_key_restore_usage_count": (_st, [_vp, c_uint64]),
     "cellar_key_free": (None, [_vp]),
     # Tenant keyring.
     "cellar_keyring_new": (_st, [_vp, _pvp]),
@@ -142,13 +176,24 @@ SIGNATURES: Dict[str, Tuple[Optional[type], List[type]]] = {
     "cellar_keyring_unlock_provider": (_st, [_vp, POINTER(KeyProvider), _pu32]),
     "cellar_keyring_export": (_st, [_vp, _vp, _vp, c_size_t, c_uint32, _vp, c_size_t, _psz]),
     "cellar_keyring_import": (_st, [_vp, c_size_t, _vp, _vp, c_size_t, _pvp]),
+    "cellar_keyring_import_min_generation": (_st, [_vp, c_size_t, _vp, _vp, c_size_t, c_uint64, _pvp]),
+    "cellar_keyring_generation": (_st, [_vp, _pu64]),
     "cellar_keyring_free": (None, [_vp]),
+    # Tenant keyring versions held by a PKCS#11 token (the config struct is passed by address).
+    "cellar_keyring_new_pkcs11": (_st, [_vp, _vp, c_size_t, _pvp]),
+    "cellar_keyring_adopt_pkcs11": (_st, [_vp, _vp, c_size_t, _vp, c_size_t, _pvp]),
+    "cellar_keyring_rotate_pkcs11": (_st, [_vp, _vp, _vp, c_size_t, _pu32]),
+    "cellar_keyring_rotate_pkcs11_adopt": (_st, [_vp, _vp, _vp, c_size_t, _vp, c_size_t, _pu32]),
+    "cellar_keyring_unlock_pkcs11": (_st, [_vp, _vp, _psz]),
+    "cellar_keyring_retire_pkcs11": (_st, [_vp, c_uint32, c_uint32]),
     # TDE pages.
     "cellar_page_cipher_new": (_st, [_vp, c_uint32, c_uint64, c_uint32, c_uint32, _pvp]),
     "cellar_page_encrypt": (_st, [_vp, c_uint64, _vp, _vp, c_size_t]),
     "cellar_page_decrypt": (_st, [_vp, c_uint64, _vp, _vp, c_size_t]),
     "cellar_page_encrypt_pages": (_st, [_vp, c_uint64, _vp, _vp, c_size_t, c_size_t, c_uint32]),
     "cellar_page_decrypt_pages": (_st, [_vp, c_uint64, _vp, _vp, c_size_t, c_size_t, c_uint32]),
+    "cellar_page_decrypt_pages_status": (
+        _st, [_vp, c_uint64, _vp, _vp, c_size_t, c_size_t, c_uint32, _pi32, _psz]),
     "cellar_page_key_version": (_st, [_vp, c_size_t, _pu32]),
     "cellar_page_reserved_bytes": (c_size_t, [c_uint32]),
     "cellar_page_cipher_free": (None, [_vp]),
@@ -167,6 +212,15 @@ SIGNATURES: Dict[str, Tuple[Optional[type], List[type]]] = {
     "cellar_cell_decrypt_batch": (
         _st, [_vp, _vp, c_size_t, _vp, _psz, c_size_t, _vp, c_size_t, _psz, _psz]),
     "cellar_blind_index": (_st, [_vp, _vp, c_size_t, _vp, c_size_t, _vp, c_size_t]),
+    # Per-row contexts and blind-index keys.
+    "cellar_cell_encrypt_batch_rows": (_st, [_vp, _prc, _vp, _psz, c_size_t, _vp, c_size_t, _psz, _psz]),
+    "cellar_cell_decrypt_batch_rows": (_st, [_vp, _prc, _vp, _psz, c_size_t, _vp, c_size_t, _psz, _psz]),
+    "cellar_blind_index_key_new": (_st, [_vp, c_uint32, _pvp]),
+    "cellar_blind_index_key_free": (None, [_vp]),
+    "cellar_blind_index_compute": (_st, [_vp, _vp, c_size_t, _vp, c_size_t, _vp, c_size_t]),
+    "cellar_blind_index_batch": (
+        _st, [_vp, _vp, c_size_t, _vp, _psz, c_size_t, c_size_t, _vp, c_size_t, _psz]),
+    "cellar_blind_index_batch_rows": (_st, [_vp, _prc, _vp, _psz, c_size_t, c_size_t, _vp, c_size_t, _psz]),
 }
 
 _PACKAGE_DIR = pathlib.Path(__file__).resolve().parent

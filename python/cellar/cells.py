@@ -25,13 +25,14 @@ from ctypes import byref, c_char, c_size_t, c_uint32, c_void_p
 from itertools import accumulate
 from typing import Any, Iterable, List, Optional, Sequence, Tuple, Union
 
-from ._buffers import SIZE_T_CODE, BytesLike, readable, text_or_bytes, writable
+from ._buffers import SIZE_T_CODE, BytesLike, readable, text_or_bytes, value_readable, value_view, writable
+from ._buffers import wipe as _wipe
 from ._handles import Handle
-from ._native import lib
+from ._native import RowContexts, lib
 from .errors import error_for_status, raise_status
 from .keys import Key
 
-__all__ = ["CellMode", "CellCipher", "blind_index", "Context"]
+__all__ = ["CellMode", "CellCipher", "BlindIndexKey", "blind_index", "Context"]
 
 Context = Union[str, BytesLike]
 
@@ -49,6 +50,9 @@ _ct_len = lib.cellar_cell_ciphertext_len
 _pt_max = lib.cellar_cell_plaintext_max_len
 _batch_ct_len = lib.cellar_cell_batch_ciphertext_len
 _batch_pt_max = lib.cellar_cell_batch_plaintext_max_len
+_encrypt_rows = lib.cellar_cell_encrypt_batch_rows
+_decrypt_rows = lib.cellar_cell_decrypt_batch_rows
+_OFFSET_WIDTH = ctypes.sizeof(c_size_t)  # CELLAR_OFFSETS_64 on LP64, CELLAR_OFFSETS_32 elsewhere
 _create = ctypes.create_string_buffer
 _string_at = ctypes.string_at
 _SIZE_T = ctypes.c_size_t
@@ -135,6 +139,60 @@ def _run_batch(fn: Any, sizer: Any, h: int, mode: int, cp: Any, cn: int, data: A
     return out, results
 
 
+def _bytes_address(b: bytes) -> Optional[int]:
+    """The address of a ``bytes`` object's own buffer (valid while ``b`` lives); None if empty."""
+    return ctypes.cast(ctypes.c_char_p(b), c_void_p).value if b else None
+
+
+def _pack_contexts(contexts: Any, count: int) -> Tuple[bytes, "array.array[int]"]:
+    """Packs per-row contexts (bytes-like or ``str``, UTF-8 encoded as a single context is) into
+    one buffer with ``size_t`` offsets. Missing or other types are refused, naming the row."""
+    if isinstance(contexts, (bytes, bytearray, memoryview, str)):
+        raise TypeError("contexts must be a sequence with one context per value, not one "
+                        "bytes-like value (use context= for a context shared by every value)")
+    if not isinstance(contexts, (list, tuple)):
+        contexts = list(contexts)
+    if len(contexts) != count:
+        raise ValueError(f"contexts has {len(contexts)} entries for {count} values")
+    try:
+        data = b"".join(contexts)
+        offsets = array.array(SIZE_T_CODE, accumulate(map(len, contexts), initial=0))
+        if offsets[-1] == len(data):
+            return data, offsets
+    except TypeError:
+        pass
+    parts = []
+    for i, c in enumerate(contexts):
+        if isinstance(c, str):
+            parts.append(c.encode("utf-8"))
+        elif c is None:
+            raise TypeError(f"context {i} is None; every row needs a context (b'' for none)")
+        else:
+            try:
+                parts.append(value_view(c, f"context {i}").tobytes())
+            except TypeError:
+                raise TypeError(f"context {i} is a {type(c).__name__}, not bytes or str") from None
+    return b"".join(parts), array.array(SIZE_T_CODE, accumulate(map(len, parts), initial=0))
+
+
+def _rows_fn(rows_call: Any, prefix: bytes, suffixes: bytes, ctx_offsets: "array.array[int]",
+             value_offsets: "array.array[int]") -> Any:
+    """Adapts a ``_rows`` C call to the shape :func:`_run_batch` calls (``fn(h, cp, cn, data,
+    offs, m, ...)``): each chunk's value offsets are a view into ``value_offsets`` starting at
+    the chunk's first row, so the same rows of ``ctx_offsets`` are found from its address."""
+    vbase = ctypes.addressof((_SIZE_T * 1).from_buffer(value_offsets))
+    cbase = ctypes.addressof((_SIZE_T * 1).from_buffer(ctx_offsets))
+    pp, sp = _bytes_address(prefix), _bytes_address(suffixes)
+
+    def fn(h: int, cp: Any, cn: int, data: Any, offs: Any, m: int, out: Any, cap: int,
+           out_offsets: Any, used: Any) -> int:
+        first = (ctypes.addressof(offs) - vbase) // _OFFSET_WIDTH
+        rc = RowContexts(pp, len(prefix), sp, cbase + first * _OFFSET_WIDTH, _OFFSET_WIDTH)
+        return rows_call(h, byref(rc), data, offs, m, out, cap, out_offsets, used)
+
+    return fn
+
+
 def _pack(values: Sequence[Any]) -> Tuple[bytes, "array.array[int]", int]:
     """Joins ``values`` into one buffer and computes their ``count + 1`` offsets. The third
     item is the common length when every value has the same length, else -1."""
@@ -144,7 +202,9 @@ def _pack(values: Sequence[Any]) -> Tuple[bytes, "array.array[int]", int]:
     except TypeError:
         for i, v in enumerate(values):
             if isinstance(v, str):
-                raise TypeError(f"value {i} is a str; cell values must be bytes-like (encode them)") from None
+                kind = "str" if type(v) is str else "numpy.str_"
+                raise TypeError(f"value {i} is a {kind}; cell values must be bytes-like (encode "
+                                f"them, or pass encoding='utf-8')") from None
             try:
                 memoryview(v)
             except TypeError:
@@ -157,7 +217,9 @@ def _pack(values: Sequence[Any]) -> Tuple[bytes, "array.array[int]", int]:
             return data, array.array(SIZE_T_CODE, range(0, first * count + 1, first)), first
         return data, array.array(SIZE_T_CODE, [0]) * (count + 1), 0
     offsets = array.array(SIZE_T_CODE, accumulate(lens, initial=0))
-    if offsets[-1] != len(data):  # memoryviews with items wider than a byte: len != nbytes
+    if offsets[-1] != len(data):  # some len() is not the byte count: a 2-D byte array is fine,
+        for i, v in enumerate(values):  # numpy.str_ (UTF-32) and wider items are refused
+            value_view(v, f"value {i}")
         offsets = array.array(SIZE_T_CODE, accumulate((memoryview(v).nbytes for v in values), initial=0))
     return data, offsets, -1
 
@@ -252,15 +314,19 @@ class CellCipher(Handle):
 
     # Single values -------------------------------------------------------------------------------
 
-    def encrypt(self, value: BytesLike, context: Context = b"") -> bytes:
-        """Encrypts one value bound to ``context``."""
+    def encrypt(self, value: BytesLike, context: Context = b"", *,
+                encoding: Optional[str] = None) -> bytes:
+        """Encrypts one value bound to ``context``. A ``str`` value is refused unless
+        ``encoding`` is given (then it is encoded with it, for example ``"utf-8"``)."""
         h = self._h
         if h is None:
             raise self._closed_error()
+        if encoding is not None and isinstance(value, str):
+            value = value.encode(encoding)
         if type(value) is bytes:
             p, n = value, len(value)
         else:
-            p, n, keep = readable(value, "value")
+            p, n, keep = value_readable(value, "value")
         if type(context) is bytes:  # the common case, without a helper call
             cp, cn = context or None, len(context)
         else:
@@ -278,7 +344,7 @@ class CellCipher(Handle):
         """Encrypts one value into the writable buffer ``out``; returns the ciphertext length.
         Too small: :class:`~cellar.BufferTooSmallError` with ``needed`` set."""
         h = self._handle
-        p, n, keep = readable(value, "value")
+        p, n, keep = value_readable(value, "value")
         op, on = writable(out, "out")
         cp, cn, ckeep = _context(context)
         out_len = c_size_t()
@@ -287,16 +353,20 @@ class CellCipher(Handle):
             raise_status(st, out_len.value)
         return out_len.value
 
-    def decrypt(self, ciphertext: BytesLike, context: Context = b"") -> bytes:
+    def decrypt(self, ciphertext: BytesLike, context: Context = b"", *,
+                encoding: Optional[str] = None) -> Any:
         """Decrypts one cell bound to ``context``. Any failure (tampered, truncated, other key,
-        version, mode or context) raises :class:`~cellar.AuthenticationError`."""
+        version, mode or context) raises :class:`~cellar.AuthenticationError`. With
+        ``encoding`` the plaintext is decoded to ``str``."""
+        if encoding is not None:
+            return self.decrypt(ciphertext, context).decode(encoding)
         h = self._h
         if h is None:
             raise self._closed_error()
         if type(ciphertext) is bytes:
             p, n = ciphertext, len(ciphertext)
         else:
-            p, n, keep = readable(ciphertext, "ciphertext")
+            p, n, keep = value_readable(ciphertext, "ciphertext")
         if type(context) is bytes:
             cp, cn = context or None, len(context)
         else:
@@ -310,12 +380,33 @@ class CellCipher(Handle):
         m = out_len.value
         if not m or out is None:
             return b""
-        return out.raw if m == size else _string_at(out, m)
+        try:
+            return out.raw if m == size else _string_at(out, m)
+        finally:
+            _wipe(out)  # the returned bytes are the only plaintext copy left
+
+    def decrypt_into(self, ciphertext: BytesLike, out: Any, context: Context = b"") -> int:
+        """Decrypts one cell into the caller's writable buffer ``out`` (``bytearray``, writable
+        ``memoryview``, ``mmap``...) and returns the plaintext length; no other copy of the
+        plaintext is made, so a careful caller can wipe ``out`` when done. ``out`` needs
+        :meth:`plaintext_max_len` bytes (too small:
+        :class:`~cellar.BufferTooSmallError` with ``needed``). On any failure
+        (:class:`~cellar.AuthenticationError` and the rest) ``out`` is left zeroed."""
+        h = self._handle
+        p, n, keep = readable(ciphertext, "ciphertext")
+        op, on = writable(out, "out")
+        cp, cn, ckeep = _context(context)
+        out_len = c_size_t()
+        st = _decrypt(h, cp, cn, p, n, op, on, byref(out_len))
+        if st:
+            raise_status(st, out_len.value)
+        return out_len.value
 
     # Batches -------------------------------------------------------------------------------------
 
     def encrypt_many(
-        self, values: Iterable[BytesLike], context: Context = b"", threads: int = 1
+        self, values: Iterable[BytesLike], context: Context = b"", threads: int = 1, *,
+        encoding: Optional[str] = None, contexts: Optional[Sequence[Context]] = None,
     ) -> List[bytes]:
         """Encrypts many values of one column, all bound to ``context``, and returns the
         ciphertexts in order. The values are packed into one buffer and encrypted by one C call
@@ -324,23 +415,41 @@ class CellCipher(Handle):
         fails and the error's ``detail`` names the value's index.
 
         With ``threads`` > 1, :func:`~cellar.last_operation_approved` on the calling thread
-        describes the chunk that thread ran (every chunk runs the same services)."""
-        return self._many(_encrypt_batch, _batch_ct_len, values, context, threads, True)
+        describes the chunk that thread ran (every chunk runs the same services).
+
+        Values must be bytes-like with one-byte items: ``str`` and ``numpy.str_`` values (a
+        numpy string array holds UTF-32) and numpy integer arrays are refused with
+        ``TypeError`` unless ``encoding`` is given, which encodes every ``str`` value with it
+        (``encoding="utf-8"`` matches what a lookup by ``value.encode()`` computes).
+
+        Per-row contexts: with ``contexts`` (one entry per value, bytes-like or ``str``), value
+        ``i`` is bound to ``context + contexts[i]``, exactly as ``encrypt(values[i], context +
+        contexts[i])`` would bind it, at batch speed (``context`` becomes the shared prefix,
+        such as ``b"tenant=7/users/email/"``, and ``contexts`` the row keys)."""
+        return self._many(_encrypt_batch, _batch_ct_len, values, context, threads, True,
+                          encoding, contexts, _encrypt_rows)
 
     def decrypt_many(
-        self, ciphertexts: Iterable[BytesLike], context: Context = b"", threads: int = 1
-    ) -> List[bytes]:
+        self, ciphertexts: Iterable[BytesLike], context: Context = b"", threads: int = 1, *,
+        encoding: Optional[str] = None, contexts: Optional[Sequence[Context]] = None,
+    ) -> List[Any]:
         """Decrypts many cells bound to ``context`` and returns the plaintexts in order (one C
         call per thread, as :meth:`encrypt_many`). One cell that fails to authenticate fails the
-        batch (its index is in the error's ``detail``)."""
-        return self._many(_decrypt_batch, _batch_pt_max, ciphertexts, context, threads,
-                          self._randomized)
+        batch (its index is in the error's ``detail``). With ``encoding`` the plaintexts are
+        decoded to ``str``. ``contexts``: one context per cell, as in :meth:`encrypt_many`."""
+        out = self._many(_decrypt_batch, _batch_pt_max, ciphertexts, context, threads,
+                         self._randomized, None, contexts, _decrypt_rows)
+        if encoding is not None:
+            return [v.decode(encoding) for v in out]
+        return out
 
     def _many(self, fn: Any, sizer: Any, values: Iterable[BytesLike], context: Context,
-              threads: int, exact: bool) -> List[bytes]:
+              threads: int, exact: bool, encoding: Optional[str] = None,
+              contexts: Optional[Sequence[Context]] = None, rows_call: Any = None) -> List[bytes]:
         # exact: every output has exactly the size `sizer` reserves (encryption in every mode,
         # RANDOMIZED decryption), so the outputs are back to back with no gaps.
         h = self._handle
+        decrypting = fn is _decrypt_batch  # (fn may be replaced by a per-row call below)
         if not isinstance(threads, int) or not 1 <= threads <= _MAX_THREADS:
             raise ValueError(f"threads must be an integer from 1 to {_MAX_THREADS}")
         if not isinstance(values, (list, tuple)):
@@ -348,21 +457,33 @@ class CellCipher(Handle):
                 raise TypeError("expected an iterable of values, not one bytes-like value "
                                 "(use encrypt/decrypt, or encrypt_packed for a packed buffer)")
             values = list(values)
+        if encoding is not None:
+            values = [v.encode(encoding) if isinstance(v, str) else v for v in values]
         count = len(values)
         if not count:
             return []
         data, offsets, same_len = _pack(values)
-        cp, cn, ckeep = _context(context)
+        if contexts is not None:
+            suffixes, ctx_offsets = _pack_contexts(contexts, count)
+            prefix = bytes(text_or_bytes(context, "context")) if context else b""
+            fn = _rows_fn(rows_call, prefix, suffixes, ctx_offsets, offsets)
+            cp, cn = None, 0
+        else:
+            cp, cn, ckeep = _context(context)
         chunks = _run_batch(fn, sizer, h, self._mode, cp, cn, data, offsets, count, threads)
         out, results = chunks
-        if same_len >= 0 and exact:  # equal inputs: equal outputs, read straight out by struct
-            used = sum(r[1] for r in results)
-            return _split_equal(out, used // count, count) if used else [b""] * count
-        values_out: List[bytes] = []
-        base = ctypes.addressof(out) if out is not None else 0
-        for start, used, out_offsets in results:
-            values_out.extend(_split(_string_at(base + start, used) if used else b"", out_offsets))
-        return values_out
+        try:
+            if same_len >= 0 and exact:  # equal inputs: equal outputs, read straight out by struct
+                used = sum(r[1] for r in results)
+                return _split_equal(out, used // count, count) if used else [b""] * count
+            values_out: List[bytes] = []
+            base = ctypes.addressof(out) if out is not None else 0
+            for start, used, out_offsets in results:
+                values_out.extend(_split(_string_at(base + start, used) if used else b"", out_offsets))
+            return values_out
+        finally:
+            if decrypting:
+                _wipe(out)  # plaintext scratch: the returned values are the copies left
 
     def encrypt_packed(
         self, data: BytesLike, offsets: Any, context: Context = b""
@@ -409,7 +530,10 @@ class CellCipher(Handle):
                             _size_array(out_offsets), byref(out_len))
         if st:
             raise_status(st, out_len.value)
-        raw = _string_at(out, out_len.value) if out_len.value and out is not None else b""
+        try:
+            raw = _string_at(out, out_len.value) if out_len.value and out is not None else b""
+        finally:
+            _wipe(out)
         return raw, out_offsets
 
     # Scans ---------------------------------------------------------------------------------------
@@ -419,7 +543,7 @@ class CellCipher(Handle):
         """The key version of a native cell (RANDOMIZED or DETERMINISTIC), read without any key
         (not authenticated until decrypted). Anything else raises
         :class:`~cellar.UnsupportedFormatError`. Do not call it on Always Encrypted cells."""
-        p, n, keep = readable(ciphertext, "ciphertext")
+        p, n, keep = value_readable(ciphertext, "ciphertext")
         v = c_uint32()
         st = lib.cellar_cell_key_version(p, n, byref(v))
         if st:
@@ -431,18 +555,104 @@ class CellCipher(Handle):
         return f"<cellar.CellCipher {self.mode.name} key_version={self.key_version}{state}>"
 
 
-def blind_index(key: Key, value: BytesLike, context: Context = b"", length: int = 16) -> bytes:
+def blind_index(key: Key, value: BytesLike, context: Context = b"", length: int = 16, *,
+                encoding: Optional[str] = None) -> bytes:
     """A blind index of ``value`` bound to ``context``, for equality lookups without
     deterministic ciphertexts: HMAC-SHA256 under a key derived from ``key`` (AES-256),
-    truncated to ``length`` bytes (4 to 32)."""
+    truncated to ``length`` bytes (4 to 32). A ``str`` value needs ``encoding``."""
+    if encoding is not None and isinstance(value, str):
+        value = value.encode(encoding)
     if not isinstance(key, Key):
         raise TypeError("key must be a cellar.Key")
     if not isinstance(length, int) or not BLIND_INDEX_MIN_LEN <= length <= BLIND_INDEX_MAX_LEN:
         raise ValueError(f"length must be an integer from {BLIND_INDEX_MIN_LEN} to {BLIND_INDEX_MAX_LEN}")
-    p, n, keep = readable(value, "value")
+    p, n, keep = value_readable(value, "value")
     cp, cn, ckeep = _context(context)
     out = _create(length)
     st = lib.cellar_blind_index(key._handle, cp, cn, p, n, out, length)
     if st:
         raise_status(st)
     return out.raw
+
+
+class BlindIndexKey(Handle):
+    """A blind-index key: the HMAC key derived once from an AES-256 ``key`` for blind-index
+    ``version`` (1 today), so each index costs one HMAC (:func:`blind_index` derives it on
+    every call). Immutable, safe to share between threads; independent of ``key`` afterwards.
+    A blind index carries no version: keep using the version an existing index was built with.
+    """
+
+    _kind = "blind_index_key"
+
+    def __init__(self, key: Key, version: int = 1) -> None:
+        if not isinstance(key, Key):
+            raise TypeError("key must be a cellar.Key")
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise TypeError("version must be an integer (1)")
+        self.version = version
+        out = c_void_p()
+        st = lib.cellar_blind_index_key_new(key._handle, version, byref(out))
+        if st:
+            raise_status(st)
+        self._adopt(out.value, lib.cellar_blind_index_key_free)
+
+    @staticmethod
+    def _length(length: int) -> int:
+        if not isinstance(length, int) or not BLIND_INDEX_MIN_LEN <= length <= BLIND_INDEX_MAX_LEN:
+            raise ValueError(f"length must be an integer from {BLIND_INDEX_MIN_LEN} to {BLIND_INDEX_MAX_LEN}")
+        return length
+
+    def compute(self, value: BytesLike, context: Context = b"", length: int = 16, *,
+                encoding: Optional[str] = None) -> bytes:
+        """The blind index of ``value`` bound to ``context`` (equal to :func:`blind_index`)."""
+        h = self._handle
+        length = self._length(length)
+        if encoding is not None and isinstance(value, str):
+            value = value.encode(encoding)
+        p, n, keep = value_readable(value, "value")
+        cp, cn, ckeep = _context(context)
+        out = _create(length)
+        st = lib.cellar_blind_index_compute(h, cp, cn, p, n, out, length)
+        if st:
+            raise_status(st)
+        return out.raw
+
+    def compute_many(self, values: Iterable[BytesLike], context: Context = b"", length: int = 16, *,
+                     encoding: Optional[str] = None,
+                     contexts: Optional[Sequence[Context]] = None) -> List[bytes]:
+        """Blind indexes of many values in one C call, all bound to ``context`` or, with
+        ``contexts``, value ``i`` bound to ``context + contexts[i]`` (as in
+        :meth:`CellCipher.encrypt_many`). Returns ``length``-byte indexes in order."""
+        h = self._handle
+        length = self._length(length)
+        if not isinstance(values, (list, tuple)):
+            if isinstance(values, (bytes, bytearray, memoryview, str)):
+                raise TypeError("expected an iterable of values, not one bytes-like value (use compute)")
+            values = list(values)
+        if encoding is not None:
+            values = [v.encode(encoding) if isinstance(v, str) else v for v in values]
+        count = len(values)
+        if not count:
+            return []
+        data, offsets, _ = _pack(values)
+        total = count * length
+        out = _create(total)
+        used = c_size_t()
+        if contexts is None:
+            cp, cn, ckeep = _context(context)
+            st = lib.cellar_blind_index_batch(h, cp, cn, data, _size_array(offsets), count, length,
+                                              out, total, byref(used))
+        else:
+            suffixes, ctx_offsets = _pack_contexts(contexts, count)
+            prefix = bytes(text_or_bytes(context, "context")) if context else b""
+            rc = RowContexts(_bytes_address(prefix), len(prefix), _bytes_address(suffixes),
+                             ctypes.addressof(_size_array(ctx_offsets)), _OFFSET_WIDTH)
+            st = lib.cellar_blind_index_batch_rows(h, byref(rc), data, _size_array(offsets), count,
+                                                   length, out, total, byref(used))
+        if st:
+            raise_status(st, used.value)
+        return _split_equal(out, length, count)
+
+    def __repr__(self) -> str:
+        state = " closed" if self._h is None else ""
+        return f"<cellar.BlindIndexKey v{self.version}{state}>"

@@ -11,7 +11,7 @@ import enum
 from ctypes import byref, c_size_t, c_uint32, c_uint64, c_void_p
 from typing import Any, Optional, Tuple, Union
 
-from ._buffers import BytesLike, readable, text_or_bytes
+from ._buffers import BytesLike, Secret, readable, text_or_bytes
 from ._handles import Handle
 from ._native import lib
 from .errors import raise_status
@@ -47,6 +47,12 @@ def _key_type(value: Any) -> KeyType:
 
 def _password(pw: Union[str, BytesLike]) -> Tuple[Any, int, Any]:
     return readable(text_or_bytes(pw, "password"), "password")
+
+
+def _password_copy(pw: Union[str, BytesLike]) -> Secret:
+    """The password for one C call: a ``str`` is encoded into a private ``bytearray`` that the
+    caller wipes (``with`` block or ``.wipe()``); bytes-like passwords are not copied."""
+    return Secret(pw, "password")
 
 
 def _iterations(iterations: int) -> int:
@@ -148,12 +154,23 @@ class Key(Handle):
 
     @property
     def usage(self) -> Tuple[int, int]:
-        """``(count, limit)``: encryptions counted against this key and its limit."""
+        """``(count, limit)``: encryptions counted against this key (by every handle of it in
+        the process) and this handle's limit."""
         count, limit = c_uint64(), c_uint64()
         st = lib.cellar_key_usage(self._handle, byref(count), byref(limit))
         if st:
             raise_status(st)
         return count.value, limit.value
+
+    def restore_usage_count(self, count: int) -> None:
+        """Raises the encryption count to ``count`` if it is lower (never lowers it): restore a
+        count you persisted from :attr:`usage` after loading the key again. The count is per
+        key, shared by every handle of the same key alive in the process."""
+        if not isinstance(count, int) or not 0 <= count < 1 << 64:
+            raise ValueError("count must be an integer from 0 to 2**64 - 1")
+        st = lib.cellar_key_restore_usage_count(self._handle, count)
+        if st:
+            raise_status(st)
 
     def set_usage_limit(self, limit: int) -> None:
         """Sets the encryption limit (1 to 2**32; default 2**32, the SP 800-38D bound for
@@ -198,12 +215,13 @@ class Key(Handle):
         """A password-protected key file (PBKDF2-HMAC-SHA256 + AES-KWP). ``password`` (``str``
         is UTF-8 encoded) must be at least 14 bytes; ``iterations`` 100 000 to 10 000 000
         (about 0.25 s at the default 600 000)."""
-        p, pn, keep = _password(password)
+        version, iterations = _u32(version, "version"), _iterations(iterations)
         size = lib.cellar_key_password_file_len(self._type)
         out = ctypes.create_string_buffer(size)
         n = c_size_t()
-        st = lib.cellar_key_export_password(
-            self._handle, _u32(version, "version"), p, pn, _iterations(iterations), out, size, byref(n))
+        with _password_copy(password) as pw:
+            st = lib.cellar_key_export_password(
+                self._handle, version, pw.param, pw.n, iterations, out, size, byref(n))
         if st:
             raise_status(st, n.value)
         return out.raw[: n.value]
@@ -214,9 +232,9 @@ class Key(Handle):
         tampering raises :class:`~cellar.AuthenticationError`. The version stored in the file is
         the new key's :attr:`stored_version`."""
         b, bn, keep1 = readable(blob, "blob")
-        p, pn, keep2 = _password(password)
         out, ver = c_void_p(), c_uint32()
-        st = lib.cellar_key_import_password(b, bn, p, pn, byref(out), byref(ver))
+        with _password_copy(password) as pw:
+            st = lib.cellar_key_import_password(b, bn, pw.param, pw.n, byref(out), byref(ver))
         if st:
             raise_status(st)
         return cls._from_handle(out.value, ver.value)

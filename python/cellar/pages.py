@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import ctypes
 import enum
-from ctypes import byref, c_uint32, c_void_p
-from typing import Any
+from ctypes import byref, c_int32, c_size_t, c_uint32, c_void_p
+from typing import Any, List
 
 from ._buffers import BytesLike, readable, writable
+from ._buffers import wipe as _wipe
 from ._handles import Handle
 from ._native import lib
 from .errors import InvalidArgumentError, raise_status
@@ -119,9 +120,23 @@ class PageCipher(Handle):
         ``memoryview``, ``mmap``...). A read-only buffer raises ``TypeError``."""
         self._one_inplace(_encrypt, page_no, buffer)
 
-    def decrypt_into(self, page_no: int, buffer: Any) -> None:
-        """Decrypts one page in place. On failure the buffer holds zeros."""
-        self._one_inplace(_decrypt, page_no, buffer)
+    def decrypt_into(self, page_no: int, buffer: Any, out: Any = None) -> None:
+        """Decrypts one page in place, or, with ``out``, from ``buffer`` (any bytes-like page)
+        into the caller's writable ``out`` of the same length. Either way the plaintext exists
+        only in the caller's buffer (no copy is made), so a careful caller can wipe it. On
+        failure the output holds zeros."""
+        if out is None:
+            self._one_inplace(_decrypt, page_no, buffer)
+            return
+        h = self._handle
+        p, n, keep = readable(buffer, "page")
+        op, on = writable(out, "out")
+        _check_page_size(n)
+        if on != n:
+            raise ValueError(f"out holds {on} bytes; the page has {n}")
+        st = _decrypt(h, _u64(page_no, "page_no"), p, op, n)
+        if st:
+            raise_status(st)
 
     def _one(self, fn: Any, page_no: int, data: BytesLike) -> bytes:
         h = self._handle
@@ -131,7 +146,12 @@ class PageCipher(Handle):
         st = fn(h, _u64(page_no, "page_no"), p, out, n)
         if st:
             raise_status(st)
-        return out.raw
+        if fn is _encrypt:
+            return out.raw
+        try:
+            return out.raw
+        finally:
+            _wipe(out)  # plaintext scratch: the returned bytes are the copy left
 
     def _one_inplace(self, fn: Any, page_no: int, buffer: Any) -> None:
         h = self._handle
@@ -150,12 +170,20 @@ class PageCipher(Handle):
         more). The GIL is released during the call. On failure every page holds zeros."""
         self._pages(_encrypt_pages, first_page_no, buffer, page_size, threads)
 
-    def decrypt_pages(self, first_page_no: int, buffer: Any, page_size: int, threads: int = 1) -> None:
-        """Decrypts contiguous pages in place (see :meth:`encrypt_pages`). If any page fails,
-        every page holds zeros and the error's ``detail`` names the first failing page index."""
-        self._pages(_decrypt_pages, first_page_no, buffer, page_size, threads)
+    def decrypt_pages(self, first_page_no: int, buffer: Any, page_size: int, threads: int = 1,
+                      out: Any = None) -> None:
+        """Decrypts contiguous pages in place (see :meth:`encrypt_pages`), or, with ``out``, from
+        ``buffer`` (any bytes-like run) into the caller's writable ``out`` of the same length (no
+        other copy of the plaintext is made). If any page fails, every page of the output holds
+        zeros and the error's ``detail`` names the first failing page index."""
+        self._pages(_decrypt_pages, first_page_no, buffer, page_size, threads, out)
 
-    def _pages(self, fn: Any, first: int, buffer: Any, page_size: int, threads: int) -> None:
+    def decrypt_pages_each(self, first_page_no: int, buffer: Any, page_size: int,
+                           threads: int = 1) -> List[int]:
+        """Decrypts contiguous pages in place page by page: a page that fails does not take the
+        others with it. Returns the indexes (within the run) of the pages that failed, empty
+        when every page decrypted; those pages hold zeros, every other page its plaintext.
+        Arguments are checked as in :meth:`decrypt_pages` (errors raise)."""
         h = self._handle
         p, n = writable(buffer, "page buffer")
         if not isinstance(page_size, int):
@@ -166,9 +194,38 @@ class PageCipher(Handle):
         if not isinstance(threads, int) or not 0 <= threads <= _MAX_THREADS:
             raise ValueError(f"threads must be an integer from 0 to {_MAX_THREADS}")
         count = n // page_size
+        if count and first_page_no + count - 1 >= 1 << 64:
+            raise ValueError("page numbers would pass 2**64 - 1")
+        status = (c_int32 * count)() if count else None
+        failed = c_size_t()
+        st = lib.cellar_page_decrypt_pages_status(h, _u64(first_page_no, "first_page_no"), p, p,
+                                                  page_size, count, threads, status, byref(failed))
+        if st and not failed.value:
+            raise_status(st)
+        return [i for i, s in enumerate(status or ()) if s] if failed.value else []
+
+    def _pages(self, fn: Any, first: int, buffer: Any, page_size: int, threads: int,
+               out: Any = None) -> None:
+        h = self._handle
+        if out is None:
+            p, n = writable(buffer, "page buffer")
+            op = p
+        else:
+            p, n, keep = readable(buffer, "pages")
+            op, on = writable(out, "out")
+            if on != n:
+                raise ValueError(f"out holds {on} bytes; the run has {n}")
+        if not isinstance(page_size, int):
+            raise TypeError("page_size must be an int")
+        _check_page_size(page_size)
+        if n % page_size:
+            raise ValueError(f"buffer length {n} is not a multiple of page_size {page_size}")
+        if not isinstance(threads, int) or not 0 <= threads <= _MAX_THREADS:
+            raise ValueError(f"threads must be an integer from 0 to {_MAX_THREADS}")
+        count = n // page_size
         if count and first + count - 1 >= 1 << 64:
             raise ValueError("page numbers would pass 2**64 - 1")
-        st = fn(h, _u64(first, "first_page_no"), p, p, page_size, count, threads)
+        st = fn(h, _u64(first, "first_page_no"), p, op, page_size, count, threads)
         if st:
             raise_status(st)
 

@@ -139,7 +139,7 @@ def test_batches_equal_single_calls(aes_key, mode):
 def test_batch_inputs(aes_key):
     c = CellCipher(aes_key, CellMode.DETERMINISTIC)
     values = [b"a", bytearray(b"bb"), memoryview(b"ccc"), memoryview(bytearray(b"dddd")),
-              array.array("H", [1, 2])]  # items wider than a byte: 4 bytes, len() == 2
+              memoryview(array.array("H", [1, 2])).cast("B")]  # wider items, cast explicitly
     cts = c.encrypt_many(iter(values), CTX)  # any iterable
     expect = [bytes(memoryview(v)) for v in values]
     assert [c.decrypt(x, CTX) for x in cts] == expect
@@ -149,6 +149,8 @@ def test_batch_inputs(aes_key):
         c.encrypt_many([b"a", "b"])
     with pytest.raises(TypeError, match="value 0 is a int"):
         c.encrypt_many([5])
+    with pytest.raises(TypeError, match="value 1 is a array whose items are 2 bytes wide"):
+        c.encrypt_many([b"ab", array.array("H", [1, 2])])  # raw memory in host byte order
     for single in (b"abc", bytearray(b"abc"), "abc"):
         with pytest.raises(TypeError, match="iterable of values"):
             c.encrypt_many(single)

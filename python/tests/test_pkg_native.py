@@ -33,6 +33,8 @@ def _expected_ctype(ctype: str):
         return None
     if base == "struct cellar_key_provider" and stars == 1:
         return POINTER(_native.KeyProvider)
+    if base == "struct cellar_row_contexts" and stars == 1:
+        return POINTER(_native.RowContexts)
     if base.startswith("struct cellar_"):
         return {1: c_void_p, 2: POINTER(c_void_p)}[stars]
     if base == "uint8_t" and stars == 1:
@@ -210,3 +212,12 @@ def test_builds_a_pure_python_wheel(tmp_path):
                    "pages", "cells"):
         assert f"cellar/{module}.py" in names
     assert "cellar/py.typed" in names
+
+
+def test_row_contexts_struct_layout_matches_header():
+    # prefix, prefix_len, suffixes, suffix_offsets (pointers / size_t), offset_width (uint32).
+    p = ctypes.sizeof(c_void_p)
+    assert _native.RowContexts.offset_width.offset == 4 * p
+    assert ctypes.sizeof(_native.RowContexts) == 5 * p  # padded to pointer alignment
+    text = HEADER.read_text()
+    assert "#define CELLAR_OFFSETS_32 4" in text and "#define CELLAR_OFFSETS_64 8" in text

@@ -382,3 +382,328 @@ pub extern "C" fn cellar_blind_index(
         Ok(())
     })
 }
+
+// ---------------------------------------------------------------------------------------------
+// Per-row contexts and blind-index handles
+
+/// `offset_width` of `cellar_row_contexts`: 32-bit unsigned offsets. Arrow `Binary`/`Utf8`
+/// columns' `int32` offsets are non-negative and may be passed as they are.
+pub const CELLAR_OFFSETS_32: u32 = 4;
+/// `offset_width` of `cellar_row_contexts`: 64-bit unsigned offsets (Arrow
+/// `LargeBinary`/`LargeUtf8` `int64` offsets, or `size_t` on 64-bit platforms).
+pub const CELLAR_OFFSETS_64: u32 = 8;
+
+/// One context per value for the `_rows` batch calls. Row `i`'s context is
+/// `prefix[0..prefix_len] | suffixes[suffix_offsets[i] .. suffix_offsets[i+1]]`: exactly the
+/// bytes a single call would take as its `context`, so a cell written by a `_rows` call decrypts
+/// with `cellar_cell_decrypt` given that concatenation, and the other way round.
+///
+/// Two forms: a packed column of whole contexts (`prefix_len = 0`, `suffixes` + offsets, for
+/// example an Arrow binary column), or a shared prefix such as `"tenant=7/users/email/"` plus a
+/// per-row suffix such as the row key. `suffix_offsets` points at `count + 1` non-decreasing
+/// unsigned integers of `offset_width` bytes each (`CELLAR_OFFSETS_32` or `CELLAR_OFFSETS_64`;
+/// another width is `CELLAR_ERR_INVALID_ARGUMENT`); the first may be non-zero (a sliced Arrow
+/// array) and `suffixes` must hold `suffix_offsets[count]` bytes (NULL only when that is 0).
+/// Each row's whole context must be under 2^32 bytes. The struct and the memory it points at
+/// are only read, and only during the call.
+#[repr(C)]
+pub struct cellar_row_contexts {
+    /// Bytes every row's context starts with (NULL only when `prefix_len` is 0).
+    pub prefix: *const u8,
+    /// Length of `prefix` in bytes.
+    pub prefix_len: usize,
+    /// The per-row suffix bytes, back to back.
+    pub suffixes: *const u8,
+    /// `count + 1` offsets into `suffixes`, each `offset_width` bytes wide.
+    pub suffix_offsets: *const core::ffi::c_void,
+    /// `CELLAR_OFFSETS_32` (4) or `CELLAR_OFFSETS_64` (8).
+    pub offset_width: u32,
+}
+
+/// Reads a `cellar_row_contexts` for `count` rows.
+fn row_contexts<'a>(p: *const cellar_row_contexts, count: usize) -> FfiResult<cell::RowContexts<'a>> {
+    let p = non_null(p, "contexts")?;
+    // SAFETY: checked non-NULL; the caller promises it points to a readable struct.
+    let rc = unsafe { &*p };
+    let prefix = in_slice(rc.prefix, rc.prefix_len, "contexts.prefix")?;
+    let offs = non_null(rc.suffix_offsets, "contexts.suffix_offsets")?;
+    let n = count.checked_add(1).filter(|&n| n <= isize::MAX as usize / 8).ok_or(Error::InvalidArgument("count is too large"))?;
+    let offsets = match rc.offset_width {
+        CELLAR_OFFSETS_32 => {
+            let o = offs.cast::<u32>();
+            if !o.is_aligned() {
+                return Err(Error::InvalidArgument("contexts.suffix_offsets is not aligned for its width").into());
+            }
+            // SAFETY: aligned, non-NULL; the caller promises `count + 1` readable entries.
+            cell::RowOffsets::U32(unsafe { core::slice::from_raw_parts(o, n) })
+        }
+        CELLAR_OFFSETS_64 => {
+            let o = offs.cast::<u64>();
+            if !o.is_aligned() {
+                return Err(Error::InvalidArgument("contexts.suffix_offsets is not aligned for its width").into());
+            }
+            // SAFETY: as above.
+            cell::RowOffsets::U64(unsafe { core::slice::from_raw_parts(o, n) })
+        }
+        _ => return Err(Error::InvalidArgument("contexts.offset_width must be 4 or 8").into()),
+    };
+    let last = match offsets {
+        cell::RowOffsets::U32(o) => o[count] as u64,
+        cell::RowOffsets::U64(o) => o[count],
+    };
+    let last = usize::try_from(last).map_err(|_| Error::InvalidArgument("a context offset exceeds the address space"))?;
+    let suffixes = in_slice(rc.suffixes, last, "contexts.suffixes")?;
+    Ok(cell::RowContexts::new(prefix, suffixes, offsets)?)
+}
+
+/// Arguments of the `_rows` batch calls, checked once (as `batch_args`, with per-row contexts).
+#[allow(clippy::too_many_arguments)]
+fn rows_args<'a>(
+    cipher: *const cellar_cell_cipher,
+    contexts: *const cellar_row_contexts,
+    values: *const u8,
+    offsets: *const usize,
+    count: usize,
+    out: *mut u8,
+    out_cap: usize,
+    out_offsets: *mut usize,
+    out_len: *mut usize,
+    needed: impl FnOnce(CellMode, &[usize]) -> Option<usize>,
+) -> FfiResult<(&'a CellCipher, cell::RowContexts<'a>, &'a [u8], &'a [usize], &'a mut [u8], &'a mut [usize])> {
+    let cipher = handle::<cellar_cell_cipher>(cipher, "cipher")?;
+    let rows = row_contexts(contexts, count)?;
+    let offsets = offsets_slice(offsets, count, "offsets")?;
+    let out_offsets_p = out_ptr(out_offsets, "out_offsets")?;
+    out_ptr(out_len, "out_len")?;
+    let total = needed(cipher.mode(), offsets).ok_or(Error::InvalidArgument("offsets decrease or the batch is too large"))?;
+    let values_len = offsets[count];
+    let values = in_slice(values, values_len, "values")?;
+    let off_bytes = core::mem::size_of_val(offsets);
+    let (pre, suf) = (rows.prefix(), rows.suffix_bytes());
+    no_overlap(out, out_cap, values.as_ptr(), values_len, "out overlaps values")?;
+    no_overlap(out, out_cap, pre.as_ptr(), pre.len(), "out overlaps contexts.prefix")?;
+    no_overlap(out, out_cap, suf.as_ptr(), suf.len(), "out overlaps contexts.suffixes")?;
+    no_overlap(out, out_cap, rows.offsets_ptr(), rows.offsets_bytes(), "out overlaps contexts.suffix_offsets")?;
+    no_overlap(out, out_cap, out_offsets_p.cast(), off_bytes, "out overlaps out_offsets")?;
+    no_overlap(out, out_cap, offsets.as_ptr().cast(), off_bytes, "out overlaps offsets")?;
+    no_overlap(out_offsets_p.cast(), off_bytes, offsets.as_ptr().cast(), off_bytes, "out_offsets overlaps offsets")?;
+    no_overlap(out_offsets_p.cast(), off_bytes, values.as_ptr(), values_len, "out_offsets overlaps values")?;
+    no_overlap(out_offsets_p.cast(), off_bytes, pre.as_ptr(), pre.len(), "out_offsets overlaps contexts.prefix")?;
+    no_overlap(out_offsets_p.cast(), off_bytes, suf.as_ptr(), suf.len(), "out_offsets overlaps contexts.suffixes")?;
+    no_overlap(out_offsets_p.cast(), off_bytes, rows.offsets_ptr(), rows.offsets_bytes(), "out_offsets overlaps contexts.suffix_offsets")?;
+    let out = out_buffer(out, out_cap, out_len, total)?;
+    // SAFETY: checked non-NULL; the caller promises `count + 1` writable `size_t`s, and they do
+    // not overlap any other argument (checked above).
+    let out_offsets = unsafe { core::slice::from_raw_parts_mut(out_offsets_p, offsets.len()) };
+    Ok((cipher, rows, values, offsets, out, out_offsets))
+}
+
+/// `cellar_cell_encrypt_batch` with one context per value: value `i` is bound to row `i` of
+/// `contexts` (see `cellar_row_contexts`), exactly as `cellar_cell_encrypt` with that context
+/// would bind it. Values, `offsets` (`size_t`, `count + 1` entries), `out`, `out_offsets`,
+/// `*out_len`, sizes (`cellar_cell_batch_ciphertext_len`), usage reservation and failure rules
+/// are those of `cellar_cell_encrypt_batch`. The MSSQL modes take no context: any non-empty
+/// row is `CELLAR_ERR_INVALID_ARGUMENT`. Contexts of up to `CELLAR_CELL_CONTEXT_INLINE_MAX`
+/// bytes (prefix + suffix) cost no heap allocation. Thread-safe.
+#[no_mangle]
+pub extern "C" fn cellar_cell_encrypt_batch_rows(
+    cipher: *const cellar_cell_cipher,
+    contexts: *const cellar_row_contexts,
+    values: *const u8,
+    offsets: *const usize,
+    count: usize,
+    out: *mut u8,
+    out_cap: usize,
+    out_offsets: *mut usize,
+    out_len: *mut usize,
+) -> cellar_status {
+    ffi_boundary!("cellar_cell_encrypt_batch_rows", {
+        let (c, rows, v, o, out, oo) = rows_args(
+            cipher, contexts, values, offsets, count, out, out_cap, out_offsets, out_len,
+            cell::batch_ciphertext_len,
+        )?;
+        let n = c.encrypt_batch_rows_to(&rows, v, o, out, oo)?;
+        write_out(out_len, n);
+        Ok(())
+    })
+}
+
+/// `cellar_cell_decrypt_batch` with one context per cell (see
+/// `cellar_cell_encrypt_batch_rows`). Sizes as `cellar_cell_decrypt_batch`; one cell that
+/// fails to authenticate (including one given another row's context) fails the whole batch
+/// with its index in the last-error text and leaves `out[0..bound]` and `out_offsets` zeroed.
+#[no_mangle]
+pub extern "C" fn cellar_cell_decrypt_batch_rows(
+    cipher: *const cellar_cell_cipher,
+    contexts: *const cellar_row_contexts,
+    values: *const u8,
+    offsets: *const usize,
+    count: usize,
+    out: *mut u8,
+    out_cap: usize,
+    out_offsets: *mut usize,
+    out_len: *mut usize,
+) -> cellar_status {
+    ffi_boundary!("cellar_cell_decrypt_batch_rows", {
+        let (c, rows, v, o, out, oo) = rows_args(
+            cipher, contexts, values, offsets, count, out, out_cap, out_offsets, out_len,
+            cell::batch_plaintext_max_len,
+        )?;
+        let n = c.decrypt_batch_rows_to(&rows, v, o, out, oo)?;
+        write_out(out_len, n);
+        Ok(())
+    })
+}
+
+/// An opaque blind-index key: the HMAC key derived once from an AES-256 key for one blind-index
+/// version, so that computing an index costs one HMAC and no derivation.
+///
+/// Immutable and safe to share between threads. Independent of the key handle it was made from
+/// (which may be freed first). Create with `cellar_blind_index_key_new`, free with
+/// `cellar_blind_index_key_free`. No call consumes it.
+pub struct cellar_blind_index_key {
+    _private: [u8; 0],
+}
+
+impl Castable for cellar_blind_index_key {
+    type Inner = cell::BlindIndexKey;
+    const MAGIC: u64 = 0x626c_6e64_6b65_7931; // "blndkey1"
+    const NAME: &'static str = "cellar_blind_index_key";
+}
+
+/// Blind index version 1: `bkey = HKDF-SHA256(ikm = key, salt = 32 zero bytes, info = "cellar
+/// blind index v1")`; what `cellar_blind_index` computes.
+pub const CELLAR_BLIND_INDEX_V1: u32 = 1;
+
+/// Derives a blind-index key from an AES-256 `key` (`CELLAR_ERR_INVALID_KEY` otherwise) for
+/// blind-index `version` (`CELLAR_BLIND_INDEX_V1`; another value is
+/// `CELLAR_ERR_INVALID_ARGUMENT`). A blind index carries no version: the caller keeps using
+/// the version an existing index was built with. On success `*out_bkey` receives a new handle.
+#[no_mangle]
+pub extern "C" fn cellar_blind_index_key_new(
+    key: *const cellar_key,
+    version: u32,
+    out_bkey: *mut *mut cellar_blind_index_key,
+) -> cellar_status {
+    ffi_boundary!("cellar_blind_index_key_new", {
+        let out = out_ptr(out_bkey, "out_bkey")?;
+        let key = handle::<cellar_key>(key, "key")?;
+        if version != CELLAR_BLIND_INDEX_V1 {
+            return Err(Error::InvalidArgument("unknown blind index version").into());
+        }
+        let b = cell::BlindIndexKey::new(key)?;
+        write_out(out, new_handle::<cellar_blind_index_key>(b));
+        Ok(())
+    })
+}
+
+/// Frees a blind-index key. NULL does nothing. The handle must not be used afterwards.
+#[no_mangle]
+pub extern "C" fn cellar_blind_index_key_free(bkey: *mut cellar_blind_index_key) {
+    boundary_value((), || free_handle::<cellar_blind_index_key>(bkey));
+}
+
+/// Computes one blind index with a blind-index key: as `cellar_blind_index` (`out_len` is the
+/// index length, 4 to 32 bytes; exactly `out_len` bytes are written) without deriving the key.
+/// No heap allocation. Thread-safe.
+#[no_mangle]
+pub extern "C" fn cellar_blind_index_compute(
+    bkey: *const cellar_blind_index_key,
+    context: *const u8,
+    context_len: usize,
+    value: *const u8,
+    value_len: usize,
+    out: *mut u8,
+    out_len: usize,
+) -> cellar_status {
+    ffi_boundary!("cellar_blind_index_compute", {
+        let b = handle::<cellar_blind_index_key>(bkey, "bkey")?;
+        let ctx = in_slice(context, context_len, "context")?;
+        let v = in_slice(value, value_len, "value")?;
+        let out = out_ptr(out, "out")?;
+        if !(cell::BLIND_INDEX_MIN..=cell::BLIND_INDEX_MAX).contains(&out_len) {
+            return Err(Error::InvalidArgument("blind index length must be 4 to 32 bytes").into());
+        }
+        let mut idx = [0u8; cell::BLIND_INDEX_MAX];
+        b.compute(ctx, v, &mut idx[..out_len])?;
+        // SAFETY: the caller promises `out` holds `out_len` (<= 32) writable bytes.
+        unsafe { core::ptr::copy_nonoverlapping(idx.as_ptr(), out, out_len) };
+        Ok(())
+    })
+}
+
+/// Output of the blind-index batch calls: `count * index_len` bytes in `out[0..out_cap]`.
+fn index_out<'a>(count: usize, index_len: usize, out: *mut u8, out_cap: usize, out_len: *mut usize) -> FfiResult<&'a mut [u8]> {
+    if !(cell::BLIND_INDEX_MIN..=cell::BLIND_INDEX_MAX).contains(&index_len) {
+        return Err(Error::InvalidArgument("blind index length must be 4 to 32 bytes").into());
+    }
+    let total = count.checked_mul(index_len).ok_or(Error::InvalidArgument("count is too large"))?;
+    out_buffer(out, out_cap, out_len, total)
+}
+
+/// Blind indexes of `count` values, all bound to `context`, in one call. Value `i` is
+/// `values[offsets[i] .. offsets[i+1]]` (`offsets`: `count + 1` non-decreasing `size_t`s,
+/// the first may be non-zero); its `index_len`-byte index (4 to 32) is written to
+/// `out[i * index_len ..]`, and `*out_len` receives `count * index_len`. `out_cap` below that is
+/// `CELLAR_ERR_BUFFER_TOO_SMALL` with the size in `*out_len`. Equal to `count` calls of
+/// `cellar_blind_index_compute`. No heap allocation. Thread-safe.
+#[no_mangle]
+pub extern "C" fn cellar_blind_index_batch(
+    bkey: *const cellar_blind_index_key,
+    context: *const u8,
+    context_len: usize,
+    values: *const u8,
+    offsets: *const usize,
+    count: usize,
+    index_len: usize,
+    out: *mut u8,
+    out_cap: usize,
+    out_len: *mut usize,
+) -> cellar_status {
+    ffi_boundary!("cellar_blind_index_batch", {
+        let b = handle::<cellar_blind_index_key>(bkey, "bkey")?;
+        let ctx = in_slice(context, context_len, "context")?;
+        let offsets = offsets_slice(offsets, count, "offsets")?;
+        let v = in_slice(values, offsets[count], "values")?;
+        let buf = index_out(count, index_len, out, out_cap, out_len)?;
+        no_overlap(buf.as_ptr(), buf.len(), v.as_ptr(), v.len(), "out overlaps values")?;
+        no_overlap(buf.as_ptr(), buf.len(), ctx.as_ptr(), ctx.len(), "out overlaps context")?;
+        no_overlap(buf.as_ptr(), buf.len(), offsets.as_ptr().cast(), core::mem::size_of_val(offsets), "out overlaps offsets")?;
+        let n = b.compute_batch(ctx, v, offsets, index_len, buf)?;
+        write_out(out_len, n);
+        Ok(())
+    })
+}
+
+/// `cellar_blind_index_batch` with one context per value (see `cellar_row_contexts`): value
+/// `i`'s index is bound to row `i`'s context, equal to `cellar_blind_index_compute` with that
+/// context. No heap allocation. Thread-safe.
+#[no_mangle]
+pub extern "C" fn cellar_blind_index_batch_rows(
+    bkey: *const cellar_blind_index_key,
+    contexts: *const cellar_row_contexts,
+    values: *const u8,
+    offsets: *const usize,
+    count: usize,
+    index_len: usize,
+    out: *mut u8,
+    out_cap: usize,
+    out_len: *mut usize,
+) -> cellar_status {
+    ffi_boundary!("cellar_blind_index_batch_rows", {
+        let b = handle::<cellar_blind_index_key>(bkey, "bkey")?;
+        let rows = row_contexts(contexts, count)?;
+        let offsets = offsets_slice(offsets, count, "offsets")?;
+        let v = in_slice(values, offsets[count], "values")?;
+        let buf = index_out(count, index_len, out, out_cap, out_len)?;
+        no_overlap(buf.as_ptr(), buf.len(), v.as_ptr(), v.len(), "out overlaps values")?;
+        no_overlap(buf.as_ptr(), buf.len(), offsets.as_ptr().cast(), core::mem::size_of_val(offsets), "out overlaps offsets")?;
+        let (pre, suf) = (rows.prefix(), rows.suffix_bytes());
+        no_overlap(buf.as_ptr(), buf.len(), pre.as_ptr(), pre.len(), "out overlaps contexts.prefix")?;
+        no_overlap(buf.as_ptr(), buf.len(), suf.as_ptr(), suf.len(), "out overlaps contexts.suffixes")?;
+        no_overlap(buf.as_ptr(), buf.len(), rows.offsets_ptr(), rows.offsets_bytes(), "out overlaps contexts.suffix_offsets")?;
+        let n = b.compute_batch_rows(&rows, v, offsets, index_len, buf)?;
+        write_out(out_len, n);
+        Ok(())
+    })
+}

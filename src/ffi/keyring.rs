@@ -523,6 +523,51 @@ pub extern "C" fn cellar_keyring_import(
     })
 }
 
+/// Like `cellar_keyring_import`, but refuses an export whose generation (see
+/// `cellar_keyring_generation`) is below `min_generation` with
+/// `CELLAR_ERR_AUTHENTICATION_FAILED` (last error: "... a rollback"), so an export taken before a
+/// retire, rotate or add-provider cannot be imported past it. Pass the generation the host read
+/// after its last export, kept where an attacker who can replace the export cannot roll it back
+/// (an HSM counter, a database row, a signed log). Exports written before generations existed
+/// (format 0x01) read as generation 0. `min_generation` 0 accepts any export. Other errors as
+/// `cellar_keyring_import`; `*out_keyring` is written only on success.
+#[no_mangle]
+pub extern "C" fn cellar_keyring_import_min_generation(
+    blob: *const u8,
+    blob_len: usize,
+    root_key: *const cellar_key,
+    password: *const u8,
+    password_len: usize,
+    min_generation: u64,
+    out_keyring: *mut *mut cellar_keyring,
+) -> cellar_status {
+    ffi_boundary!("cellar_keyring_import_min_generation", {
+        let out = out_ptr(out_keyring, "out_keyring")?;
+        let blob = in_slice(blob, blob_len, "blob")?;
+        let kr = match seal_arg(root_key, password, password_len)? {
+            Seal::Root(k) => Keyring::import_with_root_key_min_generation(blob, k, min_generation)?,
+            Seal::Password(pw) => Keyring::import_with_password_min_generation(blob, pw, min_generation)?,
+        };
+        write_out(out, new_handle::<cellar_keyring>(kr));
+        Ok(())
+    })
+}
+
+/// Writes the keyring's generation to `*out_generation`: 1 for a new keyring, plus one for
+/// every change of the state an export persists (rotate, add provider, retire of a version not
+/// yet retired); lock, unlock and unlock-provider do not change it. Exports carry it and import
+/// restores it. Read it after each export and keep it for `cellar_keyring_import_min_generation`.
+/// Works while locked; does no cryptography (the approval indicator is unchanged).
+#[no_mangle]
+pub extern "C" fn cellar_keyring_generation(keyring: *const cellar_keyring, out_generation: *mut u64) -> cellar_status {
+    ffi_boundary!("cellar_keyring_generation", {
+        let out = out_ptr(out_generation, "out_generation")?;
+        let kr = handle::<cellar_keyring>(keyring, "keyring")?;
+        write_out(out, kr.generation()?);
+        Ok(())
+    })
+}
+
 /// Frees a keyring, wiping every tenant key it holds. NULL does nothing. No other call may be
 /// running on the handle; it must not be used afterwards.
 #[no_mangle]

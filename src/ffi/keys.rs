@@ -245,7 +245,8 @@ pub extern "C" fn cellar_key_dangerous_export_raw(
 }
 
 /// Writes the number of encryptions counted against the key's limit (random-nonce AES-GCM
-/// invocations under it) to `*out_count` and its limit to `*out_limit`.
+/// invocations under it, by every handle of this key alive in the process: see
+/// `cellar_key_restore_usage_count`) to `*out_count` and this handle's limit to `*out_limit`.
 #[no_mangle]
 pub extern "C" fn cellar_key_usage(key: *const cellar_key, out_count: *mut u64, out_limit: *mut u64) -> cellar_status {
     ffi_boundary!("cellar_key_usage", {
@@ -260,12 +261,30 @@ pub extern "C" fn cellar_key_usage(key: *const cellar_key, out_count: *mut u64, 
 
 /// Sets the key's encryption limit (default 2^32, the SP 800-38D bound for random 96-bit
 /// nonces). Encryptions past it fail with `CELLAR_ERR_USAGE_LIMIT`. Shared by every cipher made
-/// from this key. A limit of 0 is `CELLAR_ERR_INVALID_ARGUMENT`; limits above 2^32 are refused too.
+/// from this handle; other handles of the same key keep their own limit, checked against the
+/// same shared count. A limit of 0 is `CELLAR_ERR_INVALID_ARGUMENT`; limits above 2^32 are refused too.
 #[no_mangle]
 pub extern "C" fn cellar_key_set_usage_limit(key: *const cellar_key, limit: u64) -> cellar_status {
     ffi_boundary!("cellar_key_set_usage_limit", {
         let key = handle::<cellar_key>(key, "key")?;
         Ok(key.set_usage_limit(limit)?)
+    })
+}
+
+/// Raises the key's encryption count to `count` when it is lower; never lowers it. The count is
+/// per key, not per handle: every handle of the same key (same type and key id, however it was
+/// made: imported twice, unwrapped twice, a keyring's copy) that is alive in this process shares
+/// it, and `cellar_key_usage` reports it. A host that must keep the SP 800-38D bound across
+/// restarts persists the count it reads with `cellar_key_usage` and restores it here after the
+/// key is loaded again (the count vanishes when the last handle of the key is freed). Any value
+/// is accepted (a count at or above the limit refuses further encryptions). Does no
+/// cryptography (the approval indicator is unchanged).
+#[no_mangle]
+pub extern "C" fn cellar_key_restore_usage_count(key: *const cellar_key, count: u64) -> cellar_status {
+    ffi_boundary!("cellar_key_restore_usage_count", {
+        let key = handle::<cellar_key>(key, "key")?;
+        key.restore_usage_count(count);
+        Ok(())
     })
 }
 

@@ -58,6 +58,24 @@ cp app.db bad.db && cp app.db-cellarkey bad.db-cellarkey
 printf '\x55' | dd of=bad.db bs=1 seek=$((4096 * 4 + 100)) conv=notrunc 2>/dev/null
 check_not "tampered page fails verify" "$CLI" verify bad.db
 check_not "tampered page fails a full read" "$CLI" sql bad.db "SELECT sum(length(note)) FROM users"
+# A page of zeros (never authenticated) and a file cut inside a page: not verified, not read.
+cp app.db zero.db && cp app.db-cellarkey zero.db-cellarkey
+dd if=/dev/zero of=zero.db bs=4096 seek=4 count=1 conv=notrunc 2>/dev/null
+check_not "all-zero page fails verify" "$CLI" verify zero.db
+check_not "all-zero page fails a full read" "$CLI" sql zero.db "SELECT sum(length(note)) FROM users"
+cp app.db cut.db && cp app.db-cellarkey cut.db-cellarkey
+truncate -s $(( $(stat -c %s app.db) - 1000 )) cut.db
+check_not "file cut inside a page fails verify" "$CLI" verify cut.db
+check_not "file cut inside a page fails a full read" "$CLI" sql cut.db "SELECT sum(length(note)) FROM users" "SELECT count(*) FROM users WHERE email > ''"
+# The key file is authenticated and carries a generation the host can pin.
+check "verify reports the key file generation" out_has "key file generation " "$CLI" verify app.db
+gen=$("$CLI" verify app.db | sed -n 's/^key file generation \([0-9]*\).*/\1/p')
+check "the generation is pinned: accepted" "$CLI" sql "file:app.db?cellar_min_generation=$gen" "SELECT 1"
+check_not "the generation is pinned: a higher one refused" "$CLI" sql "file:app.db?cellar_min_generation=$((gen + 1))" "SELECT 1"
+cp app.db kf.db && cp app.db-cellarkey kf.db-cellarkey
+printf '\x01' | dd of=kf.db-cellarkey bs=1 seek=44 conv=notrunc 2>/dev/null
+check_not "changed key file refused" "$CLI" sql kf.db "SELECT 1"
+check "changed key file: clear error" bash -c "'$CLI' sql kf.db 'SELECT 1' 2>&1 | grep -q 'does not authenticate'"
 
 # A plaintext database imported into an encrypted one (both modes).
 sqlite3 plain.db "CREATE TABLE p(id INTEGER PRIMARY KEY AUTOINCREMENT, s TEXT UNIQUE); CREATE VIEW pv AS SELECT s FROM p;
