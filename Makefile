@@ -15,6 +15,9 @@ CC ?= cc
 CXX ?= c++
 REL := target/release
 LIB := $(REL)/libcellar.so
+# The installable static archive (only cellar_ symbols global), made from cargo's by
+# scripts/static_archive.sh.
+DIST_STATIC := target/dist/libcellar.a
 BUILD := target/c
 CWARN := -Wall -Wextra -Wpedantic -Werror
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -29,7 +32,7 @@ PY_REQS := pytest cryptography numpy pandas
 all: build
 
 # Installs what a fresh Debian machine lacks: the C toolchain, CMake, Go and Perl for the AWS-LC
-# FIPS build, valgrind and pkg-config for the tests, Rust (rustup, when cargo is absent) and the
+# FIPS build, valgrind, pkg-config and OpenSSL's headers (test-install) for the tests, Rust (rustup, when cargo is absent) and the
 # Python test packages (pip; on an externally managed Python, Debian's own packages). Idempotent
 # and quick when everything is present.
 setup:
@@ -39,6 +42,7 @@ setup:
 	  command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t##*:}"; \
 	done; \
 	$(PYTHON) -m pip --version >/dev/null 2>&1 || missing="$$missing python3-pip"; \
+	[ -f /usr/include/openssl/evp.h ] || missing="$$missing libssl-dev"; \
 	if [ -n "$$missing" ]; then \
 	  echo "setup: installing$$missing"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
@@ -119,32 +123,45 @@ test-symbols:
 	n=$$(nm -D --defined-only $(LIB) | wc -l); echo "exported symbols: $$n, all cellar_"; \
 	soname=$$(readelf -d $(LIB) | grep SONAME); echo "$$soname"; echo "$$soname" | grep -q 'libcellar.so.1'
 
-# Installs into a temporary prefix and builds a host program with nothing but pkg-config,
-# linked against the shared library and, separately, the static one.
+# Installs into a temporary prefix with cargo, apt and pip poisoned on PATH, then builds host
+# programs with pkg-config (shared, fully static, static archive in a dynamic program) and with
+# CMake (find_package(Cellar 1.0 CONFIG)); checks FIPS mode in a static link, the module's
+# integrity check, and that libcellar.a defines only cellar_ symbols (linked beside OpenSSL).
 test-install: build
-	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
-	$(MAKE) --no-print-directory install PREFIX=$$tmp/prefix >/dev/null; \
-	export PKG_CONFIG_PATH=$$tmp/prefix/lib/pkgconfig; \
-	echo "pkg-config --cflags --libs cellar: $$(pkg-config --cflags --libs cellar)"; \
-	$(CC) $(CWARN) ffi-tests/install/main.c $$(pkg-config --cflags --libs cellar) -o $$tmp/host; \
-	LD_LIBRARY_PATH=$$tmp/prefix/lib $$tmp/host; \
-	if LD_LIBRARY_PATH=$$tmp/prefix/lib ldd $$tmp/host | grep -q "libcellar.so.1 => $$tmp/prefix/lib/"; then echo "shared: links the installed libcellar.so.1"; \
-	else echo "host does not load the installed library"; LD_LIBRARY_PATH=$$tmp/prefix/lib ldd $$tmp/host; exit 1; fi; \
-	$(CC) $(CWARN) ffi-tests/install/main.c $$(pkg-config --cflags cellar) \
-	  $$(pkg-config --static --libs cellar | sed 's/-lcellar/-l:libcellar.a/') -o $$tmp/host-static; \
-	$$tmp/host-static; echo "static: links libcellar.a with pkg-config --static"
+	bash scripts/test_install.sh
 
 bench: build
 	$(CARGO) bench
 
-install: build
-	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+# Installs what is built; builds only what is missing, so on a complete build tree it needs no
+# cargo, apt or pip (only install, sed and binutils). The static archive installed is the clean
+# one (scripts/static_archive.sh: only cellar_ symbols global). Installs the header, the shared
+# library (SONAME libcellar.so.1), libcellar.a, pkg-config files (cellar.pc; cellar-static.pc
+# links libcellar.a into an otherwise dynamic program) and a CMake package (lib/cmake/Cellar:
+# find_package(Cellar 1.0 CONFIG), targets Cellar::cellar and Cellar::cellar_static).
+ABI_NUM = $(shell sed -n 's/^.define CELLAR_ABI_VERSION \([0-9]*\).*/\1/p' include/cellar.h)
+CRATE_VERSION = $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+install: $(LIB) $(DIST_STATIC)
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+	  $(DESTDIR)$(PREFIX)/lib/cmake/Cellar
 	install -m 0755 $(LIB) $(DESTDIR)$(PREFIX)/lib/libcellar.so.1
 	ln -sf libcellar.so.1 $(DESTDIR)$(PREFIX)/lib/libcellar.so
-	install -m 0644 $(REL)/libcellar.a $(DESTDIR)$(PREFIX)/lib/libcellar.a
+	install -m 0644 $(DIST_STATIC) $(DESTDIR)$(PREFIX)/lib/libcellar.a
 	install -m 0644 include/cellar.h $(DESTDIR)$(PREFIX)/include/cellar.h
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)|' \
-	  cellar.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/cellar.pc
+	for pc in cellar cellar-static; do \
+	  sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(CRATE_VERSION)|' $$pc.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/$$pc.pc; \
+	done
+	install -m 0644 cmake/CellarConfig.cmake $(DESTDIR)$(PREFIX)/lib/cmake/Cellar/CellarConfig.cmake
+	v=$(ABI_NUM); sed -e "s|@ABI_MAJOR@|$$((v >> 16))|g" -e "s|@ABI_MINOR@|$$((v & 0xffff))|g" \
+	  cmake/CellarConfigVersion.cmake.in > $(DESTDIR)$(PREFIX)/lib/cmake/Cellar/CellarConfigVersion.cmake
+
+# Built only when missing (see install); `make build` rebuilds them.
+$(LIB) $(REL)/libcellar.a:
+	$(CARGO) build --release
+	@ln -sf libcellar.so $(REL)/libcellar.so.1
+
+$(DIST_STATIC): $(REL)/libcellar.a scripts/static_archive.sh
+	bash scripts/static_archive.sh $(REL)/libcellar.a $@
 
 clean:
 	$(CARGO) clean

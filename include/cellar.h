@@ -210,6 +210,12 @@
 #define CELLAR_KEYRING_MAX_VERSIONS 4096
 
 /**
+ * `cellar_keyring_lock_with` flag: lock even when versions generated here were never exported,
+ * destroying them for good (their blobs become unreadable: crypto-shredding of the tenant).
+ */
+#define CELLAR_KEYRING_LOCK_FORCE 1
+
+/**
  * KMIP mode: Cellar Gets the key's material from the server when the version is attached
  * (created, adopted, unlocked) and wraps data keys inside its own FIPS module with AES-KWP
  * (blobs byte-identical to a local version's; the indicator reports 1). The server key's usage
@@ -761,6 +767,46 @@ cellar_status cellar_cell_decrypt_batch(const struct cellar_cell_cipher *cipher,
                                         size_t *out_len);
 
 /**
+ * `cellar_cell_encrypt_batch` on up to `threads` threads. `threads` is a maximum, not an order:
+ * 0 or 1 is exactly `cellar_cell_encrypt_batch`; N > 1 lets the batch be shared with up to
+ * N - 1 of Cellar's process-wide workers (see `cellar_page_encrypt_pages`), but only when that
+ * pays: batches under 128 values always stay on the calling thread (a tuning value, not a
+ * promise), and larger ones too while their measured cost is under twice the measured hand-off
+ * latency. The calling thread takes part. Output, status, last-error text (the smallest failing
+ * index) and the approval indicator are those of the one-thread call, byte for byte in the
+ * deterministic modes; RANDOMIZED cells carry fresh module nonces either way. Allocates a
+ * small piece list when it shares the batch.
+ */
+cellar_status cellar_cell_encrypt_batch_threads(const struct cellar_cell_cipher *cipher,
+                                                const uint8_t *context,
+                                                size_t context_len,
+                                                const uint8_t *values,
+                                                const size_t *offsets,
+                                                size_t count,
+                                                uint8_t *out,
+                                                size_t out_cap,
+                                                size_t *out_offsets,
+                                                size_t *out_len,
+                                                uint32_t threads);
+
+/**
+ * `cellar_cell_decrypt_batch` on up to `threads` threads (see
+ * `cellar_cell_encrypt_batch_threads`). Output, status, last-error text and indicator are
+ * those of the one-thread call; when shared, the room in `out` past `*out_len` is zeroed.
+ */
+cellar_status cellar_cell_decrypt_batch_threads(const struct cellar_cell_cipher *cipher,
+                                                const uint8_t *context,
+                                                size_t context_len,
+                                                const uint8_t *values,
+                                                const size_t *offsets,
+                                                size_t count,
+                                                uint8_t *out,
+                                                size_t out_cap,
+                                                size_t *out_offsets,
+                                                size_t *out_len,
+                                                uint32_t threads);
+
+/**
  * Computes a blind index of `value` bound to `context` for equality lookups without
  * deterministic ciphertexts: `HMAC-SHA256(bkey, len(context) (u32 BE) | context | value)`
  * truncated to `out_len` bytes (`CELLAR_BLIND_INDEX_MIN_LEN` to `CELLAR_BLIND_INDEX_MAX_LEN`,
@@ -1085,6 +1131,14 @@ cellar_status cellar_key_restore_usage_count(const struct cellar_key *key, uint6
 void cellar_key_free(struct cellar_key *key);
 
 /**
+ * Writes 1 to `*out_locked` when `key` came from a tenant keyring (`cellar_keyring_unwrap`, or
+ * `cellar_key_derive` from such a key) that is now locked, so the key and every cipher made
+ * from it refuse with `CELLAR_ERR_TENANT_LOCKED`; 0 otherwise (also for keys that came from no
+ * keyring). Does no cryptography.
+ */
+cellar_status cellar_key_is_locked(const struct cellar_key *key, int32_t *out_locked);
+
+/**
  * Makes a page cipher for one file. `mode` is `CELLAR_PAGE_XTS` (key must be
  * `CELLAR_KEY_AES256_XTS`) or `CELLAR_PAGE_GCM` (key must be `CELLAR_KEY_AES256`); another key
  * type is `CELLAR_ERR_INVALID_KEY`, an unknown mode or flag bit `CELLAR_ERR_INVALID_ARGUMENT`.
@@ -1131,14 +1185,17 @@ cellar_status cellar_page_decrypt(const struct cellar_page_cipher *cipher,
 /**
  * Encrypts `page_count` contiguous pages of `page_size` bytes (`page_count * page_size` bytes
  * at `in` and at `out`, equal or disjoint); page `i` gets page number `first_page_no + i`
- * (which must not pass 2^64 - 1). `threads` 0 or 1 runs on the calling thread and allocates
- * nothing. N > 1 splits the run into at most N contiguous chunks (at most one per page and one
- * per CPU, at most 64): the calling thread encrypts the first while Cellar's page workers (a
- * process-wide pool of one thread fewer than the CPUs, named `cellar-page-N`, started on the
- * first such call and kept for the life of the process; a `fork()` child starts its own) take
- * the rest, and the call returns when every chunk is done. Each hand-off costs some 5-50 us
- * (the high end on a 2-vCPU VM, where waking an idle vCPU dominates), so use it for runs of
- * 1 MiB or more, not single pages. `page_count` 0 does nothing (`in`/`out` may be NULL). On
+ * (which must not pass 2^64 - 1). `threads` is a maximum, not an order: 0 or 1 runs on the
+ * calling thread and allocates nothing; N > 1 lets the run be shared with up to N - 1 of
+ * Cellar's workers (a process-wide pool of one thread fewer than the CPUs, named
+ * `cellar-worker-N`, started on the first shared call and kept for the life of the process; a
+ * `fork()` child starts its own), but only when that pays: runs under 128 KiB always stay on
+ * the calling thread (a tuning value, not a promise), and larger ones too
+ * while their measured cost is under twice the measured hand-off latency (30-50 us to wake a
+ * parked worker on a 2-vCPU VM). A shared run is cut into pieces that the calling thread and
+ * the workers take in order, so a worker that wakes late takes less; the call returns when
+ * every piece is done. The output does not depend on `threads`. `page_count` 0 does nothing
+ * (`in`/`out` may be NULL). On
  * failure every page of `out` is zeroed and the last-error text names the failing page index.
  */
 cellar_status cellar_page_encrypt_pages(const struct cellar_page_cipher *cipher,
@@ -1307,10 +1364,24 @@ cellar_status cellar_keyring_retire(struct cellar_keyring *keyring, uint32_t ver
 /**
  * Locks the tenant: every version's material is wiped and provider references dropped before
  * this returns (waiting for in-flight wraps); versions, ids and the active version remain.
- * Operations needing material then fail with `CELLAR_ERR_TENANT_LOCKED`. Idempotent. Does no
- * cryptography (the approval indicator is unchanged).
+ * Operations needing material then fail with `CELLAR_ERR_TENANT_LOCKED`, and so do the data
+ * keys already unwrapped from this keyring (and keys derived from them) and every page or cell
+ * cipher made from them, at their next call (one atomic load per operation), until the active
+ * version is unlocked. Idempotent.
+ *
+ * A lock that could never be undone is refused (`CELLAR_ERR_INVALID_ARGUMENT`, nothing
+ * changed): while a retained version was generated by this keyring (`cellar_keyring_new` with
+ * NULL, `cellar_keyring_rotate` with NULL) and the keyring was not exported since, no key
+ * exists outside this process that could unlock it. Export first (`cellar_keyring_export`),
+ * or call `cellar_keyring_lock_with(keyring, CELLAR_KEYRING_LOCK_FORCE)` to destroy it.
  */
 cellar_status cellar_keyring_lock(struct cellar_keyring *keyring);
+
+/**
+ * `cellar_keyring_lock` with `flags`: 0 (the same as `cellar_keyring_lock`) or
+ * `CELLAR_KEYRING_LOCK_FORCE`. Another bit is `CELLAR_ERR_INVALID_ARGUMENT`.
+ */
+cellar_status cellar_keyring_lock_with(struct cellar_keyring *keyring, uint32_t flags);
 
 /**
  * Gives back one version's material: `key` (AES-256, copied) is accepted only when its key id

@@ -16,10 +16,10 @@
 
 use crate::error::{Error, Result};
 use crate::fips::{operation, service};
-use crate::keys::{self, Key, KeyId, KeyType, KEY_ID_LEN};
+use crate::keys::{self, Key, KeyId, KeyType, TenantGate, KEY_ID_LEN};
 use aws_lc_rs::key_wrap::{self, KeyWrapPadded};
 use core::fmt;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use zeroize::Zeroizing;
 
 /// Most versions (including retired ones, which keep their id) one keyring holds.
@@ -218,7 +218,35 @@ impl State {
 /// A tenant keyring. See the module documentation; safe to share between threads (`Send + Sync`).
 pub struct Keyring {
     state: RwLock<State>,
+    guard: Guard,
 }
+
+/// What makes a lock a lock (issue 20): the tenant's lock flag, shared with every data key
+/// unwrapped here (and the ciphers made from them), and the key ids of local versions whose
+/// material exists only in this process (generated here, never exported), which a lock would
+/// destroy for good.
+struct Guard {
+    gate: Arc<TenantGate>,
+    /// Taken by export for its whole duration and by rotate after its state change, so a version
+    /// is marked exported only when the export really holds it.
+    unexported: Mutex<Vec<KeyId>>,
+}
+
+impl Guard {
+    fn new(unexported: Vec<KeyId>, locked: bool) -> Self {
+        let gate = Arc::new(TenantGate::default());
+        gate.set_locked(locked);
+        Guard { gate, unexported: Mutex::new(unexported) }
+    }
+
+    fn unexported(&self) -> std::sync::MutexGuard<'_, Vec<KeyId>> {
+        self.unexported.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// [`Keyring::lock_with`] flag: lock even when versions generated here were never exported
+/// (their material is destroyed for good: crypto-shredding of the whole tenant).
+pub const LOCK_FORCE: u32 = 1;
 
 const _: () = {
     const fn assert_send_sync<T: Send + Sync>() {}
@@ -357,8 +385,12 @@ impl Keyring {
     pub fn new(customer_key: Option<&Key>) -> Result<Self> {
         operation(|| {
             let key = tenant_copy(customer_key)?;
+            let unexported = if customer_key.is_none() { vec![key.id()] } else { Vec::new() };
             let v = Version { number: 1, id: key.id(), provider: false, slot: Slot::Local(Some(key)), reference: None };
-            Ok(Keyring { state: RwLock::new(State { versions: vec![v], active: 1, generation: FIRST_GENERATION }) })
+            Ok(Keyring {
+                state: RwLock::new(State { versions: vec![v], active: 1, generation: FIRST_GENERATION }),
+                guard: Guard::new(unexported, false),
+            })
         })
     }
 
@@ -419,7 +451,12 @@ impl Keyring {
             st.ensure_unlocked()?;
             st.ensure_new_id(&key.id())?;
             let id = key.id();
-            st.push(id, Slot::Local(Some(key)))
+            let n = st.push(id, Slot::Local(Some(key)))?;
+            drop(st);
+            if new_key.is_none() {
+                self.guard.unexported().push(id);
+            }
+            Ok(n)
         })
     }
 
@@ -450,7 +487,7 @@ impl Keyring {
             // push() advances the generation to FIRST_GENERATION.
             let mut st = State { versions: Vec::new(), active: 0, generation: FIRST_GENERATION - 1 };
             st.push(provider.key_id(), Slot::Provider(Some(provider)))?;
-            Ok(Keyring { state: RwLock::new(st) })
+            Ok(Keyring { state: RwLock::new(st), guard: Guard::new(Vec::new(), false) })
         })
     }
 
@@ -546,7 +583,7 @@ impl Keyring {
         let provider = match &v.slot {
             Slot::Local(Some(k)) => {
                 let (dk, inner) = keys::unwrap_inner(k, blob)?;
-                return check_version(dk, inner, n);
+                return check_version(dk.gated(Some(self.guard.gate.clone())), inner, n);
             }
             Slot::Provider(Some(p)) => Arc::clone(p),
             Slot::Local(None) | Slot::Provider(None) => {
@@ -557,7 +594,7 @@ impl Keyring {
         drop(st);
         let rec = provider_unwrap(&*provider, &blob[WRAP_HEADER_LEN..])?;
         let (dk, inner) = decode_record(&rec)?;
-        check_version(dk, inner, n)
+        check_version(dk.gated(Some(self.guard.gate.clone())), inner, n)
     }
 
     /// Rewraps a data-key blob to the active version (unwrap, then wrap); the data it protects
@@ -589,14 +626,45 @@ impl Keyring {
         // Dropping the keyring's only reference zeroizes the material before the lock is released.
         st.versions[i].slot = Slot::Retired;
         st.generation = g;
+        let id = st.versions[i].id;
+        drop(st);
+        self.guard.unexported().retain(|x| x != &id);
         Ok(())
     }
 
     /// Locks the tenant: every version's material is wiped (and provider references dropped)
     /// before this returns, while versions, ids and the active version stay. Every operation
-    /// that needs material then fails with [`Error::TenantLocked`]. Idempotent.
+    /// that needs material then fails with [`Error::TenantLocked`], and so does every data key
+    /// unwrapped from this keyring (and every cipher made from one) until the active version is
+    /// unlocked. Idempotent.
+    ///
+    /// Refused ([`Error::InvalidArgument`], nothing changed) while a retained version was
+    /// generated here and never exported: no key could ever unlock it. Export the keyring
+    /// first, or use [`Keyring::lock_with`] with [`LOCK_FORCE`] to destroy such versions.
     pub fn lock(&self) -> Result<()> {
+        self.lock_with(0)
+    }
+
+    /// [`Keyring::lock`] with flags: 0, or [`LOCK_FORCE`] to lock even when versions generated
+    /// here were never exported (their material is then gone for good).
+    pub fn lock_with(&self, flags: u32) -> Result<()> {
+        if flags & !LOCK_FORCE != 0 {
+            return Err(Error::InvalidArgument("unknown keyring lock flag"));
+        }
+        // Lock order: `unexported` before the state (as export takes them).
+        let mut unexported = self.guard.unexported();
         let mut st = self.write()?;
+        if flags & LOCK_FORCE == 0
+            && st.versions.iter().any(|v| matches!(v.slot, Slot::Local(Some(_))) && unexported.contains(&v.id))
+        {
+            return Err(Error::InvalidArgument(
+                "this keyring holds a version generated here and never exported: locking would destroy it for \
+                 good (no key could unlock it); export the keyring first, or lock with the force flag",
+            ));
+        }
+        unexported.clear();
+        drop(unexported);
+        self.guard.gate.set_locked(true);
         for v in st.versions.iter_mut() {
             match &mut v.slot {
                 Slot::Local(k) => *k = None,
@@ -624,7 +692,9 @@ impl Keyring {
                     if slot.is_none() {
                         *slot = Some(copy);
                     }
-                    Ok(v.number)
+                    let n = v.number;
+                    self.guard.gate.set_locked(st.ensure_unlocked().is_err());
+                    Ok(n)
                 }
                 Slot::Provider(_) => Err(Error::InvalidArgument("that version is held by a key provider")),
                 Slot::Retired => Err(Error::KeyNotFound("that version was retired")),
@@ -652,7 +722,9 @@ impl Keyring {
             match &mut v.slot {
                 Slot::Provider(p) => {
                     *p = Some(provider);
-                    Ok(v.number)
+                    let n = v.number;
+                    self.guard.gate.set_locked(st.ensure_unlocked().is_err());
+                    Ok(n)
                 }
                 Slot::Local(_) => Err(Error::InvalidArgument("that version is not a provider version")),
                 Slot::Retired => Err(Error::KeyNotFound("that version was retired")),
@@ -804,7 +876,9 @@ impl Keyring {
             Some(v) if !matches!(v.slot, Slot::Retired) => {}
             _ => return Err(BAD),
         }
-        Ok(Keyring { state: RwLock::new(st) })
+        // Everything in an import is held by the export it came from.
+        let locked = st.ensure_unlocked().is_err();
+        Ok(Keyring { state: RwLock::new(st), guard: Guard::new(Vec::new(), locked) })
     }
 
     /// Exports the whole state sealed under `root_key` (AES-256):
@@ -813,12 +887,15 @@ impl Keyring {
     pub fn export_with_root_key(&self, root_key: &Key) -> Result<Vec<u8>> {
         operation(|| {
             root_key.expect_type(KeyType::Aes256, "the root key must be an AES-256 key")?;
+            let mut unexported = self.guard.unexported();
             let state = self.encode_state(EXPORT_ROOT_MAGIC)?;
             let mut blob = Vec::with_capacity(ROOT_HEADER_LEN + kwp_len(state.len()));
             blob.push(EXPORT_ROOT_MAGIC);
             blob.push(EXPORT_FORMAT_V2);
             blob.extend_from_slice(&root_key.id());
             kwp_seal(root_key, &state, &mut blob)?;
+            // Every version now has a copy outside: a later lock can be undone.
+            unexported.clear();
             Ok(blob)
         })
     }
@@ -828,8 +905,11 @@ impl Keyring {
     /// iterations, 32), state)`. Password at least 14 bytes; iterations 100 000 to 10 000 000.
     pub fn export_with_password(&self, password: &[u8], iterations: u32) -> Result<Vec<u8>> {
         operation(|| {
+            let mut unexported = self.guard.unexported();
             let state = self.encode_state(EXPORT_PASSWORD_MAGIC)?;
-            keys::password_seal_format(EXPORT_PASSWORD_MAGIC, EXPORT_FORMAT_V2, &state, password, iterations)
+            let blob = keys::password_seal_format(EXPORT_PASSWORD_MAGIC, EXPORT_FORMAT_V2, &state, password, iterations)?;
+            unexported.clear();
+            Ok(blob)
         })
     }
 

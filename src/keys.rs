@@ -174,6 +174,27 @@ impl Drop for KeyInner {
 #[derive(Clone)]
 pub struct Key {
     inner: Arc<KeyInner>,
+    /// Set on keys that came from a tenant keyring (and keys derived from them): the tenant's
+    /// lock flag, checked with one atomic load before each use (see [`TenantGate`]).
+    gate: Option<Arc<TenantGate>>,
+}
+
+/// A tenant keyring's lock flag, shared with every data key unwrapped from it and every cipher
+/// made from those keys: while the tenant is locked they refuse with [`Error::TenantLocked`].
+#[derive(Debug, Default)]
+pub(crate) struct TenantGate {
+    locked: core::sync::atomic::AtomicBool,
+}
+
+impl TenantGate {
+    pub(crate) fn set_locked(&self, locked: bool) {
+        self.locked.store(locked, Ordering::Release);
+    }
+
+    #[inline]
+    pub(crate) fn is_locked(&self) -> bool {
+        self.locked.load(Ordering::Acquire)
+    }
 }
 
 const _: () = {
@@ -253,6 +274,7 @@ impl Key {
         validate_material(key_type, &material)?;
         let id = compute_id(&material);
         Ok(Key {
+            gate: None,
             inner: Arc::new(KeyInner {
                 key_type,
                 material,
@@ -293,8 +315,10 @@ impl Key {
                 return Err(Error::InvalidArgument("derive label must be non-empty"));
             }
             let mut m = Zeroizing::new(vec![0u8; key_type.material_len()]);
+            self.check_unlocked()?;
             hkdf_sha256(self.material(), &ZERO_SALT, &[DERIVE_LABEL, &[key_type as u8], label], &mut m)?;
-            Self::from_material(key_type, m)
+            // A child of a tenant's data key is locked with the tenant.
+            Self::from_material(key_type, m).map(|k| k.gated(self.gate.clone()))
         })
     }
 
@@ -312,6 +336,32 @@ impl Key {
     /// cannot take a wrapped or password-protected form; the copy is zeroized when dropped.
     pub fn dangerous_export_raw(&self) -> Zeroizing<Vec<u8>> {
         Zeroizing::new(self.inner.material.to_vec())
+    }
+
+    /// Whether this key came from a tenant keyring that is now locked (such a key, and every
+    /// cipher made from it, refuses to work until the keyring is unlocked).
+    pub fn is_locked(&self) -> bool {
+        self.gate.as_deref().is_some_and(TenantGate::is_locked)
+    }
+
+    /// [`Error::TenantLocked`] while the tenant keyring this key came from is locked: one atomic
+    /// load, done before every operation with the key.
+    #[inline]
+    pub(crate) fn check_unlocked(&self) -> Result<()> {
+        match &self.gate {
+            Some(g) if g.is_locked() => Err(Error::TenantLocked(
+                "the tenant keyring this key came from is locked; unlock the keyring to use it",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// This key bound to a tenant's lock flag.
+    pub(crate) fn gated(mut self, gate: Option<Arc<TenantGate>>) -> Key {
+        if gate.is_some() {
+            self.gate = gate;
+        }
+        self
     }
 
     pub(crate) fn material(&self) -> &[u8] {
@@ -444,6 +494,8 @@ pub fn wrap(kek: &Key, key: &Key, key_version: u32) -> Result<Vec<u8>> {
 }
 
 pub(crate) fn wrap_inner(kek: &Key, key: &Key, key_version: u32) -> Result<Vec<u8>> {
+    kek.check_unlocked()?;
+    key.check_unlocked()?;
     kek.expect_type(KeyType::Aes256, "the key-encryption key must be an AES-256 key")?;
     let inner = encode_inner(key, key_version);
     let mut blob = Vec::with_capacity(wrapped_len(key.key_type()));
@@ -567,6 +619,7 @@ pub(crate) fn password_open_formats(
 /// (600 000 is the recommended default, [`DEFAULT_PASSWORD_ITERATIONS`]).
 pub fn export_with_password(key: &Key, key_version: u32, password: &[u8], iterations: u32) -> Result<Vec<u8>> {
     operation(|| {
+        key.check_unlocked()?;
         let inner = encode_inner(key, key_version);
         password_seal(PASSWORD_MAGIC, &inner, password, iterations)
     })

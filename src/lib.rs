@@ -16,6 +16,8 @@ pub mod fips;
 pub mod cell;
 pub mod keys;
 pub mod page;
+#[doc(hidden)]
+pub mod par;
 pub mod keyring;
 pub mod provider;
 mod sys;

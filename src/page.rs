@@ -17,13 +17,13 @@
 //! steady-state page path therefore touches no shared cache line and allocates nothing.
 
 use crate::error::{Error, Result};
-use crate::fips::{self, operation, service, Approval};
+use crate::fips::{self, operation, service};
 use crate::keys::{self, Key, KeyType};
 use crate::sys::{GcmKey, InOut, XtsCtx, GCM_TAG_NONCE_LEN};
 use core::fmt;
 use std::cell::Cell;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, TryLockError};
 use zeroize::Zeroizing;
 
@@ -198,41 +198,6 @@ impl<T: Default> Pool<T> {
             }
             // More threads than slots are inside this cipher at once: let one finish.
             std::thread::yield_now();
-        }
-    }
-}
-
-/// What one batch worker hands back: its chunk's result and its thread's indicator verdict.
-type Outcome = (core::result::Result<(), (usize, Error)>, Approval);
-
-/// The process-wide page workers behind `threads > 1` runs: one fewer than the CPUs available
-/// (at most [`MAX_BATCH_THREADS`] - 1), started on the first multi-threaded run and kept for
-/// the life of the process, so a run pays a queue hand-off (5-50 us; the high end where an idle
-/// vCPU must be woken) instead of a thread spawn and the module's per-thread set-up. A child
-/// of `fork()` has none of its parent's threads: it starts its own pool on first use (the
-/// parent's is leaked there).
-/// `None` when the machine has one CPU or the threads cannot be started.
-fn workers() -> Option<&'static rayon_core::ThreadPool> {
-    static POOL: Mutex<Option<(u32, Option<&'static rayon_core::ThreadPool>)>> = Mutex::new(None);
-    let pid = std::process::id();
-    let mut g = lock(&POOL);
-    match *g {
-        Some((p, pool)) if p == pid => pool,
-        _ => {
-            let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-            let n = cpus.min(MAX_BATCH_THREADS) - 1;
-            let pool = if n == 0 {
-                None
-            } else {
-                rayon_core::ThreadPoolBuilder::new()
-                    .num_threads(n)
-                    .thread_name(|i| format!("cellar-page-{i}"))
-                    .build()
-                    .ok()
-                    .map(|p| &*Box::leak(Box::new(p)))
-            };
-            *g = Some((pid, pool));
-            pool
         }
     }
 }
@@ -467,6 +432,7 @@ impl PageCipher {
             if epoch_limit == 0 || epoch_limit > DEFAULT_EPOCH_LIMIT {
                 return Err(Error::InvalidArgument("epoch limit must be between 1 and 2^31"));
             }
+            key.check_unlocked()?;
             key.expect_type(
                 mode.key_type(),
                 match mode {
@@ -555,11 +521,15 @@ impl PageCipher {
     }
 
     /// Encrypts a contiguous run of pages of `page_size` bytes (`input.len()` a multiple of
-    /// it); page `i` has page number `first_page_no + i`. `threads` 0 or 1 runs on the calling
-    /// thread; more splits the run into up to that many contiguous chunks (at most one per page,
-    /// one per CPU and [`MAX_BATCH_THREADS`]): the caller runs the first, the process-wide page
-    /// workers (see `workers`) the rest. A hand-off costs about 5-50 us, so this is worth it for
-    /// runs of 1 MiB or more. On failure every page of `out` is zeroed.
+    /// it); page `i` has page number `first_page_no + i`. `threads` is a maximum: 0 or 1 runs
+    /// on the calling thread; more lets the run be shared with up to `threads - 1` of the
+    /// process-wide workers (one per CPU beyond the first, at most [`MAX_BATCH_THREADS`] in
+    /// all), but only when that pays: runs under [`SPLIT_MIN_BYTES`], and runs whose measured
+    /// cost is under twice the measured hand-off latency (30-50 us to wake a parked worker on
+    /// the build machines), stay on the calling thread. A shared run is cut into pieces that
+    /// the caller and the workers take in order until none is left, so a worker that wakes late
+    /// takes less. The output is the same whatever `threads` is. On failure every page of `out`
+    /// is zeroed.
     pub fn encrypt_pages(
         &self,
         first_page_no: u64,
@@ -624,11 +594,17 @@ impl PageCipher {
     /// One page of a validated size; zeroes the output on any failure.
     #[inline]
     fn page(&self, page_no: u64, mut io: InOut<'_>, encrypt: bool) -> Result<()> {
-        let r = match &self.inner.engine {
+        let key = match &self.inner.engine {
+            Engine::Xts(x) => &x.key,
+            Engine::Gcm(g) => &g.key,
+        };
+        // The tenant lock (one atomic load; see `Key::check_unlocked`); on failure the
+        // output is zeroed below like any other.
+        let r = key.check_unlocked().and_then(|()| match &self.inner.engine {
             Engine::Xts(x) => self.xts(x, page_no, io.reborrow(), encrypt),
             Engine::Gcm(g) if encrypt => self.gcm_seal(g, page_no, io.reborrow()),
             Engine::Gcm(g) => self.gcm_open(g, page_no, io.reborrow()),
-        };
+        });
         if r.is_err() {
             io.output().fill(0);
         }
@@ -779,6 +755,8 @@ impl PageCipher {
         r.map_err(|error| PageBatchError { index: failed, error })
     }
 
+    /// A run of `count` pages with `threads` > 1 allowed: shared with the process-wide workers
+    /// (`par`) only when it pays, else run here. See [`SPLIT_MIN_BYTES`] and `par::worth_splitting`.
     fn run_threads(
         &self,
         first_page_no: u64,
@@ -788,70 +766,69 @@ impl PageCipher {
         threads: usize,
         encrypt: bool,
     ) -> core::result::Result<(), (usize, Error)> {
-        let Some(pool) = workers() else {
-            // No worker could be started: the calling thread does the whole run.
-            return self.run(first_page_no, io, page_size, encrypt);
-        };
-        // The calling thread takes one chunk and the workers the rest; more chunks than
-        // workers + 1 would only queue behind them while the caller waits.
-        let threads = threads.min(pool.current_num_threads() + 1);
-        let per = count.div_ceil(threads);
-        let mut chunks = Vec::with_capacity(threads);
+        let bytes = count * page_size;
+        let cost = &PAGE_COST_PS[cost_index(self.inner.mode, encrypt)];
+        let estimate_ns = (bytes as u64).saturating_mul(cost.load(Ordering::Relaxed)) / 1000;
+        if !crate::par::forced() && (bytes < SPLIT_MIN_BYTES || !crate::par::worth_splitting(estimate_ns)) {
+            return self.timed_run(first_page_no, 0, io, page_size, encrypt, cost);
+        }
+        let per = crate::par::piece_len(count, threads, PIECE_MIN_BYTES.div_ceil(page_size));
+        let mut pieces = Vec::with_capacity(count.div_ceil(per));
         let mut rest = io;
         let mut start = 0usize;
         while start < count {
             let n = per.min(count - start);
             let (c, r) = rest.split_at(n * page_size);
-            chunks.push((start, c));
+            pieces.push((start, c));
             rest = r;
             start += n;
         }
-        let mut chunks = chunks.into_iter();
-        let Some((_, mine)) = chunks.next() else { return Ok(()) };
-        let results: Mutex<Vec<Outcome>> = Mutex::new(Vec::with_capacity(threads - 1));
-        let own = pool.in_place_scope(|s| {
-            for (start, c) in chunks {
-                let results = &results;
-                s.spawn(move |_| {
-                    // Each worker keeps its own indicator: run its chunk as one operation there
-                    // and hand the verdict back. A panic is caught here, so the scope never
-                    // re-raises one. (A failed chunk fails the whole batch, so its verdict does
-                    // not matter.)
-                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        let r = operation(|| Ok(self.run(first_page_no + start as u64, c, page_size, encrypt)))
-                            .unwrap_or_else(|e| Err((0, e)))
-                            .map_err(|(i, e)| (start + i, e));
-                        (r, fips::last_operation_approved())
-                    }))
-                    .unwrap_or_else(|_| (Err((start, Error::Internal("a batch worker thread panicked"))), Approval::Unknown));
-                    lock(results).push(r);
-                });
-            }
-            self.run(first_page_no, mine, page_size, encrypt)
-        });
-        let results = results.into_inner().unwrap_or_else(|p| p.into_inner());
-        own?;
-        let mut first_err: Option<(usize, Error)> = None;
-        let mut all_approved = true;
-        for (r, approval) in results {
-            match r {
-                Err(e) => {
-                    if first_err.as_ref().map_or(true, |f| e.0 < f.0) {
-                        first_err = Some(e);
-                    }
-                }
-                Ok(()) => all_approved &= approval == Approval::Approved,
-            }
-        }
-        if let Some(e) = first_err {
-            return Err(e);
-        }
-        if !all_approved {
-            // A worker used a service the module did not count: fold that into this thread's
-            // operation by recording one service call that does not advance the indicator.
-            let _ = service(|| Ok::<(), ()>(()));
+        crate::par::run_pieces(pieces, threads, |start, c| {
+            self.timed_run(first_page_no, start, c, page_size, encrypt, cost)
+        })
+    }
+
+    /// [`Self::run`] of the pages `start..` of a run, timed into the per-byte cost estimate;
+    /// failure indices are of the whole run.
+    fn timed_run(
+        &self,
+        first_page_no: u64,
+        start: usize,
+        io: InOut<'_>,
+        page_size: usize,
+        encrypt: bool,
+        cost: &AtomicU64,
+    ) -> core::result::Result<(), (usize, Error)> {
+        let bytes = io.len() as u64;
+        let t = std::time::Instant::now();
+        self.run(first_page_no.wrapping_add(start as u64), io, page_size, encrypt).map_err(|(i, e)| (start + i, e))?;
+        if bytes > 0 {
+            let ps = (t.elapsed().as_nanos().min(u64::MAX as u128 / 1000) as u64 * 1000 / bytes).clamp(10, 100_000);
+            let old = cost.load(Ordering::Relaxed);
+            cost.store(old - old / 8 + ps / 8, Ordering::Relaxed);
         }
         Ok(())
+    }
+}
+
+/// Runs of fewer bytes than this stay on the calling thread whatever `threads` says: waking a
+/// worker costs 30-50 us on the build machines (see `par`), about 16 pages of 8 KiB of XTS.
+/// Above it, a run is shared only when its estimated time (bytes x the measured cost per byte
+/// of this mode and direction) is at least twice the measured hand-off latency.
+pub const SPLIT_MIN_BYTES: usize = 128 * 1024;
+/// Smallest piece of a shared run handed out at once (a piece costs one atomic increment and an
+/// uncontended lock).
+const PIECE_MIN_BYTES: usize = 64 * 1024;
+
+/// Measured cost per byte in picoseconds of XTS encrypt, XTS decrypt, GCM encrypt, GCM decrypt
+/// (exponentially weighted over recent runs of 128 KiB or more), starting from the build
+/// machines' figures (about 2.7 us per 8 KiB page for XTS, 4.5 us for GCM).
+static PAGE_COST_PS: [AtomicU64; 4] = [AtomicU64::new(330), AtomicU64::new(330), AtomicU64::new(550), AtomicU64::new(550)];
+
+fn cost_index(mode: PageMode, encrypt: bool) -> usize {
+    match mode {
+        PageMode::Xts => usize::from(!encrypt),
+        PageMode::Gcm => 2 + usize::from(!encrypt),
     }
 }
 
@@ -944,9 +921,10 @@ impl PageCipher {
             // Overwritten page by page; what a panicking worker leaves unreached reads as failed.
             status[..count].fill(Error::Internal("").code());
             let threads = threads.clamp(1, MAX_BATCH_THREADS).min(count);
-            let first = match (threads, workers()) {
-                (1, _) | (_, None) => self.run_each(first_page_no, io, page_size, &mut status[..count]),
-                (t, Some(pool)) => self.run_each_threads(pool, first_page_no, io, page_size, count, t, &mut status[..count]),
+            let first = if threads == 1 {
+                self.run_each(first_page_no, io, page_size, &mut status[..count])
+            } else {
+                self.run_each_threads(first_page_no, io, page_size, count, threads, &mut status[..count])
             };
             match first {
                 None => Ok(()),
@@ -959,10 +937,10 @@ impl PageCipher {
         r.map_err(|error| PageBatchError { index: failed, error })
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// [`Self::run_each`] with `threads` > 1 allowed: shared with the process-wide workers only
+    /// when it pays, as in [`Self::run_threads`].
     fn run_each_threads(
         &self,
-        pool: &rayon_core::ThreadPool,
         first_page_no: u64,
         io: InOut<'_>,
         page_size: usize,
@@ -970,64 +948,32 @@ impl PageCipher {
         threads: usize,
         status: &mut [i32],
     ) -> Option<(usize, Error)> {
-        let threads = threads.min(pool.current_num_threads() + 1);
-        let per = count.div_ceil(threads);
-        let mut chunks = Vec::with_capacity(threads);
+        let bytes = count * page_size;
+        let cost = &PAGE_COST_PS[cost_index(self.inner.mode, false)];
+        let estimate_ns = (bytes as u64).saturating_mul(cost.load(Ordering::Relaxed)) / 1000;
+        if !crate::par::forced() && (bytes < SPLIT_MIN_BYTES || !crate::par::worth_splitting(estimate_ns)) {
+            return self.run_each(first_page_no, io, page_size, status);
+        }
+        let per = crate::par::piece_len(count, threads, PIECE_MIN_BYTES.div_ceil(page_size));
+        let mut pieces = Vec::with_capacity(count.div_ceil(per));
         let (mut rest, mut st) = (io, status);
         let mut start = 0usize;
         while start < count {
             let n = per.min(count - start);
             let (c, r) = rest.split_at(n * page_size);
             let (sc, sr) = core::mem::take(&mut st).split_at_mut(n);
-            chunks.push((start, c, sc));
+            pieces.push((start, (c, sc)));
             rest = r;
             st = sr;
             start += n;
         }
-        let mut chunks = chunks.into_iter();
-        let (_, mine, my_status) = chunks.next()?;
-        type EachOutcome = (Option<(usize, Error)>, Approval);
-        let results: Mutex<Vec<EachOutcome>> = Mutex::new(Vec::with_capacity(threads - 1));
-        let own = pool.in_place_scope(|s| {
-            for (start, c, sc) in chunks {
-                let results = &results;
-                s.spawn(move |_| {
-                    // As in `run_threads`: each worker runs its chunk as one operation and hands
-                    // back its verdict; a panic is caught here and fails the chunk's first page.
-                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        let mut first = None;
-                        let _ = operation(|| match self.run_each(first_page_no + start as u64, c, page_size, sc) {
-                            None => Ok(()),
-                            Some((i, e)) => {
-                                first = Some((start + i, e.clone()));
-                                Err(e)
-                            }
-                        });
-                        (first, fips::last_operation_approved())
-                    }))
-                    .unwrap_or_else(|_| (Some((start, Error::Internal("a batch worker thread panicked"))), Approval::Unknown));
-                    lock(results).push(r);
-                });
+        crate::par::run_pieces(pieces, threads, |start, (c, sc)| {
+            match self.run_each(first_page_no.wrapping_add(start as u64), c, page_size, sc) {
+                None => Ok(()),
+                Some((i, e)) => Err((start + i, e)),
             }
-            self.run_each(first_page_no, mine, page_size, my_status)
-        });
-        let results = results.into_inner().unwrap_or_else(|p| p.into_inner());
-        let mut first_err = own;
-        let mut all_approved = true;
-        for (r, approval) in results {
-            match r {
-                Some(e) => {
-                    if first_err.as_ref().map_or(true, |f| e.0 < f.0) {
-                        first_err = Some(e);
-                    }
-                }
-                None => all_approved &= approval == Approval::Approved,
-            }
-        }
-        if first_err.is_none() && !all_approved {
-            let _ = service(|| Ok::<(), ()>(()));
-        }
-        first_err
+        })
+        .err()
     }
 }
 

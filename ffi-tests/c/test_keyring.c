@@ -172,8 +172,13 @@ static void lifecycle(void) {
     CHECK_OK(cellar_keyring_version_info(kr, 1, vid, &flags));
     CHECK(flags == CELLAR_KEYRING_VERSION_RETIRED);
 
+    /* Version 2 was generated here and never exported: a plain lock could never be undone,
+     * so it is refused (issue 20); forced, it locks (and version 2's material is gone). */
+    CHECK_STATUS(cellar_keyring_lock(kr), CELLAR_ERR_INVALID_ARGUMENT);
+    CHECK(locked(kr) == 0);
+    CHECK_STATUS(cellar_keyring_lock_with(kr, 2), CELLAR_ERR_INVALID_ARGUMENT);
     /* Lock: wrap and unwrap fail with tenant-locked; metadata stays. */
-    CHECK_OK(cellar_keyring_lock(kr));
+    CHECK_OK(cellar_keyring_lock_with(kr, CELLAR_KEYRING_LOCK_FORCE));
     CHECK(locked(kr) == 1);
     CHECK(active(kr) == 3);
     uint8_t tmp[CELLAR_KEYRING_MAX_WRAPPED_LEN];

@@ -536,6 +536,64 @@ static void matrix_cell(void) {
         CELLAR_ERR_AUTHENTICATION_FAILED);
     CHECK(all_is(out, dneed, 0));
     CHECK(memchr(out, 'a', sizeof out) == NULL && memchr(out, 'b', sizeof out) == NULL);
+    bct[bctl - 1] ^= 1;
+    /* cellar_cell_encrypt_batch_threads: the batch call's rows, any thread count */
+    ol = 12345;
+    BAD(cellar_cell_encrypt_batch_threads(NULL, ctx, 3, vals, offs, 2, out, sizeof out, ooffs, &ol, 2), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_cell_encrypt_batch_threads(cell, NULL, 3, vals, offs, 2, out, sizeof out, ooffs, &ol, 2), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_cell_encrypt_batch_threads(cell, ctx, 3, NULL, offs, 2, out, sizeof out, ooffs, &ol, 2), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_cell_encrypt_batch_threads(cell, ctx, 3, vals, NULL, 2, out, sizeof out, ooffs, &ol, 2), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_cell_encrypt_batch_threads(cell, ctx, 3, vals, offs, 2, NULL, sizeof out, ooffs, &ol, 2), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_cell_encrypt_batch_threads(cell, ctx, 3, vals, offs, 2, out, sizeof out, NULL, &ol, 2), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_cell_encrypt_batch_threads(cell, ctx, 3, vals, offs, 2, out, sizeof out, ooffs, NULL, 2), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_cell_encrypt_batch_threads((const cellar_cell_cipher *)pxts, ctx, 3, vals, offs, 2, out, sizeof out, ooffs, &ol, 2),
+        CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_cell_encrypt_batch_threads(cell, ctx, 3, vals, decreasing, 2, out, sizeof out, ooffs, &ol, 2),
+        CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_cell_encrypt_batch_threads(cell, ctx, 3, vals, offs, HUGE, out, sizeof out, ooffs, &ol, UINT32_MAX),
+        CELLAR_ERR_INVALID_ARGUMENT);
+    CHECK(ol == 12345);
+    memset(out, SENT, sizeof out);
+    BAD(cellar_cell_encrypt_batch_threads(cell, ctx, 3, vals, offs, 2, out, bneed - 1, ooffs, &ol, 2),
+        CELLAR_ERR_BUFFER_TOO_SMALL);
+    CHECK(ol == bneed);
+    CHECK(all_is(out, sizeof out, SENT));
+    {
+        uint8_t tct[512];
+        size_t toffs[3], tctl = 0;
+        CHECK_OK(cellar_cell_encrypt_batch_threads(cell, ctx, 3, vals, offs, 2, tct, sizeof tct, toffs, &tctl, 0));
+        CHECK(tctl == bctl && toffs[2] == boffs[2]);
+        CHECK_OK(cellar_cell_encrypt_batch_threads(cell, ctx, 3, vals, offs, 2, tct, sizeof tct, toffs, &tctl, UINT32_MAX));
+        CHECK(tctl == bctl);
+    }
+    /* cellar_cell_decrypt_batch_threads */
+    ol = 12345;
+    BAD(cellar_cell_decrypt_batch_threads(NULL, ctx, 3, bct, boffs, 2, out, sizeof out, ooffs, &ol, 2), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_cell_decrypt_batch_threads(cell, NULL, 3, bct, boffs, 2, out, sizeof out, ooffs, &ol, 2), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_cell_decrypt_batch_threads(cell, ctx, 3, NULL, boffs, 2, out, sizeof out, ooffs, &ol, 2), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_cell_decrypt_batch_threads(cell, ctx, 3, bct, NULL, 2, out, sizeof out, ooffs, &ol, 2), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_cell_decrypt_batch_threads(cell, ctx, 3, bct, boffs, 2, NULL, sizeof out, ooffs, &ol, 2), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_cell_decrypt_batch_threads(cell, ctx, 3, bct, boffs, 2, out, sizeof out, NULL, &ol, 2), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_cell_decrypt_batch_threads(cell, ctx, 3, bct, boffs, 2, out, sizeof out, ooffs, NULL, 2), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_cell_decrypt_batch_threads((const cellar_cell_cipher *)aes, ctx, 3, bct, boffs, 2, out, sizeof out, ooffs, &ol, 2),
+        CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_cell_decrypt_batch_threads(cell, ctx, 3, bct, boffs, HUGE, out, sizeof out, ooffs, &ol, 2),
+        CELLAR_ERR_INVALID_ARGUMENT);
+    CHECK(ol == 12345);
+    memset(out, SENT, sizeof out);
+    BAD(cellar_cell_decrypt_batch_threads(cell, ctx, 3, bct, boffs, 2, out, dneed - 1, ooffs, &ol, 2),
+        CELLAR_ERR_BUFFER_TOO_SMALL);
+    CHECK(ol == dneed);
+    CHECK(all_is(out, sizeof out, SENT));
+    bct[bctl - 1] ^= 1;
+    memset(out, SENT, sizeof out);
+    BAD(cellar_cell_decrypt_batch_threads(cell, ctx, 3, bct, boffs, 2, out, sizeof out, ooffs, &ol, 2),
+        CELLAR_ERR_AUTHENTICATION_FAILED);
+    CHECK(all_is(out, dneed, 0));
+    bct[bctl - 1] ^= 1;
+    CHECK_OK(cellar_cell_decrypt_batch_threads(cell, ctx, 3, bct, boffs, 2, out, sizeof out, ooffs, &ol, 2));
+    CHECK(ol == 5 && memcmp(out, vals, 5) == 0);
+    bct[bctl - 1] ^= 1;
     /* cellar_blind_index */
     uint8_t bi[64];
     memset(bi, SENT, sizeof bi);
@@ -799,6 +857,18 @@ static void matrix_keyring(void) {
     /* cellar_keyring_lock */
     BAD(cellar_keyring_lock(NULL), CELLAR_ERR_NULL_POINTER);
     BAD(cellar_keyring_lock((cellar_keyring *)aes), CELLAR_ERR_INVALID_ARGUMENT);
+    /* cellar_keyring_lock_with: unknown flag bits */
+    BAD(cellar_keyring_lock_with(NULL, 0), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_keyring_lock_with((cellar_keyring *)aes, 0), CELLAR_ERR_INVALID_ARGUMENT);
+    for (size_t i = 0; i < N_BAD_ENUMS; i++)
+        if (BAD_ENUMS[i] > 1) BAD(cellar_keyring_lock_with(ring, BAD_ENUMS[i]), CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_keyring_lock_with(ring, 2), CELLAR_ERR_INVALID_ARGUMENT);
+    /* cellar_key_is_locked */
+    int32_t kl = 77;
+    BAD(cellar_key_is_locked(NULL, &kl), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_key_is_locked(aes, NULL), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_key_is_locked((const cellar_key *)ring, &kl), CELLAR_ERR_INVALID_ARGUMENT);
+    CHECK(kl == 77);
     /* cellar_keyring_unlock */
     BAD(cellar_keyring_unlock(NULL, aes), CELLAR_ERR_NULL_POINTER);
     BAD(cellar_keyring_unlock(ring, NULL), CELLAR_ERR_NULL_POINTER);

@@ -50,6 +50,7 @@ sig("cellar_keyring_unwrap", [vp, C.c_char_p, sz, P(vp), P(u32)])
 sig("cellar_keyring_rewrap", [vp, C.c_char_p, sz, C.c_char_p, sz, P(sz)])
 sig("cellar_keyring_retire", [vp, u32])
 sig("cellar_keyring_lock", [vp])
+sig("cellar_keyring_lock_with", [vp, u32])
 sig("cellar_keyring_unlock", [vp, vp])
 sig("cellar_keyring_is_locked", [vp, P(i32)])
 sig("cellar_keyring_export", [vp, vp, C.c_char_p, sz, u32, C.c_char_p, sz, P(sz)])
@@ -222,7 +223,9 @@ def test_full_lifecycle():
         assert kr.unwrap(r)[0] == OK
     assert kr.info(1)[2] == 8  # RETIRED
 
-    assert lib.cellar_keyring_lock(kr.h) == OK
+    # Version 2 was generated here and never exported: a plain lock is refused (issue 20).
+    assert lib.cellar_keyring_lock(kr.h) == 2 and kr.locked() == 0
+    assert lib.cellar_keyring_lock_with(kr.h, 1) == OK  # CELLAR_KEYRING_LOCK_FORCE
     assert kr.locked() == 1 and kr.active() == 3
     assert kr.wrap(dks[0])[0] == LOCKED
     assert lib.cellar_last_operation_approved() == -1
@@ -455,8 +458,9 @@ def test_python_provider():
         th.join()
     assert not errors
 
-    # Lock drops the provider; unlock_provider attaches it again.
-    assert lib.cellar_keyring_lock(kr.h) == OK
+    # Lock drops the provider; unlock_provider attaches it again. (Version 1 was generated
+    # here and never exported: the lock must be forced.)
+    assert lib.cellar_keyring_lock_with(kr.h, 1) == OK
     calls = hsm.calls
     assert kr.unwrap(bp)[0] == LOCKED and hsm.calls == calls
     assert lib.cellar_keyring_unlock_provider(kr.h, C.byref(hsm.struct), C.byref(v)) == OK

@@ -27,7 +27,9 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -40,6 +42,8 @@
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
@@ -130,10 +134,13 @@ typedef struct ColKey
 	char	   *sig;			/* the rows this cache was built from */
 	Size		sig_len;
 	bool		valid;
+	bool		stale;			/* cellar.column_keys changed (relcache invalidation): re-read */
 	uint64		gen;
-	TimestampTz ts;
-	LocalTransactionId lxid;
 } ColKey;
+
+/* cellar.column_keys, for the relcache callback (InvalidOid until looked up). */
+static Oid	column_keys_oid = InvalidOid;
+static SPIPlanPtr colkey_plan = NULL;
 
 static ColKey **colkeys = NULL;
 static int ncolkeys = 0;
@@ -598,6 +605,31 @@ apply_key_history(void)
 		return;
 	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "cellar: SPI_connect failed: %d", rc);
+
+	/*
+	 * The keyring generation this database recorded when it last wrote the file: an older export
+	 * (a copy taken before a rotation or retirement) is refused. Checked after the import rather
+	 * than through cellar_keyring_import_min_generation so that the error can say so instead of
+	 * reading like a wrong password.
+	 */
+	if (SPI_execute("SELECT generation FROM cellar.keyring_state", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "cellar: reading cellar.keyring_state failed");
+	if (SPI_processed > 0)
+	{
+		bool		isnull;
+		int64		want = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		uint64		have = 0;
+
+		if (cellar_keyring_generation(kr, &have) != CELLAR_OK || (int64) have < want)
+		{
+			keyring_drop();
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("cellar: keyring file \"%s\" is older than this database's record (generation %llu, expected at least %lld)",
+							guc_keyring_file, (unsigned long long) have, (long long) want),
+					 errhint("An older copy of the keyring file was restored; restore the current one.")));
+		}
+	}
 	if (SPI_execute("SELECT version FROM cellar.retired_tenant_versions", true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "cellar: reading cellar.retired_tenant_versions failed");
 	n = SPI_processed;
@@ -726,6 +758,22 @@ write_keyring_file(void)
 	}
 	strlcpy(kr_path, guc_keyring_file, sizeof(kr_path));
 	strlcpy(kr_pwpath, guc_password_file, sizeof(kr_pwpath));
+	/* Record the generation in the database (same transaction as the key change). */
+	{
+		uint64		gen = 0;
+		Oid			t = INT8OID;
+		Datum		a;
+
+		if (cellar_keyring_generation(kr, &gen) != CELLAR_OK)
+			raise_status(CELLAR_ERR_INTERNAL, "reading the keyring generation");
+		a = Int64GetDatum((int64) gen);
+		SPI_connect();
+		if (SPI_execute_with_args("INSERT INTO cellar.keyring_state(id, generation) VALUES (true, $1) "
+								  "ON CONFLICT (id) DO UPDATE SET generation = excluded.generation, written = now()",
+								  1, &t, &a, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "cellar: could not record the keyring generation");
+		SPI_finish();
+	}
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -810,16 +858,31 @@ colkey_get(const char *name)
 	check_key_name(name);
 	ensure_keyring(false);
 	ck = colkey_slot(name);
-	if (ck->valid && ck->gen == kr_generation && same_statement(ck->ts, ck->lxid))
+	if (ck->valid && !ck->stale && ck->gen == kr_generation)
 		return ck;
 
 	gen_before = kr_generation;
+	if (!OidIsValid(column_keys_oid))
+	{
+		Oid			ns = get_namespace_oid("cellar", true);
+
+		column_keys_oid = OidIsValid(ns) ? get_relname_relid("column_keys", ns) : InvalidOid;
+	}
+	/* Marked before reading: an invalidation arriving during the read marks it stale again. */
+	ck->stale = false;
 	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "cellar: SPI_connect failed: %d", rc);
+	if (colkey_plan == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare("SELECT version, mode, wrapped, tenant_version, blind_index_version "
+									   "FROM cellar.column_keys WHERE name = $1 ORDER BY version", 1, &argtype);
+
+		if (plan == NULL || SPI_keepplan(plan) != 0)
+			elog(ERROR, "cellar: could not prepare the column key query");
+		colkey_plan = plan;
+	}
 	arg = CStringGetTextDatum(name);
-	rc = SPI_execute_with_args("SELECT version, mode, wrapped, tenant_version, blind_index_version FROM cellar.column_keys "
-							   "WHERE name = $1 ORDER BY version",
-							   1, &argtype, &arg, NULL, true, 0);
+	rc = SPI_execute_plan(colkey_plan, &arg, NULL, true, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "cellar: reading cellar.column_keys failed: %d", rc);
 	n = SPI_processed;
@@ -876,8 +939,6 @@ colkey_get(const char *name)
 		SPI_finish();
 		pfree(sig.data);
 		pfree(vers);
-		ck->ts = GetCurrentStatementStartTimestamp();
-		ck->lxid = MY_LXID;
 		return ck;
 	}
 
@@ -942,8 +1003,6 @@ colkey_get(const char *name)
 	ck->sig_len = sig.len;
 	ck->valid = true;
 	ck->gen = kr_generation;
-	ck->ts = GetCurrentStatementStartTimestamp();
-	ck->lxid = MY_LXID;
 	return ck;
 }
 
@@ -957,8 +1016,9 @@ colkey_for_call(FunctionCallInfo fcinfo, text *name)
 	ColKey	   *ck;
 
 	if (fc && fc->ck && fc->name_len == len && memcmp(fc->name, VARDATA_ANY(name), len) == 0 &&
-		fc->ck->valid && fc->ck->gen == kr_generation && kr_checked_gen == kr_generation &&
-		same_statement(fc->ck->ts, fc->ck->lxid))
+		fc->ck->valid && !fc->ck->stale && fc->ck->gen == kr_generation &&
+		kr_checked_gen == kr_generation && kr_history_applied &&
+		same_statement(kr_checked_ts, kr_checked_lxid))
 		return fc->ck;
 	s = text_to_cstring(name);
 	ck = colkey_get(s);
@@ -1617,8 +1677,9 @@ cellar_create_keyring(PG_FUNCTION_ARGS)
 				 errhint("Rotate it with cellar.rotate_tenant_key(); it is never overwritten.")));
 	keyring_drop();
 	SPI_connect();
-	if (SPI_execute("DELETE FROM cellar.retired_tenant_versions", false, 0) != SPI_OK_DELETE)
-		elog(ERROR, "cellar: could not clear cellar.retired_tenant_versions");
+	if (SPI_execute("DELETE FROM cellar.retired_tenant_versions", false, 0) != SPI_OK_DELETE ||
+		SPI_execute("DELETE FROM cellar.keyring_state", false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "cellar: could not clear the keyring history");
 	SPI_finish();
 	rc = cellar_keyring_new(NULL, &kr);
 	if (rc != CELLAR_OK)
@@ -2083,6 +2144,35 @@ cellar_status_fn(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, v, nulls)));
 }
 
+/*
+ * Relcache invalidation of cellar.column_keys (sent at commit by the statement trigger below, so
+ * after any change of a row by any session): every cached column key is re-read, and re-unwrapped
+ * only if its rows changed. Other backends take the message at their next transaction start or
+ * new lock. Only flags are touched here (callbacks run at delicate times).
+ */
+static void
+relcache_cb(Datum arg, Oid relid)
+{
+	if (relid != InvalidOid && relid != column_keys_oid)
+		return;
+	for (int i = 0; i < ncolkeys; i++)
+		colkeys[i]->stale = true;
+	if (relid == InvalidOid)
+		column_keys_oid = InvalidOid;	/* the extension may have been dropped and re-created */
+}
+
+PG_FUNCTION_INFO_V1(cellar_column_keys_changed);
+Datum
+cellar_column_keys_changed(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "cellar: column_keys_changed() is a trigger");
+	CacheInvalidateRelcache(td->tg_relation);
+	return PointerGetDatum(NULL);
+}
+
 /* ------------------------------------------------------------------------------------------ */
 
 void
@@ -2115,4 +2205,5 @@ _PG_init(void)
 	if (rc != CELLAR_OK)
 		ereport(ERROR, (errmsg("cellar: cellar_init failed: %s", cellar_status_name(rc))));
 	on_proc_exit(cellar_exit, (Datum) 0);
+	CacheRegisterRelcacheCallback(relcache_cb, (Datum) 0);
 }

@@ -105,6 +105,9 @@ static void cv_cellar_error(int rc, const char *what, cellar_status st) {
 
 /* ---------------------------------------------------------------- keysets */
 
+#define CV_SHM_REGIONS 64      /* WAL index regions checked: 4062 + 63 * 4096 frames */
+#define CV_SHM_REGION 32768    /* SQLite's WALINDEX_PGSZ */
+
 typedef struct cv_version {
     uint32_t version;
     cellar_key *key;           /* kept for the per-log ciphers */
@@ -127,6 +130,10 @@ typedef struct cv_keyset {
     cv_version vers[CELLAR_SQLITE_MAX_VERSIONS];
     uint32_t nvers;
     struct stat st; /* of the key file when last loaded */
+    /* The WAL index regions as mapped in this process (one mapping per database, shared by its
+     * connections), to check that a frame SQLite reads is the one its index names for the page. */
+    volatile void *shm[CV_SHM_REGIONS];
+    int shm_users;
 } cv_keyset;
 
 /* One lock for the registry and every keyset: page operations hold it only to pick a cipher. */
@@ -715,6 +722,8 @@ typedef struct cv_file {
     /* journal: the pin verdict for pin_gen (0 not known, 1 pinned, 2 refused) */
     uint64_t pin_gen;
     int pin_state;
+    /* main file: this handle has the WAL index mapped (counted in ks->shm_users) */
+    int shm_mapped;
 } cv_file;
 
 #define CV_FILE_SZ ((sizeof(cv_file) + 15) & ~(size_t)15)
@@ -1104,6 +1113,22 @@ static int wal_binding(cv_file *f, const uint8_t *fh, sqlite3_int64 frame_off, u
     return 0;
 }
 
+/* The page number SQLite's WAL index records for frame `iframe` (1-based), 0 when not known here
+ * (index not mapped by this process, e.g. locking_mode=EXCLUSIVE keeps it in heap memory). The
+ * layout is SQLite's stable wal-index format: 32 KiB regions; region 0 starts with a 136-byte
+ * header, then 4062 page numbers; region k > 0 holds 4096; native byte order. */
+static uint32_t wal_index_pgno(cv_keyset *ks, uint64_t iframe) {
+    const uint64_t first = (CV_SHM_REGION / 2 - 136) / 4, per = CV_SHM_REGION / 2 / 4;
+    uint64_t region = iframe <= first ? 0 : 1 + (iframe - first - 1) / per;
+    uint64_t slot = region == 0 ? 136 / 4 + iframe - 1 : (iframe - first - 1) % per;
+    uint32_t pgno = 0;
+    pthread_mutex_lock(&cv_mu);
+    if (region < CV_SHM_REGIONS && ks->shm[region])
+        pgno = __atomic_load_n(&((volatile uint32_t *)ks->shm[region])[slot], __ATOMIC_ACQUIRE);
+    pthread_mutex_unlock(&cv_mu);
+    return pgno;
+}
+
 static int cv_read(sqlite3_file *pf, void *out, int amt, sqlite3_int64 off) {
     cv_file *f = (cv_file *)pf;
     if (f->role == ROLE_MAIN) return main_read(f, out, amt, off);
@@ -1144,8 +1169,18 @@ static int cv_read(sqlite3_file *pf, void *out, int amt, sqlite3_int64 off) {
         uint64_t file_id = 0, page_no = 0;
         cellar_status st = CELLAR_ERR_AUTHENTICATION_FAILED;
         if (f->real->pMethods->xRead(f->real, fh, WAL_FRAME_HDR, off - WAL_FRAME_HDR) == SQLITE_OK &&
-            wal_binding(f, fh, off - WAL_FRAME_HDR, (uint32_t)amt, &file_id, &page_no) == 0)
+            wal_binding(f, fh, off - WAL_FRAME_HDR, (uint32_t)amt, &file_id, &page_no) == 0) {
+            /* The page SQLite wants is the one its index names for this frame: the frame must be
+             * that page's (a changed index cannot move a frame to another page). */
+            uint32_t want = wal_index_pgno(f->ks, (page_no >> 32) + 1);
+            if (want && want != get32(fh)) {
+                memset(out, 0, (size_t)amt);
+                cv_error(SQLITE_IOERR_DATA, "%s: the WAL index names page %u for frame %llu, which holds page %u",
+                         f->ks->db_path, want, (unsigned long long)(page_no >> 32) + 1, get32(fh));
+                return SQLITE_IOERR_DATA;
+            }
             st = log_decrypt(f, file_id, page_no, out, (size_t)amt);
+        }
         if (st != CELLAR_OK) {
             memset(out, 0, (size_t)amt);
             cv_cellar_error(SQLITE_IOERR_DATA, "WAL page failed to authenticate", st);
@@ -1214,8 +1249,11 @@ static int cv_write(sqlite3_file *pf, const void *in, int amt, sqlite3_int64 off
     return f->real->pMethods->xWrite(f->real, ct, amt, off);
 }
 
+static int cv_shm_unmap(sqlite3_file *pf, int del);
+
 static int cv_close(sqlite3_file *pf) {
     cv_file *f = (cv_file *)pf;
+    if (f->shm_mapped) cv_shm_unmap(pf, 0); /* SQLite unmaps first; this is only a safety net */
     int rc = f->real->pMethods ? f->real->pMethods->xClose(f->real) : SQLITE_OK;
     for (int i = 0; i < CV_LOGC; i++) cellar_page_cipher_free(f->logc[i].c);
     keyset_release(f->ks);
@@ -1278,7 +1316,17 @@ static int cv_device_characteristics(sqlite3_file *pf) {
 }
 static int cv_shm_map(sqlite3_file *pf, int pg, int pgsz, int extend, void volatile **pp) {
     cv_file *f = (cv_file *)pf;
-    return f->real->pMethods->xShmMap(f->real, pg, pgsz, extend, pp);
+    int rc = f->real->pMethods->xShmMap(f->real, pg, pgsz, extend, pp);
+    if (rc == SQLITE_OK && f->role == ROLE_MAIN && f->ks && pgsz == CV_SHM_REGION && pg >= 0 && *pp) {
+        pthread_mutex_lock(&cv_mu);
+        if (!f->shm_mapped) {
+            f->shm_mapped = 1;
+            f->ks->shm_users++;
+        }
+        if (pg < CV_SHM_REGIONS) f->ks->shm[pg] = *pp;
+        pthread_mutex_unlock(&cv_mu);
+    }
+    return rc;
 }
 static int cv_shm_lock(sqlite3_file *pf, int offset, int n, int flags) {
     cv_file *f = (cv_file *)pf;
@@ -1290,6 +1338,13 @@ static void cv_shm_barrier(sqlite3_file *pf) {
 }
 static int cv_shm_unmap(sqlite3_file *pf, int del) {
     cv_file *f = (cv_file *)pf;
+    if (f->role == ROLE_MAIN && f->ks && f->shm_mapped) {
+        /* The regions stay mapped while any connection of this process has them. */
+        pthread_mutex_lock(&cv_mu);
+        f->shm_mapped = 0;
+        if (--f->ks->shm_users == 0) memset((void *)f->ks->shm, 0, sizeof f->ks->shm);
+        pthread_mutex_unlock(&cv_mu);
+    }
     return f->real->pMethods->xShmUnmap(f->real, del);
 }
 

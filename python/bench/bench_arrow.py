@@ -8,10 +8,17 @@
   a new column pays: the kernel maps and zeroes the pages on first touch);
 - ``cellar.arrow``: ``encrypt_array``/``decrypt_array`` on a ``pa.binary()`` array (int32
   offsets widened, output buffers allocated per call, result built as an Arrow array);
-- ``arrow rows``: the same with a per-row context column (the row key, ``_rows`` C call);
+- ``C rows new buf`` / ``arrow rows``: the same with a per-row context (a shared prefix and a
+  12-digit row key column): the ``_rows`` C call into a new buffer, and ``cellar.arrow`` with
+  ``row_context=`` (compare these two with each other: a longer context costs the C call more);
 - ``encrypt_many``: ``CellCipher.encrypt_many``/``decrypt_many`` on a list of ``bytes``;
 - ``cryptography``: a Python loop over ``cryptography``'s AESGCM (random 12-byte nonce from
   ``os.urandom``, context as AAD) for RANDOMIZED, AESSIV for DETERMINISTIC (OpenSSL, not FIPS).
+
+Last, for each ``cellar.arrow`` call, the share of its time spent inside the C call it makes (the
+C function timed from within the same call, so allocation and page-fault conditions are the
+same): ``arrow / C inside`` is the factor that Python and Arrow add, free of the run-to-run noise
+that separate measurements have on a shared machine.
 
 Rounds alternate between the methods, in a new random order each round (what runs just before
 changes how much freed memory the allocator can hand back without page faults). Every method is single-threaded, so the table gives the
@@ -37,7 +44,7 @@ import pyarrow as pa  # noqa: E402
 
 import cellar  # noqa: E402
 import cellar.arrow as ca  # noqa: E402
-from cellar._native import lib  # noqa: E402
+from cellar._native import RowContexts, lib  # noqa: E402
 
 try:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM, AESSIV
@@ -106,6 +113,35 @@ def main() -> None:
             assert st == 0
             return o, oo
 
+        rc = RowContexts()
+        rc.prefix = ctypes.cast(ctypes.c_char_p(ctx), ctypes.c_void_p)
+        rc.prefix_len = len(ctx)
+        rc.suffixes = rows.buffers()[2].address
+        rc.suffix_offsets = rows.buffers()[1].address
+        rc.offset_width = 4
+
+        def c_enc_rows():
+            o = pa.allocate_buffer(enc_total)
+            oo = pa.allocate_buffer(8 * (n + 1))
+            st = lib.cellar_cell_encrypt_batch_rows(c._handle, ctypes.byref(rc), data.address, ctypes_offsets,
+                                                    n, o.address, enc_total,
+                                                    (ctypes.c_size_t * (n + 1)).from_address(oo.address),
+                                                    ctypes.byref(used))
+            assert st == 0
+            return o, oo
+
+        rows_data = ct_rows.buffers()[2]
+
+        def c_dec_rows():
+            o = pa.allocate_buffer(dec_total)
+            oo = pa.allocate_buffer(8 * (n + 1))
+            st = lib.cellar_cell_decrypt_batch_rows(c._handle, ctypes.byref(rc), rows_data.address, ct_offsets,
+                                                    n, o.address, dec_total,
+                                                    (ctypes.c_size_t * (n + 1)).from_address(oo.address),
+                                                    ctypes.byref(used))
+            assert st == 0
+            return o, oo
+
         def c_dec():
             st = lib.cellar_cell_decrypt_batch(c._handle, ctx, len(ctx), ct_data.address, ct_offsets, n,
                                                out, dec_total, out_offsets, ctypes.byref(used))
@@ -115,11 +151,13 @@ def main() -> None:
             ("encrypt", "C batch"): c_enc,
             ("encrypt", "C new buffer"): c_enc_new,
             ("encrypt", "cellar.arrow"): lambda: ca.encrypt_array(c, arr, ctx),
+            ("encrypt", "C rows new buf"): c_enc_rows,
             ("encrypt", "arrow rows"): lambda: ca.encrypt_array(c, arr, ctx, row_context=rows),
             ("encrypt", "encrypt_many"): lambda: c.encrypt_many(values, ctx),
             ("decrypt", "C batch"): c_dec,
             ("decrypt", "C new buffer"): c_dec_new,
             ("decrypt", "cellar.arrow"): lambda: ca.decrypt_array(c, ct_arr, ctx),
+            ("decrypt", "C rows new buf"): c_dec_rows,
             ("decrypt", "arrow rows"): lambda: ca.decrypt_array(c, ct_rows, ctx, row_context=rows),
             ("decrypt", "encrypt_many"): lambda: c.decrypt_many(ct_list, ctx),
         }
@@ -173,9 +211,46 @@ def main() -> None:
                     continue
                 med = statistics.median(ts)
                 wall = statistics.median(walls[(o, name)])
-                print(f"  {op:8s}{name:14s}{med / n * 1e6:7.3f} us/value CPU "
+                print(f"  {op:8s}{name:15s}{med / n * 1e6:7.3f} us/value CPU "
                       f"({min(ts) / n * 1e6:.3f}-{max(ts) / n * 1e6:.3f})  {med / base:5.2f}x C batch"
                       f"  {med / new:5.2f}x new buffer   wall {wall / n * 1e6:.3f} us")
+        inside = {}
+        names = {"encrypt": ("_encrypt_batch", "_encrypt_rows"), "decrypt": ("_decrypt_batch", "_decrypt_rows")}
+        saved = {nm: getattr(ca, nm) for pair in names.values() for nm in pair}
+        acc = [0.0]
+
+        def timed(fn):
+            def call(*a):
+                t = time.thread_time()
+                try:
+                    return fn(*a)
+                finally:
+                    acc[0] += time.thread_time() - t
+            return call
+
+        try:
+            for nm, fn in saved.items():
+                setattr(ca, nm, timed(fn))
+            for (op, name) in [("encrypt", "cellar.arrow"), ("encrypt", "arrow rows"),
+                               ("decrypt", "cellar.arrow"), ("decrypt", "arrow rows")]:
+                ratios = []
+                for _ in range(args.rounds):
+                    acc[0] = 0.0
+                    t0 = time.thread_time()
+                    r = methods[(op, name)]()
+                    total = time.thread_time() - t0
+                    del r
+                    ratios.append((total, acc[0]))
+                tot = statistics.median(t for t, _ in ratios)
+                ins = statistics.median(i for _, i in ratios)
+                inside[(op, name)] = (tot, ins)
+                per = statistics.median((t - i) for t, i in ratios)
+                print(f"  {op:8s}{name:15s}total {tot / n * 1e6:.3f} us/value, inside C "
+                      f"{ins / n * 1e6:.3f}: {statistics.median(t / i for t, i in ratios):.3f}x C inside "
+                      f"(+{per / n * 1e6:.4f} us/value outside C)")
+        finally:
+            for nm, fn in saved.items():
+                setattr(ca, nm, fn)
         c.close()
     key.close()
 

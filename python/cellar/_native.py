@@ -146,6 +146,7 @@ SIGNATURES: Dict[str, Tuple[Optional[type], List[type]]] = {
     "cellar_key_dangerous_export_raw": (_st, [_vp, _vp, c_size_t, _psz]),
     "cellar_key_usage": (_st, [_vp, _pu64, _pu64]),
     "cellar_key_set_usage_limit": (_st, [_vp, c_uint64]),
+    "cellar_key_is_locked": (_st, [_vp, _pi32]),
     "cellar_key_restore_usage_count": (_st, [_vp, c_uint64]),
     "cellar_key_free": (None, [_vp]),
     # Tenant keyring.
@@ -159,6 +160,7 @@ SIGNATURES: Dict[str, Tuple[Optional[type], List[type]]] = {
     "cellar_keyring_rewrap": (_st, [_vp, _vp, c_size_t, _vp, c_size_t, _psz]),
     "cellar_keyring_retire": (_st, [_vp, c_uint32]),
     "cellar_keyring_lock": (_st, [_vp]),
+    "cellar_keyring_lock_with": (_st, [_vp, c_uint32]),
     "cellar_keyring_unlock": (_st, [_vp, _vp]),
     "cellar_keyring_is_locked": (_st, [_vp, _pi32]),
     # KMIP key manager versions (cellar.kmip).
@@ -211,6 +213,10 @@ SIGNATURES: Dict[str, Tuple[Optional[type], List[type]]] = {
         _st, [_vp, _vp, c_size_t, _vp, _psz, c_size_t, _vp, c_size_t, _psz, _psz]),
     "cellar_cell_decrypt_batch": (
         _st, [_vp, _vp, c_size_t, _vp, _psz, c_size_t, _vp, c_size_t, _psz, _psz]),
+    "cellar_cell_encrypt_batch_threads": (
+        _st, [_vp, _vp, c_size_t, _vp, _psz, c_size_t, _vp, c_size_t, _psz, _psz, c_uint32]),
+    "cellar_cell_decrypt_batch_threads": (
+        _st, [_vp, _vp, c_size_t, _vp, _psz, c_size_t, _vp, c_size_t, _psz, _psz, c_uint32]),
     "cellar_blind_index": (_st, [_vp, _vp, c_size_t, _vp, c_size_t, _vp, c_size_t]),
     # Per-row contexts and blind-index keys.
     "cellar_cell_encrypt_batch_rows": (_st, [_vp, _prc, _vp, _psz, c_size_t, _vp, c_size_t, _psz, _psz]),

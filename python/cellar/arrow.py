@@ -81,6 +81,9 @@ _encrypt_batch = lib.cellar_cell_encrypt_batch
 _decrypt_batch = lib.cellar_cell_decrypt_batch
 _batch_ct_len = lib.cellar_cell_batch_ciphertext_len
 _batch_pt_max = lib.cellar_cell_batch_plaintext_max_len
+_encrypt_threads = lib.cellar_cell_encrypt_batch_threads
+_decrypt_threads = lib.cellar_cell_decrypt_batch_threads
+_MAX_THREADS = 64
 _encrypt_rows = lib.cellar_cell_encrypt_batch_rows
 _decrypt_rows = lib.cellar_cell_decrypt_batch_rows
 _bkey_new = lib.cellar_blind_index_key_new
@@ -95,7 +98,7 @@ META_MODE = b"cellar.mode"
 META_ROW_CONTEXT = b"cellar.row_context"
 
 _TYPES = {
-    # type id -> (large offsets, name)
+    # type -> 64-bit offsets
     pa.binary(): False,
     pa.string(): False,
     pa.large_binary(): True,
@@ -145,10 +148,10 @@ def _size_t_offsets(arr: "pa.Array", large: bool) -> Tuple[int, Any, int]:
                                  [None, arr.buffers()[1]], offset=arr.offset)  # a view, no copy
     if large:
         buf = offs.buffers()[1]
-        first = offs[0].as_py()
-        if first < 0:
+        first, last = offs[0].as_py(), offs[len(offs) - 1].as_py()
+        if first < 0 or last < 0:
             raise ValueError("array has negative offsets")
-        return buf.address + 8 * offs.offset, buf, offs[len(offs) - 1].as_py()
+        return buf.address + 8 * offs.offset, buf, last
     wide = offs.cast(pa.uint64())  # refuses negative offsets
     return wide.buffers()[1].address + 8 * wide.offset, wide, wide[len(wide) - 1].as_py()
 
@@ -167,6 +170,15 @@ def _narrow(out_offsets: "pa.Buffer", count: int, large: bool) -> "pa.Array":
         raise OverflowError(
             "the output of this array exceeds the 2 GiB a binary array can address; pass "
             "large=True (large_binary output) or split the array into chunks") from None
+
+
+def _check_layout(arr: "pa.Array", what: str) -> None:
+    """Arrow's own structural checks (buffer sizes for the length and offset: O(1)), so that
+    the C call never reads past a buffer of a hand-built array."""
+    try:
+        arr.validate()
+    except pa.ArrowInvalid as exc:
+        raise ValueError(f"{what} is not a valid Arrow array: {exc}") from None
 
 
 # Per-row contexts ----------------------------------------------------------------------------------
@@ -192,9 +204,17 @@ def _row_context_array(row_context: Any, count: int) -> ArrayLike:
 
 def _row_contexts(prefix: bytes, rc: "pa.Array") -> Tuple[RowContexts, Any]:
     """``cellar_row_contexts`` over an Arrow binary/string array's own buffers (no copy)."""
-    width = 8 if _TYPES[rc.type] else 4
+    large = _TYPES[rc.type]
+    width = 8 if large else 4
+    _check_layout(rc, "row_context")
     bufs = rc.buffers()
     data = bufs[2]
+    offs = pa.Array.from_buffers(pa.int64() if large else pa.int32(), len(rc) + 1,
+                                 [None, bufs[1]], offset=rc.offset)
+    first, last = offs[0].as_py(), offs[len(offs) - 1].as_py()
+    # with these bounds, the C call's non-decreasing check keeps every row inside the buffer
+    if not 0 <= first <= last <= (data.size if data is not None else 0):
+        raise ValueError("row_context offsets are out of its data buffer's bounds")
     rows = RowContexts()
     rows.prefix = ctypes.cast(ctypes.c_char_p(prefix), ctypes.c_void_p) if prefix else None
     rows.prefix_len = len(prefix)
@@ -221,7 +241,7 @@ def _reindex(exc: CellarError, mapper: Callable[[int], int]) -> CellarError:
 
 
 def _run(cipher: CellCipher, encrypt: bool, arr: "pa.Array", large_in: bool, large_out: bool,
-         ctx: bytes, rows: Optional["pa.Array"] = None) -> Tuple["pa.Array", "pa.Buffer"]:
+         ctx: bytes, rows: Optional["pa.Array"] = None, threads: int = 1) -> Tuple["pa.Array", "pa.Buffer"]:
     """One batch call over every value of ``arr`` (no nulls). Returns (offsets array, data)."""
     h = cipher._handle
     count = len(arr)
@@ -240,7 +260,11 @@ def _run(cipher: CellCipher, encrypt: bool, arr: "pa.Array", large_in: bool, lar
     out_offsets = pa.allocate_buffer(8 * (count + 1))
     used = c_size_t()
     oaddr = out.address if out is not None else None
-    if rows is None:
+    if rows is None and threads > 1:
+        st = (_encrypt_threads if encrypt else _decrypt_threads)(
+            h, ctx or None, len(ctx), values, offsets, count, oaddr, total,
+            _offsets_view(out_offsets.address, count), byref(used), threads)
+    elif rows is None:
         cp = ctx or None
         st = (_encrypt_batch if encrypt else _decrypt_batch)(
             h, cp, len(ctx), values, offsets, count, oaddr, total,
@@ -263,7 +287,8 @@ def _run(cipher: CellCipher, encrypt: bool, arr: "pa.Array", large_in: bool, lar
 
 
 def _one(cipher: CellCipher, encrypt: bool, arr: "pa.Array", ctx: bytes, large: Optional[bool],
-         out_type: Optional["pa.DataType"], row0: int, rows: Optional["pa.Array"] = None) -> "pa.Array":
+         out_type: Optional["pa.DataType"], row0: int, rows: Optional["pa.Array"] = None,
+         threads: int = 1) -> "pa.Array":
     large_in = _is_large(arr.type, "array")
     if out_type is None:
         large_out = large_in if large is None else bool(large)
@@ -273,6 +298,7 @@ def _one(cipher: CellCipher, encrypt: bool, arr: "pa.Array", ctx: bytes, large: 
     count = len(arr)
     if count == 0:
         return pa.array([], type=out_type)
+    _check_layout(arr, "array")
     nulls = arr.null_count
     if nulls == count:
         return pa.nulls(count, type=out_type)
@@ -285,13 +311,13 @@ def _one(cipher: CellCipher, encrypt: bool, arr: "pa.Array", ctx: bytes, large: 
         valid = None
         dense = arr
     try:
-        offs, body = _run(cipher, encrypt, dense, large_in, large_out, ctx, rows)
+        offs, body = _run(cipher, encrypt, dense, large_in, large_out, ctx, rows, threads)
     except CellarError as exc:
         if valid is None:
             mapper = lambda i: row0 + i  # noqa: E731
         else:
-            rows = pc.indices_nonzero(valid)
-            mapper = lambda i: row0 + rows[i].as_py()  # noqa: E731
+            where = pc.indices_nonzero(valid)
+            mapper = lambda i: row0 + where[i].as_py()  # noqa: E731
         raise _reindex(exc, mapper) from None
     if valid is None:
         validity = None
@@ -314,8 +340,10 @@ def _one(cipher: CellCipher, encrypt: bool, arr: "pa.Array", ctx: bytes, large: 
 
 
 def _apply(cipher: Any, encrypt: bool, array: Any, context: Context, row_context: Any,
-           large: Optional[bool], out_type: Optional["pa.DataType"]) -> ArrayLike:
+           large: Optional[bool], out_type: Optional["pa.DataType"], threads: int = 1) -> ArrayLike:
     cipher = _cipher(cipher)
+    if not isinstance(threads, int) or isinstance(threads, bool) or not 1 <= threads <= _MAX_THREADS:
+        raise ValueError(f"threads must be an integer from 1 to {_MAX_THREADS}")
     array = _as_array(array, "array")
     ctx = _context_bytes(context)
     if row_context is not None:
@@ -327,14 +355,14 @@ def _apply(cipher: Any, encrypt: bool, array: Any, context: Context, row_context
         row0 = 0
         for chunk in array.chunks:
             rows = _rows_slice(row_context, row0, len(chunk))
-            chunks.append(_one(cipher, encrypt, chunk, ctx, large, out_type, row0, rows))
+            chunks.append(_one(cipher, encrypt, chunk, ctx, large, out_type, row0, rows, threads))
             row0 += len(chunk)
         if out_type is None:
             large_out = _is_large(array.type, "array") if large is None else bool(large)
             out_type = pa.large_binary() if large_out else pa.binary()
         return pa.chunked_array(chunks, type=out_type)
     return _one(cipher, encrypt, array, ctx, large, out_type, 0,
-                _rows_slice(row_context, 0, len(array)))
+                _rows_slice(row_context, 0, len(array)), threads)
 
 
 def _rows_slice(row_context: Optional[ArrayLike], start: int, length: int) -> Optional["pa.Array"]:
@@ -347,7 +375,8 @@ def _rows_slice(row_context: Optional[ArrayLike], start: int, length: int) -> Op
 
 
 def encrypt_array(cipher: CellCipher, array: ArrayLike, context: Context = b"", *,
-                  row_context: Optional[ArrayLike] = None, large: Optional[bool] = None) -> ArrayLike:
+                  row_context: Optional[ArrayLike] = None, large: Optional[bool] = None,
+                  threads: int = 1) -> ArrayLike:
     """Encrypts every value of ``array`` (binary, string, large_binary or large_string; an Array
     or a ChunkedArray) with ``cipher``, bound to ``context``; returns a ``binary`` array
     (``large_binary`` for large inputs or with ``large=True``) of the same length, nulls kept.
@@ -356,20 +385,25 @@ def encrypt_array(cipher: CellCipher, array: ArrayLike, context: Context = b"", 
     ``row_context`` (an array of the same length: binary/string, or integers bound as their
     decimal text; no nulls) binds value ``i`` to ``context + row_context[i]`` (for example
     ``context="tenant=7/users/email/"`` and the row key column), through the C ``_rows`` batch
-    call that reads the row contexts in place."""
-    return _apply(cipher, True, array, context, row_context, large, None)
+    call that reads the row contexts in place.
+
+    ``threads`` > 1 lets the library share a large column with its worker threads
+    (``cellar_cell_encrypt_batch_threads``: a maximum, used only when it pays; the output is the
+    one-thread output). Per-row-context calls run on the calling thread."""
+    return _apply(cipher, True, array, context, row_context, large, None, threads)
 
 
 def decrypt_array(cipher: CellCipher, array: ArrayLike, context: Context = b"", *,
                   row_context: Optional[ArrayLike] = None, type: Optional["pa.DataType"] = None,
-                  large: Optional[bool] = None) -> ArrayLike:
+                  large: Optional[bool] = None, threads: int = 1) -> ArrayLike:
     """Decrypts every cell of ``array`` bound to ``context``; returns ``binary`` (or
     ``large_binary``), or ``type`` when given (``string``/``large_string`` outputs are checked to
     be UTF-8). Nulls stay null. A cell that fails to authenticate raises
-    :class:`~cellar.AuthenticationError` with ``index`` set to its row; nothing is returned."""
+    :class:`~cellar.AuthenticationError` with ``index`` set to its row; nothing is returned.
+    ``threads`` as in :func:`encrypt_array`."""
     if type is not None and not isinstance(type, pa.DataType):
         raise TypeError("type must be a pyarrow DataType")
-    return _apply(cipher, False, array, context, row_context, large, type)
+    return _apply(cipher, False, array, context, row_context, large, type, threads)
 
 
 # Blind indexes --------------------------------------------------------------------------------------
@@ -385,6 +419,7 @@ def _blind_one(bkey: int, arr: "pa.Array", ctx: bytes, length: int,
     nulls = arr.null_count
     if nulls == count:
         return pa.nulls(count, type=out_type)
+    _check_layout(arr, "array")
     valid = arr.is_valid() if nulls else None
     dense = arr.drop_null() if nulls else arr
     if rows is not None and valid is not None:
@@ -465,6 +500,17 @@ def _column_context(context: Any, name: str) -> bytes:
     return _context_bytes(context)
 
 
+_NO_CONTEXT_MODES = (CellMode.MSSQL_RANDOMIZED, CellMode.MSSQL_DETERMINISTIC)
+
+
+def _cipher_context(cipher: Any, context: Any, name: str) -> bytes:
+    """The column context, except that the Always Encrypted modes take none: for them the
+    default (None) is empty rather than the column name."""
+    if context is None and isinstance(cipher, CellCipher) and cipher.mode in _NO_CONTEXT_MODES:
+        return b""
+    return _column_context(context, name)
+
+
 def _table_rows(table: "pa.Table", row_context: Optional[str], ctx: bytes) -> Tuple[bytes, Any]:
     """(prefix, row context column) for the table helpers: row ``i`` of a column is bound to
     ``context + b"\\0" + row_key_i`` (the NUL ends the column's part, so that no column
@@ -481,7 +527,7 @@ def _table_rows(table: "pa.Table", row_context: Optional[str], ctx: bytes) -> Tu
 def encrypt_table(table: "pa.Table", ciphers: Mapping[str, CellCipher], *,
                   context: Any = None, blind_indexes: Optional[Mapping[str, Tuple[Key, str]]] = None,
                   blind_index_length: int = 16, large: Optional[bool] = None,
-                  row_context: Optional[str] = None) -> "pa.Table":
+                  row_context: Optional[str] = None, threads: int = 1) -> "pa.Table":
     """A new table whose columns named in ``ciphers`` are encrypted (each with its own
     :class:`~cellar.CellCipher`); the other columns are shared, not copied.
 
@@ -512,8 +558,9 @@ def encrypt_table(table: "pa.Table", ciphers: Mapping[str, CellCipher], *,
     for name, cipher in ciphers.items():
         i = out.schema.get_field_index(name)
         field = out.schema.field(i)
-        prefix, rows = _table_rows(table, row_context, _column_context(context, name))
-        col = encrypt_array(cipher, out.column(i), prefix, large=large, row_context=rows)
+        prefix, rows = _table_rows(table, row_context, _cipher_context(cipher, context, name))
+        col = encrypt_array(cipher, out.column(i), prefix, large=large, row_context=rows,
+                            threads=threads)
         meta = dict(field.metadata or {})
         meta[META_TYPE] = str(field.type).encode()
         meta[META_MODE] = _cipher(cipher).mode.name.encode()
@@ -554,7 +601,7 @@ _RESTORE = {"string": pa.string(), "large_string": pa.large_string(), "binary": 
 
 def decrypt_table(table: "pa.Table", ciphers: Mapping[str, CellCipher], *,
                   context: Any = None, types: Optional[Mapping[str, "pa.DataType"]] = None,
-                  row_context: Optional[str] = None) -> "pa.Table":
+                  row_context: Optional[str] = None, threads: int = 1) -> "pa.Table":
     """The inverse of :func:`encrypt_table`: decrypts the named columns (same ``context`` rule)
     and restores each one's original type from its field metadata, or from ``types`` (a
     column name -> type mapping, for tables whose field metadata was lost on the way, for
@@ -575,7 +622,8 @@ def decrypt_table(table: "pa.Table", ciphers: Mapping[str, CellCipher], *,
         meta.pop(META_MODE, None)
         rc_name = meta.pop(META_ROW_CONTEXT, None)
         rc = row_context if row_context is not None else (rc_name.decode() if rc_name else None)
-        prefix, rows = _table_rows(table, rc, _column_context(context, name))
-        col = decrypt_array(cipher, out.column(i), prefix, type=target, row_context=rows)
+        prefix, rows = _table_rows(table, rc, _cipher_context(cipher, context, name))
+        col = decrypt_array(cipher, out.column(i), prefix, type=target, row_context=rows,
+                            threads=threads)
         out = out.set_column(i, pa.field(name, target, nullable=True, metadata=meta or None), col)
     return _pandas_metadata(out, {n: out.schema.field(n).type for n in ciphers})

@@ -21,6 +21,7 @@ import functools
 import re
 import struct
 import threading
+import weakref
 from ctypes import byref, c_char, c_size_t, c_uint32, c_void_p
 from itertools import accumulate
 from typing import Any, Iterable, List, Optional, Sequence, Tuple, Union
@@ -52,6 +53,8 @@ _batch_ct_len = lib.cellar_cell_batch_ciphertext_len
 _batch_pt_max = lib.cellar_cell_batch_plaintext_max_len
 _encrypt_rows = lib.cellar_cell_encrypt_batch_rows
 _decrypt_rows = lib.cellar_cell_decrypt_batch_rows
+_encrypt_threads = lib.cellar_cell_encrypt_batch_threads
+_decrypt_threads = lib.cellar_cell_decrypt_batch_threads
 _OFFSET_WIDTH = ctypes.sizeof(c_size_t)  # CELLAR_OFFSETS_64 on LP64, CELLAR_OFFSETS_32 elsewhere
 _create = ctypes.create_string_buffer
 _string_at = ctypes.string_at
@@ -301,6 +304,7 @@ class CellCipher(Handle):
         if st:
             raise_status(st)
         self._adopt(out.value, _free)
+        self._key_ref = weakref.ref(key)  # for repr's locked state only
 
     # Sizes ---------------------------------------------------------------------------------------
 
@@ -410,12 +414,14 @@ class CellCipher(Handle):
     ) -> List[bytes]:
         """Encrypts many values of one column, all bound to ``context``, and returns the
         ciphertexts in order. The values are packed into one buffer and encrypted by one C call
-        (per thread: ``threads`` > 1 splits a large batch, at least 2048 values per chunk, into
-        chunks encrypted in parallel with the GIL released). If any value fails the whole batch
-        fails and the error's ``detail`` names the value's index.
-
-        With ``threads`` > 1, :func:`~cellar.last_operation_approved` on the calling thread
-        describes the chunk that thread ran (every chunk runs the same services).
+        with the GIL released. ``threads`` is a maximum: with ``threads`` > 1 the library shares
+        a large batch (``cellar_cell_encrypt_batch_threads``: 128 values or more, when its
+        measured cost is well above a thread hand-off) between the calling thread and its own
+        worker threads, with the same result and indicator as one thread. (With ``contexts``,
+        ``threads`` > 1 splits the batch into chunks of at least 2048 values on Python threads,
+        and :func:`~cellar.last_operation_approved` describes the calling thread's chunk.) If
+        any value fails the whole batch fails and the error's ``detail`` names the value's
+        index.
 
         Values must be bytes-like with one-byte items: ``str`` and ``numpy.str_`` values (a
         numpy string array holds UTF-32) and numpy integer arrays are refused with
@@ -470,6 +476,12 @@ class CellCipher(Handle):
             cp, cn = None, 0
         else:
             cp, cn, ckeep = _context(context)
+            if threads > 1:
+                # One C call: the library shares the batch with its own worker threads when that
+                # pays (no Python threads, no minimum chunk), and the indicator covers it all.
+                tfn, nthreads = (_decrypt_threads if decrypting else _encrypt_threads), threads
+                fn = lambda *a: tfn(*a, nthreads)  # noqa: E731
+                threads = 1
         chunks = _run_batch(fn, sizer, h, self._mode, cp, cn, data, offsets, count, threads)
         out, results = chunks
         try:
@@ -551,8 +563,18 @@ class CellCipher(Handle):
         return v.value
 
     def __repr__(self) -> str:
-        state = " closed" if self._h is None else ""
+        state = " closed" if self._h is None else (" locked" if _key_locked(self) else "")
         return f"<cellar.CellCipher {self.mode.name} key_version={self.key_version}{state}>"
+
+
+def _key_locked(obj: Any) -> bool:
+    """Whether the key a cipher was made from is locked with its tenant (False if unknown)."""
+    ref = getattr(obj, "_key_ref", None)
+    key = ref() if ref is not None else None
+    try:
+        return key is not None and not key.closed and key.locked
+    except Exception:  # pragma: no cover - repr must not raise
+        return False
 
 
 def blind_index(key: Key, value: BytesLike, context: Context = b"", length: int = 16, *,

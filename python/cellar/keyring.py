@@ -248,10 +248,17 @@ class Keyring(Handle):
         if st:
             raise_status(st)
 
-    def lock(self) -> None:
+    def lock(self, force: bool = False) -> None:
         """Wipes every version's material; operations needing it raise
-        :class:`~cellar.TenantLockedError` until :meth:`unlock`. Idempotent."""
-        st = lib.cellar_keyring_lock(self._handle)
+        :class:`~cellar.TenantLockedError` until :meth:`unlock`, and so do the data keys
+        already unwrapped from this keyring and every cipher made from them. Idempotent.
+
+        A lock that could never be undone (a version generated here and never exported) raises
+        :class:`~cellar.InvalidArgumentError` and changes nothing: export the keyring first,
+        or pass ``force=True`` to destroy such versions for good."""
+        if not isinstance(force, bool):
+            raise TypeError("force must be a bool")
+        st = lib.cellar_keyring_lock_with(self._handle, 1 if force else 0)
         if st:
             raise_status(st)
 
@@ -447,7 +454,8 @@ class Keyring(Handle):
     def __repr__(self) -> str:
         if self._h is None:
             return "<cellar.Keyring closed>"
-        return f"<cellar.Keyring active={self.active_version} versions={self.versions}>"
+        state = " locked" if self.locked else ""
+        return f"<cellar.Keyring active={self.active_version} versions={self.versions}{state}>"
 
 
 def _key_handle(key: Optional[Key], what: str) -> Optional[int]:

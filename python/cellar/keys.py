@@ -254,8 +254,19 @@ class Key(Handle):
 
     # Python protocol ------------------------------------------------------------------------
 
+    @property
+    def locked(self) -> bool:
+        """True when this key came from a tenant keyring that is now locked: the key and every
+        cipher made from it raise :class:`~cellar.TenantLockedError` until the keyring is
+        unlocked."""
+        v = ctypes.c_int32()
+        st = lib.cellar_key_is_locked(self._handle, ctypes.byref(v))
+        if st:
+            raise_status(st)
+        return v.value == 1
+
     def __repr__(self) -> str:
-        state = " closed" if self._h is None else ""
+        state = " closed" if self._h is None else (" locked" if self.locked else "")
         return f"<cellar.Key {self._type.name} id={self._id.hex()}{state}>"
 
     def __eq__(self, other: object) -> bool:

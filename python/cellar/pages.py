@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import enum
+import weakref
 from ctypes import byref, c_int32, c_size_t, c_uint32, c_void_p
 from typing import Any, List
 
@@ -93,6 +94,7 @@ class PageCipher(Handle):
         if st:
             raise_status(st)
         self._adopt(out.value, _free)
+        self._key_ref = weakref.ref(key)  # for repr's locked state only
 
     @property
     def reserved_bytes(self) -> int:
@@ -244,6 +246,7 @@ class PageCipher(Handle):
         return v.value
 
     def __repr__(self) -> str:
-        state = " closed" if self._h is None else ""
+        from .cells import _key_locked
+        state = " closed" if self._h is None else (" locked" if _key_locked(self) else "")
         return (f"<cellar.PageCipher {self.mode.name} file_id={self.file_id} "
                 f"key_version={self.key_version}{state}>")

@@ -75,12 +75,17 @@ def main() -> None:
     keyring.retire(1)
     print(f"keyring: active version {keyring.active_version}, versions {keyring.versions}")
 
-    # Lock the tenant: every operation needing its key fails until it is unlocked.
+    # Lock the tenant: every operation needing its key fails until it is unlocked, and so do
+    # the keys already unwrapped from it and the ciphers made from them. A service-generated
+    # keyring can be locked only once an export holds its versions (else nothing could unlock
+    # it): persist the export first.
+    sealed = keyring.export(password="correct horse battery staple", iterations=100_000)
     keyring.lock()
     try:
         keyring.unwrap(stored_column_key)
     except cellar.TenantLockedError:
         print("locked tenant: unwrap refused")
+    print(f"{keyring!r}; the export to come back from is {len(sealed)} bytes")
 
     for obj in (emails, gcm_pages, pages, column_key, page_key, keyring):
         obj.close()

@@ -78,3 +78,34 @@ def test_page_run_keeps_good_pages():
         assert cellar.last_operation_approved() is None  # the run as a whole failed
         with pytest.raises(ValueError):
             pc.decrypt_pages_each(10, bytearray(100), ps)
+
+
+def test_lock_stops_live_ciphers_and_repr_shows_it():
+    """Issue 20 item 4: keys from a keyring and ciphers made from them stop at lock."""
+    tenant = Key.generate()
+    kr = cellar.Keyring.create(tenant)
+    dk = Key.generate()
+    ck, _ = kr.unwrap(kr.wrap(dk))
+    cells = CellCipher(ck)
+    pages = cellar.PageCipher(ck, cellar.PageMode.GCM, file_id=1)
+    ct = cells.encrypt(b"alice", CTX)
+    kr.lock()
+    assert "locked" in repr(kr) and "locked" in repr(ck) and "locked" in repr(cells)
+    assert "locked" in repr(pages) and "locked" not in repr(dk)
+    assert ck.locked and not dk.locked
+    with pytest.raises(cellar.TenantLockedError):
+        cells.decrypt(ct, CTX)
+    with pytest.raises(cellar.TenantLockedError):
+        cells.encrypt_many([b"a", b"b"], CTX)
+    with pytest.raises(cellar.TenantLockedError):
+        pages.encrypt(0, bytes(4096))
+    kr.unlock(tenant)
+    assert "locked" not in repr(kr) + repr(cells)
+    assert cells.decrypt(ct, CTX) == b"alice"
+    # no way back: refused unless forced
+    gen = cellar.Keyring.create()
+    with pytest.raises(cellar.InvalidArgumentError, match="export the keyring first"):
+        gen.lock()
+    assert not gen.locked
+    gen.lock(force=True)
+    assert gen.locked

@@ -240,6 +240,7 @@ pub extern "C" fn cellar_key_dangerous_export_raw(
 ) -> cellar_status {
     ffi_boundary!("cellar_key_dangerous_export_raw", {
         let key = handle::<cellar_key>(key, "key")?;
+        key.check_unlocked()?;
         write_buffer(out, out_cap, out_len, &key.dangerous_export_raw())
     })
 }
@@ -293,4 +294,18 @@ pub extern "C" fn cellar_key_restore_usage_count(key: *const cellar_key, count: 
 #[no_mangle]
 pub extern "C" fn cellar_key_free(key: *mut cellar_key) {
     super::boundary_value((), || free_handle::<cellar_key>(key));
+}
+
+/// Writes 1 to `*out_locked` when `key` came from a tenant keyring (`cellar_keyring_unwrap`, or
+/// `cellar_key_derive` from such a key) that is now locked, so the key and every cipher made
+/// from it refuse with `CELLAR_ERR_TENANT_LOCKED`; 0 otherwise (also for keys that came from no
+/// keyring). Does no cryptography.
+#[no_mangle]
+pub extern "C" fn cellar_key_is_locked(key: *const cellar_key, out_locked: *mut i32) -> cellar_status {
+    ffi_boundary!("cellar_key_is_locked", {
+        let out = out_ptr(out_locked, "out_locked")?;
+        let key = handle::<cellar_key>(key, "key")?;
+        write_out(out, i32::from(key.is_locked()));
+        Ok(())
+    })
 }

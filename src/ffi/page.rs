@@ -201,14 +201,17 @@ fn batch(
 
 /// Encrypts `page_count` contiguous pages of `page_size` bytes (`page_count * page_size` bytes
 /// at `in` and at `out`, equal or disjoint); page `i` gets page number `first_page_no + i`
-/// (which must not pass 2^64 - 1). `threads` 0 or 1 runs on the calling thread and allocates
-/// nothing. N > 1 splits the run into at most N contiguous chunks (at most one per page and one
-/// per CPU, at most 64): the calling thread encrypts the first while Cellar's page workers (a
-/// process-wide pool of one thread fewer than the CPUs, named `cellar-page-N`, started on the
-/// first such call and kept for the life of the process; a `fork()` child starts its own) take
-/// the rest, and the call returns when every chunk is done. Each hand-off costs some 5-50 us
-/// (the high end on a 2-vCPU VM, where waking an idle vCPU dominates), so use it for runs of
-/// 1 MiB or more, not single pages. `page_count` 0 does nothing (`in`/`out` may be NULL). On
+/// (which must not pass 2^64 - 1). `threads` is a maximum, not an order: 0 or 1 runs on the
+/// calling thread and allocates nothing; N > 1 lets the run be shared with up to N - 1 of
+/// Cellar's workers (a process-wide pool of one thread fewer than the CPUs, named
+/// `cellar-worker-N`, started on the first shared call and kept for the life of the process; a
+/// `fork()` child starts its own), but only when that pays: runs under 128 KiB always stay on
+/// the calling thread (a tuning value, not a promise), and larger ones too
+/// while their measured cost is under twice the measured hand-off latency (30-50 us to wake a
+/// parked worker on a 2-vCPU VM). A shared run is cut into pieces that the calling thread and
+/// the workers take in order, so a worker that wakes late takes less; the call returns when
+/// every piece is done. The output does not depend on `threads`. `page_count` 0 does nothing
+/// (`in`/`out` may be NULL). On
 /// failure every page of `out` is zeroed and the last-error text names the failing page index.
 #[no_mangle]
 pub extern "C" fn cellar_page_encrypt_pages(

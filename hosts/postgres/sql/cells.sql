@@ -126,6 +126,13 @@ SELECT err($$SELECT cellar.encrypt('legacy_ae', 'x'::text, '\x01'::bytea)$$);
 SELECT err($$SELECT cellar.encrypt('legacy_ae', 5::int8, '\x'::bytea)$$);
 SELECT err($$SELECT cellar.decrypt_text('ae_cek', set_byte('\x01FF7225AFAD66E77407B12830D160B8BBFC7E5D3DE93B76EB3F3DEC8A8939474D1671AD4BC7581B57BB02B8E2ED33ECA604F1C513C98FE09F2C6FB1517B9F32BCF743FEF572EBF06AD0CE603B8D67D17A'::bytea, 40, 0))$$);
 SELECT err($$SELECT cellar.import_column_key('ae2', 'mssql_deterministic', '../keys/ae_open.key')$$);
+-- The two-argument forms (empty context) of every function that has one.
+SELECT cellar.decrypt('email', cellar.encrypt('email', '\x0001'::bytea)) AS enc2_bytea,
+       cellar.decrypt_text('ae_cek', cellar.encrypt_deterministic('ae_cek', 'det2'::text)) AS det2_text,
+       cellar.decrypt('ae_cek', cellar.encrypt_deterministic('ae_cek', '\x6100'::bytea)) AS det2_bytea,
+       cellar.decrypt_text('ae_cek', cellar.reencrypt('ae_cek', cellar.encrypt('ae_cek', 'reenc'::text))) AS reenc2_ae,
+       cellar.decrypt_text('email', cellar.reencrypt('email', cellar.encrypt('email', 'reenc'::text))) AS reenc2_native,
+       cellar.encrypt_deterministic('natid', '\x01'::bytea) = cellar.encrypt_deterministic('natid', '\x01'::bytea, '\x'::bytea) AS empty_ctx_same;
 
 -- PARALLEL SAFE for real: parallel workers load the keyring themselves and decrypt their share.
 CREATE FUNCTION workers_launched(q text) RETURNS int LANGUAGE plpgsql AS $$

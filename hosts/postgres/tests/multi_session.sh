@@ -161,20 +161,42 @@ PY
 ) || fail "formats cross-check with the Python package"
 echo "ok - a cell and a blind index made in SQL match the Python package's (type tag + UTF-8)"
 
-# 7. Crypto-shredding survives an older copy of the keyring file: the database records retired
-#    tenant versions and re-applies them to whatever file a backend imports.
+# 7. Crypto-shredding survives an older copy of the keyring file: the database records the
+#    keyring generation it wrote last (and the tenant versions it retired); a backend refuses a
+#    file with a lower generation.
 db=tenant_b
 q -d $db -c "SELECT cellar.create_column_key('old_secret')" >/dev/null
-old_blob=$(q -d $db -c "SELECT encode(wrapped, 'hex') FROM cellar.column_keys WHERE name = 'old_secret'")
 q -d $db -c "SELECT cellar.rotate_tenant_key()" >/dev/null                # v2 active, v1 kept
 cp -p "$k/tenant_b.keyring" "$k/tenant_b.old.keyring"                     # an old copy holding v1
 q -d $db -c "SELECT cellar.retire_tenant_key(1)" >/dev/null               # v1 shredded
-# Bring the shredded blob back (as a superuser could from a backup) and point a session at the old copy.
+gen=$(q -d $db -c "SELECT generation FROM cellar.keyring_state")
 out=$(q -d $db -c "SET cellar.keyring_file = '../keys/tenant_b.old.keyring'" \
-  -c "SELECT tenant_versions FROM cellar.status()" \
-  -c "INSERT INTO cellar.column_keys(name, version, mode, tenant_version, wrapped) VALUES ('resurrected', 1, 'randomized', 1, decode('$old_blob', 'hex'))" \
-  -c "SELECT cellar.encrypt('resurrected', 'x'::text)" 2>&1 || true)
-echo "$out" | grep -q '^{2}$' || fail "old keyring copy: retired version not re-applied: $out"
-echo "$out" | grep -q 'CELLAR_ERR_KEY_NOT_FOUND' || fail "old keyring copy: shredded blob unwrapped: $out"
+  -c "SELECT keyring_state, keyring_error FROM cellar.status()" \
+  -c "SELECT cellar.encrypt('k', 'x'::text)" 2>&1 || true)
+echo "$out" | grep -q "^error|cellar: keyring file \"../keys/tenant_b.old.keyring\" is older than this database's record" ||
+  fail "old keyring copy: status: $out"
+echo "$out" | grep -q "ERROR:  cellar: keyring file \"../keys/tenant_b.old.keyring\" is older than this database's record" ||
+  fail "old keyring copy accepted: $out"
 [ "$(q -d $db -c "SELECT cellar.decrypt_text('k', cellar.encrypt('k', 'still fine'::text))")" = "still fine" ] || fail "after rollback test"
-echo "ok - an older keyring file copy does not revive a retired tenant version ($(echo "$out" | grep ERROR | head -1))"
+echo "ok - an older keyring file copy is refused (database generation $gen; $(echo "$out" | grep ERROR | head -1 | cut -c1-120))"
+
+# 8. Column key changes reach other sessions: one session rotates a column key and retires a
+#    version while another, between its statements, encrypts (new version) and decrypts (shredded).
+db=tenant_a
+cat >"$PGTMP/victim2.sql" <<'SQL'
+\set VERBOSITY terse
+SELECT 'before: ' || cellar.key_version(cellar.encrypt('k', 'x'::text)) || ' ' || cellar.decrypt_text('k', c, cellar.ctx('t', 'c', id::text)) FROM t WHERE id = 1;
+SELECT pg_sleep(2);
+SELECT 'new version: ' || cellar.key_version(cellar.encrypt('k', 'x'::text));
+SELECT 'shredded read: ' || cellar.decrypt_text('k', c, cellar.ctx('t', 'c', id::text)) FROM t WHERE id = 1;
+SQL
+v=$(q -d $db -c "SELECT max(version) FROM cellar.column_keys WHERE name = 'k'")
+psql -X -qAt -d $db -f "$PGTMP/victim2.sql" >"$PGTMP/victim2.out" 2>&1 & vp=$!
+sleep 0.8
+q -d $db -c "SELECT cellar.rotate_column_key('k')" -c "SELECT cellar.retire_column_key('k', 1)" >/dev/null
+wait $vp || true
+grep -q "^before: $v v1$" "$PGTMP/victim2.out" || fail "victim2 before: $(cat "$PGTMP/victim2.out")"
+grep -q "^new version: $((v + 1))$" "$PGTMP/victim2.out" || fail "victim2 did not use the new version: $(cat "$PGTMP/victim2.out")"
+grep -q 'ERROR:  cellar: column key "k" version 1 is retired: its values are crypto-shredded' "$PGTMP/victim2.out" ||
+  fail "victim2 still read a retired version: $(cat "$PGTMP/victim2.out")"
+echo "ok - another session's column key rotation and retirement apply at this session's next transaction"

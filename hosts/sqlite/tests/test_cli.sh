@@ -76,6 +76,19 @@ cp app.db kf.db && cp app.db-cellarkey kf.db-cellarkey
 printf '\x01' | dd of=kf.db-cellarkey bs=1 seek=44 conv=notrunc 2>/dev/null
 check_not "changed key file refused" "$CLI" sql kf.db "SELECT 1"
 check "changed key file: clear error" bash -c "'$CLI' sql kf.db 'SELECT 1' 2>&1 | grep -q 'does not authenticate'"
+# A format-1 key file (the same entries, no generation or MAC): refused, then migrated on request.
+cp app.db mig.db
+python3 - app.db-cellarkey mig.db-cellarkey <<'PY'
+import sys
+k = open(sys.argv[1], 'rb').read()
+n, off = int.from_bytes(k[16:20], 'big'), 28
+for _ in range(n):
+    off += 6 + int.from_bytes(k[off + 4:off + 6], 'big')
+open(sys.argv[2], 'wb').write(k[:8] + b'\x01' + k[9:20] + k[28:off])
+PY
+check "format-1 key file refused" bash -c "'$CLI' sql mig.db 'SELECT 1' 2>&1 | grep -q 'not authenticated'"
+check "migrate" out_has "key file authenticated (format 2, generation 1)" "$CLI" migrate mig.db
+check "migrated database reads" out_has "^2000$" "$CLI" sql mig.db "SELECT count(*) FROM users"
 
 # A plaintext database imported into an encrypted one (both modes).
 sqlite3 plain.db "CREATE TABLE p(id INTEGER PRIMARY KEY AUTOINCREMENT, s TEXT UNIQUE); CREATE VIEW pv AS SELECT s FROM p;

@@ -658,6 +658,55 @@ static void test_wal(void) {
         sqlite3_close(l2);
         sqlite3_close(l);
     }
+    /* The live WAL index (-shm) changed under a running connection so that page A's lookup finds
+     * page B's frame (page numbers and hash slots of the two frames swapped, as SQLite's own
+     * lookup checks them): the read fails, it never returns B's page as A. */
+    {
+        int f1 = -1, f2 = -1;
+        for (int i = c2 + 1; i <= c3; i++) {
+            int last = 1;
+            for (int j = i + 1; j < ib.n; j++) last &= ib.f[j].pgno != ib.f[i].pgno;
+            if (!last || ib.f[i].pgno == 1) continue;
+            if (f1 < 0) f1 = i;
+            else if (f2 < 0 && ib.f[i].pgno != ib.f[f1].pgno) f2 = i;
+        }
+        CHECK(f1 >= 0 && f2 >= 0);
+        stage(dbb, "fw-index.db", "-wal", &WB, path, sizeof path);
+        sqlite3 *l = open_db(path);
+        char got[64], shm[640];
+        query_text(l, "SELECT count(*) FROM t WHERE v LIKE 'GOOD3-%'", got, sizeof got);
+        CHECK(strcmp(got, "400") == 0);
+        snprintf(shm, sizeof shm, "%s-shm", path);
+        FILE *fs = fopen(shm, "r+b");
+        int patched = 0;
+        if (fs && f1 >= 0 && f2 >= 0) {
+            uint8_t region[32768];
+            if (fread(region, 1, sizeof region, fs) == sizeof region) {
+                uint32_t h1 = (uint32_t)f1 + 1, h2 = (uint32_t)f2 + 1, a = ib.f[f1].pgno, b = ib.f[f2].pgno;
+                uint32_t *pg = (uint32_t *)(void *)(region + 136);
+                uint16_t *hash = (uint16_t *)(void *)(region + 16384);
+                if (pg[h1 - 1] == a && pg[h2 - 1] == b) {
+                    pg[h1 - 1] = b;
+                    pg[h2 - 1] = a;
+                    for (uint32_t key = (a * 383) & 8191; hash[key]; key = (key + 1) & 8191)
+                        if (hash[key] == h1) hash[key] = (uint16_t)h2, patched++;
+                    for (uint32_t key = (b * 383) & 8191; hash[key]; key = (key + 1) & 8191)
+                        if (hash[key] == h2) hash[key] = (uint16_t)h1, patched++;
+                    fseek(fs, 0, SEEK_SET);
+                    fwrite(region, 1, sizeof region, fs);
+                }
+            }
+            fclose(fs);
+        }
+        CHECK(patched == 2);
+        sqlite3 *l2 = open_db(path); /* uses the live (changed) index: no recovery */
+        CHECK(l2 != NULL);
+        if (l2) query_text(l2, "SELECT group_concat(substr(v, 1, 5)) FROM t", got, sizeof got);
+        CHECK(l2 && strncmp(got, "<error", 6) == 0 && (atoi(got + 7) & 0xff) == SQLITE_IOERR);
+        CHECK(strstr(cellar_sqlite_last_error(), "WAL index names page") != NULL);
+        sqlite3_close(l2);
+        sqlite3_close(l);
+    }
     free(ia.plain);
     free(ib.plain);
     free(WA.p);

@@ -1,0 +1,249 @@
+//! The process-wide worker pool behind multi-threaded calls (page runs, cell batches), and the
+//! one routine that shares a call's work between the calling thread and the workers.
+//!
+//! A call is cut into *pieces* (contiguous, in order). The calling thread and up to
+//! `threads - 1` workers take pieces from one shared counter until none is left, so a worker
+//! that is slow to wake only takes fewer pieces: the call is never held up by work it handed
+//! off and nobody started. (The caller still waits for the woken workers to look, because they
+//! borrow the caller's buffers; see [`WARM_SPIN`] for what keeps that wait short.)
+//!
+//! Measured on the 2-vCPU build machines (KVM guests): waking a parked rayon worker costs the
+//! caller about 30-50 us from the hand-off to the first piece on the other core, most of it the
+//! guest waking an idle vCPU (a futex wake and an inter-processor interrupt through the
+//! hypervisor), against 2-5 us when the worker is still awake. Hence, after every piece of work,
+//! a worker stays awake for [`WARM_SPIN`] polling for the next hand-off before rayon parks it.
+
+use crate::error::Error;
+use crate::fips::{self, operation, service, Approval};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Most threads a multi-threaded call uses, whatever the caller asks.
+pub const MAX_THREADS: usize = 64;
+
+/// How long a worker keeps polling for new work after finishing its share of a call, before it
+/// returns to rayon (which yields 32 more rounds, then parks it). Back-to-back calls (a scan, a
+/// checkpoint) then hand off to an awake worker. A worker polls only after it did work, so an
+/// idle process burns nothing; the cost is at most this much CPU per multi-threaded call, and
+/// none while the hand-off estimate says the machine is too busy for a spin to help.
+pub const WARM_SPIN: Duration = Duration::from_micros(100);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The process-wide workers: one fewer than the CPUs available (at most [`MAX_THREADS`] - 1),
+/// started on the first multi-threaded call and kept for the life of the process, so a call
+/// pays a queue hand-off instead of a thread spawn and the module's per-thread set-up. A child
+/// of `fork()` has none of its parent's threads: it starts its own pool on first use (the
+/// parent's is leaked there). `None` when the machine has one CPU or no thread can be started.
+pub(crate) fn workers() -> Option<&'static rayon_core::ThreadPool> {
+    static POOL: Mutex<Option<(u32, Option<&'static rayon_core::ThreadPool>)>> = Mutex::new(None);
+    let pid = std::process::id();
+    let mut g = lock(&POOL);
+    match *g {
+        Some((p, pool)) if p == pid => pool,
+        _ => {
+            let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let n = cpus.min(MAX_THREADS) - 1;
+            let pool = if n == 0 {
+                None
+            } else {
+                rayon_core::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .thread_name(|i| format!("cellar-worker-{i}"))
+                    .build()
+                    .ok()
+                    .map(|p| &*Box::leak(Box::new(p)))
+            };
+            *g = Some((pid, pool));
+            pool
+        }
+    }
+}
+
+thread_local! {
+    /// Set by [`force_split`] (tests only): this thread shares every multi-threaded call.
+    static FORCE: Cell<bool> = const { Cell::new(false) };
+    /// Set while this worker is in its warm spin (so a call run from the spin does not start
+    /// a nested one).
+    static SPINNING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Keeps the current worker awake for [`WARM_SPIN`], running any job handed to the pool
+/// meanwhile (each such job extends the spin). Queued as a job of its own, so the call that
+/// just finished does not wait for it.
+fn warm_spin(pool: &'static rayon_core::ThreadPool) {
+    if SPINNING.with(|s| s.replace(true)) {
+        return;
+    }
+    let mut until = Instant::now() + WARM_SPIN;
+    loop {
+        match pool.yield_now() {
+            Some(rayon_core::Yield::Executed) => until = Instant::now() + WARM_SPIN,
+            Some(rayon_core::Yield::Idle) => {
+                if Instant::now() >= until {
+                    break;
+                }
+                for _ in 0..64 {
+                    std::hint::spin_loop();
+                }
+            }
+            None => break,
+        }
+    }
+    SPINNING.with(|s| s.set(false));
+}
+
+/// Hand-off latency estimate in ns: how long after a hand-off a worker started on it (an
+/// exponentially weighted average over recent multi-threaded calls, 1/8 per sample).
+static HANDOFF_NS: AtomicU64 = AtomicU64::new(DEFAULT_HANDOFF_NS);
+/// Starting estimate: a parked worker on these machines (see the module comment).
+const DEFAULT_HANDOFF_NS: u64 = 40_000;
+/// Calls kept on one thread because of the estimate since the last one that split anyway.
+static SKIPPED: AtomicUsize = AtomicUsize::new(0);
+/// Every this many calls kept on one thread by the estimate, one splits anyway, so that an
+/// estimate raised by a busy spell comes back down.
+const PROBE_EVERY: usize = 16;
+
+/// Folds one hand-off sample into the estimate. A sample counts for at most twice the current
+/// estimate plus 50 us, so one preempted worker (a time slice on a busy machine is milliseconds)
+/// moves the estimate a little, while a sustained rise still doubles it every few calls.
+fn record_handoff(ns: u64) {
+    let old = HANDOFF_NS.load(Ordering::Relaxed);
+    let ns = ns.clamp(1_000, 2 * old + 50_000);
+    HANDOFF_NS.store((old - old / 8 + ns / 8).min(5_000_000), Ordering::Relaxed);
+}
+
+/// Below this hand-off estimate the machine has idle cores and a warm spin pays; above it the
+/// workers wait for a time slice anyway, and spinning would only take CPU from other processes.
+const SPIN_WHILE_HANDOFF_UNDER_NS: u64 = 200_000;
+
+/// For tests: makes every call from this thread with `threads` > 1 shared (whatever its size
+/// and the estimates), so the shared paths can be checked on small inputs. Not for production.
+#[doc(hidden)]
+pub fn force_split(on: bool) {
+    FORCE.with(|f| f.set(on));
+}
+
+/// Whether [`force_split`] is on for this thread.
+pub(crate) fn forced() -> bool {
+    FORCE.with(Cell::get)
+}
+
+/// The current hand-off latency estimate in nanoseconds.
+pub fn handoff_ns() -> u64 {
+    HANDOFF_NS.load(Ordering::Relaxed)
+}
+
+/// Whether a call estimated to take `work_ns` on one thread should be shared: when its work
+/// is at least twice the hand-off latency (then a worker that starts late still takes a
+/// useful share), with an occasional probe so the estimate follows the machine.
+pub(crate) fn worth_splitting(work_ns: u64) -> bool {
+    if work_ns >= 2 * handoff_ns() {
+        return true;
+    }
+    SKIPPED.fetch_add(1, Ordering::Relaxed) % PROBE_EVERY == PROBE_EVERY - 1
+}
+
+/// A failure inside a shared call: the index (of the call's items) where it happened, and why.
+pub(crate) type Failure = (usize, Error);
+
+/// Runs `work(start, piece)` for every `(start, piece)` of `pieces` (`start`: the index of the
+/// piece's first item), on the calling thread and at most `threads - 1` pool workers, and
+/// returns the failure with the smallest index, if any. Every piece runs, even after a failure
+/// (the caller zeroes the output anyway, and the smallest index must be exact).
+///
+/// Approval: the caller must be inside its own `fips::operation`. Each worker runs its pieces
+/// as one operation of its own thread; if any worker's was not approved, one uncounted service
+/// is recorded on the calling thread, so the caller's indicator covers every piece.
+pub(crate) fn run_pieces<P: Send>(
+    pieces: Vec<(usize, P)>,
+    threads: usize,
+    work: impl Fn(usize, P) -> core::result::Result<(), Failure> + Sync,
+) -> core::result::Result<(), Failure> {
+    let helpers = threads.clamp(1, MAX_THREADS).min(pieces.len()).saturating_sub(1);
+    let slots: Vec<Mutex<Option<(usize, P)>>> = pieces.into_iter().map(|p| Mutex::new(Some(p))).collect();
+    let next = AtomicUsize::new(0);
+    // Takes pieces until none is left; returns the smallest failure and whether it ran any.
+    let drain = || -> (Option<Failure>, bool) {
+        let mut first: Option<Failure> = None;
+        let mut any = false;
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(slot) = slots.get(i) else { break };
+            let Some((start, p)) = lock(slot).take() else { continue };
+            any = true;
+            if let Err(e) = work(start, p) {
+                if first.as_ref().map_or(true, |f| e.0 < f.0) {
+                    first = Some(e);
+                }
+            }
+        }
+        (first, any)
+    };
+    let pool = if helpers > 0 { workers() } else { None };
+    let Some(pool) = pool else {
+        return drain().0.map_or(Ok(()), Err);
+    };
+    let helpers = helpers.min(pool.current_num_threads());
+    // (smallest failure, approval of the worker's operation, whether it ran any piece)
+    let outcomes: Mutex<Vec<(Option<Failure>, Approval, bool)>> = Mutex::new(Vec::with_capacity(helpers));
+    let handed = Instant::now();
+    let own = pool.in_place_scope(|s| {
+        for _ in 0..helpers {
+            let (drain, outcomes) = (&drain, &outcomes);
+            s.spawn(move |_| {
+                record_handoff(handed.elapsed().as_nanos().min(u64::MAX as u128) as u64);
+                // A panic is caught here, so the scope never re-raises one; the piece it was on
+                // is lost, so the call fails (index 0: which piece is not known here).
+                let o = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    let mut ran = false;
+                    let r = operation(|| {
+                        let (f, any) = drain();
+                        ran = any;
+                        Ok(f)
+                    })
+                    .unwrap_or_else(|e| Some((0, e)));
+                    (r, fips::last_operation_approved(), ran)
+                }))
+                .unwrap_or_else(|_| (Some((0, Error::Internal("a worker thread panicked"))), Approval::Unknown, true));
+                let ran = o.2;
+                lock(outcomes).push(o);
+                if ran && handoff_ns() < SPIN_WHILE_HANDOFF_UNDER_NS {
+                    pool.spawn(move || warm_spin(pool));
+                }
+            });
+        }
+        drain().0
+    });
+    let mut first = own;
+    let mut all_approved = true;
+    for (f, approval, ran) in outcomes.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        if let Some(e) = f {
+            if first.as_ref().map_or(true, |x| e.0 < x.0) {
+                first = Some(e);
+            }
+        } else if ran {
+            all_approved &= approval == Approval::Approved;
+        }
+    }
+    if let Some(e) = first {
+        return Err(e);
+    }
+    if !all_approved {
+        // Fold a worker's unapproved service into this thread's operation: one service call
+        // that does not advance the module's indicator.
+        let _ = service(|| Ok::<(), ()>(()));
+    }
+    Ok(())
+}
+
+/// Cuts `count` items into pieces for up to `threads` threads: about eight pieces per thread so
+/// that a worker that starts late still finds work, none smaller than `min_items` items.
+/// Returns the piece length in items (at least 1).
+pub(crate) fn piece_len(count: usize, threads: usize, min_items: usize) -> usize {
+    count.div_ceil(threads.clamp(1, MAX_THREADS) * 8).max(min_items).max(1)
+}
