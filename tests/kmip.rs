@@ -189,10 +189,8 @@ fn adopt_by_name_rotate_rewrap_and_retire_with_destroy() {
 #[ignore = "needs a PyKMIP server: make test-kmip"]
 fn lock_and_unlock_reattach_the_server_key() {
     let c = client();
-    let kk = KmipKey::create(c.clone(), &unique("lock"), KmipMode::Fetch).unwrap();
-    let uid = kk.uid().to_owned();
-    let kr = Keyring::new(None).unwrap();
-    kr.add_provider(Arc::new(kk)).unwrap();
+    let kr = Keyring::new_kmip(&c, KmipMode::Fetch, &unique("lock")).unwrap();
+    let (_, uid) = kr.kmip_reference(1).unwrap().unwrap();
     let dk = Key::generate(KeyType::Aes256).unwrap();
     let blob = kr.wrap(&dk).unwrap();
     kr.lock().unwrap();
