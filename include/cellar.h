@@ -6,7 +6,9 @@
  *  - Every fallible function returns a cellar_status; CELLAR_OK is 0. cellar_last_error() gives
  *    the calling thread's failure text, which never contains secrets.
  *  - Out-parameters are written only on success. The one exception: CELLAR_ERR_BUFFER_TOO_SMALL
- *    writes the size needed to *out_len.
+ *    writes the size needed to *out_len. A call with out_cap 0 is a size query, not a failure:
+ *    it returns CELLAR_ERR_BUFFER_TOO_SMALL with the size and leaves the thread's last-error
+ *    text and approval indicator as they were.
  *  - A pointer is followed by its length; inputs may be NULL only when their length is 0.
  *  - Output buffers are owned by the caller (out, out_cap, *out_len). The library returns no
  *    memory to free except handles, each with its own _free, which accepts NULL.
@@ -750,8 +752,12 @@ cellar_status cellar_cell_encrypt_batch(const struct cellar_cell_cipher *cipher,
 
 /**
  * Decrypts a column of `count` cells in one call (layout as in `cellar_cell_encrypt_batch`).
- * `out_cap` below `cellar_cell_batch_plaintext_max_len` is `CELLAR_ERR_BUFFER_TOO_SMALL` with
- * that total in `*out_len`. Plaintexts are packed back to back; `out_offsets` gives their bounds
+ * `cellar_cell_batch_plaintext_max_len` is always enough. In the CBC modes (DETERMINISTIC,
+ * MSSQL) a smaller `out_cap` is tried too, down to the least total those cell lengths can
+ * hold, so a caller that knows the exact plaintext total (a column store) may pass exactly
+ * that; when the plaintexts do not fit, or `out_cap` is below that least total, the call is
+ * `CELLAR_ERR_BUFFER_TOO_SMALL` with `cellar_cell_batch_plaintext_max_len` in `*out_len` (and
+ * `out` zeroed). Plaintexts are packed back to back; `out_offsets` gives their bounds
  * and `*out_len` the total used. One cell that fails to authenticate fails the whole batch with
  * its index in the last-error text, and leaves `out[0..bound]` and `out_offsets` zeroed.
  */
@@ -1144,8 +1150,9 @@ cellar_status cellar_key_is_locked(const struct cellar_key *key, int32_t *out_lo
  * type is `CELLAR_ERR_INVALID_KEY`, an unknown mode or flag bit `CELLAR_ERR_INVALID_ARGUMENT`.
  * `file_id` is bound into every page; `key_version` is written into every GCM trailer and
  * required on decrypt. `flags` is 0 or `CELLAR_PAGE_ZERO_IS_EMPTY`. A GCM cipher draws a random
- * salt here and again after every 2^31 encryptions. On success `*out_cipher` receives a new
- * handle (free with `cellar_page_cipher_free`).
+ * salt here and again after every 2^31 encryptions, and in the child of a `fork()` before the
+ * child's first page (the child never continues its parent's salt; the parent keeps it). On
+ * success `*out_cipher` receives a new handle (free with `cellar_page_cipher_free`).
  */
 cellar_status cellar_page_cipher_new(const struct cellar_key *key,
                                      uint32_t mode,

@@ -530,6 +530,11 @@ fn cbc_encrypt(k: &CbcKeys, iv: [u8; BLOCK], pt: &[u8], out: &mut [u8]) -> Resul
 /// The last block is decrypted into a stack block so that `out` need not hold the padding.
 fn cbc_decrypt(k: &CbcKeys, iv: &[u8], c: &[u8], out: &mut [u8]) -> Result<usize> {
     let head = c.len() - BLOCK;
+    // A batch may give the last values only the room their exact plaintexts take (see
+    // `batch_plaintext_min_len`); a window too small for this one is reported, never overrun.
+    if out.len() < head {
+        return Err(Error::BufferTooSmall { needed: c.len() - 1 });
+    }
     let mut last = Zeroizing::new([0u8; BLOCK]);
     last.copy_from_slice(&c[head..]);
     let mut last_iv = [0u8; BLOCK];
@@ -549,6 +554,10 @@ fn cbc_decrypt(k: &CbcKeys, iv: &[u8], c: &[u8], out: &mut [u8]) -> Result<usize
         return Err(BAD_CELL);
     }
     let tail = BLOCK - p;
+    if out.len() < head + tail {
+        out[..head].fill(0);
+        return Err(Error::BufferTooSmall { needed: c.len() - 1 });
+    }
     out[head..head + tail].copy_from_slice(&last[..tail]);
     Ok(head + tail)
 }
@@ -625,6 +634,21 @@ pub fn batch_plaintext_max_len(mode: CellMode, offsets: &[usize]) -> Option<usiz
     batch_total(offsets, |n| Some(mode.plaintext_max_len(n)))
 }
 
+/// The least room a batch decryption may be given: the total no batch of these cell lengths
+/// can go below. RANDOMIZED: the exact total (equal to [`batch_plaintext_max_len`]). The CBC
+/// modes: the sum of the shortest plaintext each length can hold (PKCS7 adds 1 to 16 bytes).
+/// A buffer of at least this size is tried; a batch whose exact plaintexts do not fit fails
+/// with [`Error::BufferTooSmall`] naming [`batch_plaintext_max_len`] (so a caller that knows
+/// the exact plaintext total, as a column store does, can pass exactly that).
+pub fn batch_plaintext_min_len(mode: CellMode, offsets: &[usize]) -> Option<usize> {
+    batch_total(offsets, |n| {
+        Some(match mode {
+            CellMode::Randomized => mode.plaintext_max_len(n),
+            _ => mode.plaintext_max_len(n).saturating_sub(BLOCK - 1),
+        })
+    })
+}
+
 impl CellCipher {
     /// Encrypts a column of values in one call. Value `i` is `values[offsets[i]..offsets[i+1]]`
     /// (`offsets` has `count + 1` entries, non-decreasing; `offsets[0]` may be non-zero, as in a
@@ -687,21 +711,18 @@ impl CellCipher {
                 return Err(Error::InvalidArgument("out_offsets must have count + 1 entries").into());
             }
             self.check_context(context)?;
-            let room = batch_plaintext_max_len(self.mode, offsets)
-                .ok_or(Error::InvalidArgument("batch output size overflows"))?;
-            if out.len() < room {
-                return Err(Error::BufferTooSmall { needed: room }.into());
-            }
-            let out = &mut out[..room];
+            let room = self.decrypt_room(offsets, out.len())?;
+            let n = room.min(out.len());
+            let out = &mut out[..n];
             let r = self.batch_loop(offsets, out_offsets, |i, pos| {
                 let v = &values[offsets[i]..offsets[i + 1]];
-                let max = self.mode.plaintext_max_len(v.len());
-                self.decrypt_one(context, v, &mut out[pos..pos + max])
+                let end = (pos + self.mode.plaintext_max_len(v.len())).min(out.len());
+                self.decrypt_one(context, v, &mut out[pos..end])
             });
             if r.is_err() {
                 out.zeroize();
             }
-            r
+            r.map_err(|e| room_error(e, room))
         })
     }
 
@@ -1015,6 +1036,27 @@ pub fn blind_index(key: &Key, context: &[u8], value: &[u8], out: &mut [u8]) -> R
     })
 }
 
+/// A value that did not fit the (tight) room of a batch decryption: the batch needs `room`.
+fn room_error(e: BatchError, room: usize) -> BatchError {
+    match e.error {
+        Error::BufferTooSmall { .. } => BatchError { error: Error::BufferTooSmall { needed: room }, index: None },
+        _ => e,
+    }
+}
+
+impl CellCipher {
+    /// The room bound of a batch decryption, checked against `out_len`: at least
+    /// [`batch_plaintext_min_len`] must be there, else [`Error::BufferTooSmall`] with the bound.
+    fn decrypt_room(&self, offsets: &[usize], out_len: usize) -> core::result::Result<usize, BatchError> {
+        let room = batch_plaintext_max_len(self.mode, offsets).ok_or(Error::InvalidArgument("batch output size overflows"))?;
+        let min = batch_plaintext_min_len(self.mode, offsets).ok_or(Error::InvalidArgument("batch output size overflows"))?;
+        if out_len < min {
+            return Err(Error::BufferTooSmall { needed: room }.into());
+        }
+        Ok(room)
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Per-row contexts
 
@@ -1233,21 +1275,18 @@ impl CellCipher {
                 return Err(Error::InvalidArgument("out_offsets must have count + 1 entries").into());
             }
             self.check_rows(contexts, offsets.len() - 1)?;
-            let room = batch_plaintext_max_len(self.mode, offsets)
-                .ok_or(Error::InvalidArgument("batch output size overflows"))?;
-            if out.len() < room {
-                return Err(Error::BufferTooSmall { needed: room }.into());
-            }
-            let out = &mut out[..room];
+            let room = self.decrypt_room(offsets, out.len())?;
+            let n = room.min(out.len());
+            let out = &mut out[..n];
             let r = self.batch_loop(offsets, out_offsets, |i, pos| {
                 let v = &values[offsets[i]..offsets[i + 1]];
-                let max = self.mode.plaintext_max_len(v.len());
-                contexts.with_row(i, |ctx| self.decrypt_one(ctx, v, &mut out[pos..pos + max]))
+                let end = (pos + self.mode.plaintext_max_len(v.len())).min(out.len());
+                contexts.with_row(i, |ctx| self.decrypt_one(ctx, v, &mut out[pos..end]))
             });
             if r.is_err() {
                 out.zeroize();
             }
-            r
+            r.map_err(|e| room_error(e, room))
         })
     }
 }

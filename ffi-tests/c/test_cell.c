@@ -256,7 +256,10 @@ static void test_batches(cellar_key *key) {
         size_t room = cellar_cell_batch_plaintext_max_len(mode, out_offsets, N);
         uint8_t *plain = malloc(room + 1);
         size_t plain_offsets[N + 1], plain_len = 0;
-        CHECK_STATUS(cellar_cell_decrypt_batch(c, CTX, cl, out, out_offsets, N, plain, room - 1, plain_offsets, &plain_len), CELLAR_ERR_BUFFER_TOO_SMALL);
+        /* too small: below the exact total (the CBC modes take any room the plaintexts fit,
+         * issue 20 item 8; RANDOMIZED's bound is exact) reports the bound */
+        size_t tight = mode == CELLAR_CELL_RANDOMIZED ? room - 1 : offsets[N] - offsets[0] - 1;
+        CHECK_STATUS(cellar_cell_decrypt_batch(c, CTX, cl, out, out_offsets, N, plain, tight, plain_offsets, &plain_len), CELLAR_ERR_BUFFER_TOO_SMALL);
         CHECK(plain_len == room);
         CHECK_OK(cellar_cell_decrypt_batch(c, CTX, cl, out, out_offsets, N, plain, room, plain_offsets, &plain_len));
         CHECK_APPROVED();

@@ -10,10 +10,11 @@
  *   - SQL names keys, never carries them.
  *
  * Caches (per backend, in malloc'd Cellar handles, wiped on free): the imported keyring and, per
- * column key name, one cell cipher (or blind-index key) per retained version. Both are checked
- * once per statement: the keyring file's identity (inode, size, mtime) and a lock marker file; the
- * column key's rows in cellar.column_keys. Another session's rotation, retirement or tenant lock is
- * therefore seen at the next statement.
+ * column key name, one cell cipher (or blind-index key) per retained version. The keyring file's
+ * identity (inode, size, mtime) and a lock marker file are checked once per statement, so another
+ * session's tenant rotation or tenant lock is seen at the next statement. Column keys are re-read
+ * from cellar.column_keys when a statement trigger's relcache invalidation says the table changed
+ * (at the next transaction of other backends).
  *
  * Typed values carry a one-byte type tag in front of the plaintext (inside the authenticated
  * ciphertext), so an int8 cell cannot be read back as text. Always Encrypted (MSSQL) keys carry

@@ -239,6 +239,43 @@ pub extern "C" fn cellar_cell_batch_plaintext_max_len(mode: u32, offsets: *const
     })
 }
 
+/// `out_buffer` for a batch whose output can be smaller than its bound `total` (decryption in
+/// the CBC modes): at least `min` bytes must be there, else `CELLAR_ERR_BUFFER_TOO_SMALL`
+/// reporting `total`; then the whole `out_cap` may be used.
+fn batch_out<'a>(out: *mut u8, out_cap: usize, out_len: *mut usize, total: usize, min: usize) -> FfiResult<&'a mut [u8]> {
+    if out_cap < min || out_cap >= total {
+        return out_buffer(out, out_cap, out_len, total);
+    }
+    out_ptr(out_len, "out_len")?;
+    if out_cap == 0 {
+        return Ok(&mut []);
+    }
+    let out = out_ptr(out, "out")?;
+    // SAFETY: the caller promises `out` points to `out_cap` writable bytes (clamped as in
+    // `out_buffer`).
+    Ok(unsafe { core::slice::from_raw_parts_mut(out, out_cap.min(isize::MAX as usize)) })
+}
+
+/// Encryption sizes: exact, so the least room is the bound.
+fn encrypt_sizes(m: CellMode, o: &[usize]) -> Option<(usize, usize)> {
+    cell::batch_ciphertext_len(m, o).map(|t| (t, t))
+}
+
+/// Decryption sizes: the bound and the least room (see `cell::batch_plaintext_min_len`).
+fn decrypt_sizes(m: CellMode, o: &[usize]) -> Option<(usize, usize)> {
+    Some((cell::batch_plaintext_max_len(m, o)?, cell::batch_plaintext_min_len(m, o)?))
+}
+
+/// A batch decryption's result; a tight buffer the plaintexts did not fit reports the bound.
+fn decrypted(r: core::result::Result<usize, BatchError>, out_len: *mut usize) -> FfiResult<usize> {
+    r.map_err(|e| {
+        if let Error::BufferTooSmall { needed } = e.error {
+            write_out(out_len, needed);
+        }
+        e.into()
+    })
+}
+
 /// Arguments shared by both batch calls, checked once.
 struct BatchArgs<'a> {
     cipher: &'a CellCipher,
@@ -261,7 +298,7 @@ fn batch_args<'a>(
     out_cap: usize,
     out_offsets: *mut usize,
     out_len: *mut usize,
-    needed: impl FnOnce(CellMode, &[usize]) -> Option<usize>,
+    needed: impl FnOnce(CellMode, &[usize]) -> Option<(usize, usize)>,
 ) -> FfiResult<BatchArgs<'a>> {
     let cipher = handle::<cellar_cell_cipher>(cipher, "cipher")?;
     let context = in_slice(context, context_len, "context")?;
@@ -269,7 +306,7 @@ fn batch_args<'a>(
     let offsets = offsets_slice(offsets, count, "offsets")?;
     let out_offsets_p = out_ptr(out_offsets, "out_offsets")?;
     out_ptr(out_len, "out_len")?;
-    let total = needed(cipher.mode(), offsets).ok_or(Error::InvalidArgument("offsets decrease or the batch is too large"))?;
+    let (total, min) = needed(cipher.mode(), offsets).ok_or(Error::InvalidArgument("offsets decrease or the batch is too large"))?;
     let values_len = offsets[count];
     let values = in_slice(values, values_len, "values")?;
     let off_bytes = core::mem::size_of_val(offsets);
@@ -280,7 +317,7 @@ fn batch_args<'a>(
     no_overlap(out_offsets_p.cast(), off_bytes, offsets.as_ptr().cast(), off_bytes, "out_offsets overlaps offsets")?;
     no_overlap(out_offsets_p.cast(), off_bytes, values.as_ptr(), values_len, "out_offsets overlaps values")?;
     no_overlap(out_offsets_p.cast(), off_bytes, context.as_ptr(), context_len, "out_offsets overlaps context")?;
-    let out = out_buffer(out, out_cap, out_len, total)?;
+    let out = batch_out(out, out_cap, out_len, total, min)?;
     // SAFETY: checked non-NULL; the caller promises `count + 1` writable `size_t`s, and they do
     // not overlap any other argument (checked above).
     let out_offsets = unsafe { core::slice::from_raw_parts_mut(out_offsets_p, offsets.len()) };
@@ -314,7 +351,7 @@ pub extern "C" fn cellar_cell_encrypt_batch(
     ffi_boundary!("cellar_cell_encrypt_batch", {
         let a = batch_args(
             cipher, context, context_len, values, offsets, count, out, out_cap, out_offsets, out_len,
-            cell::batch_ciphertext_len,
+            encrypt_sizes,
         )?;
         let n = a.cipher.encrypt_batch_to(a.context, a.values, a.offsets, a.out, a.out_offsets)?;
         write_out(out_len, n);
@@ -323,8 +360,12 @@ pub extern "C" fn cellar_cell_encrypt_batch(
 }
 
 /// Decrypts a column of `count` cells in one call (layout as in `cellar_cell_encrypt_batch`).
-/// `out_cap` below `cellar_cell_batch_plaintext_max_len` is `CELLAR_ERR_BUFFER_TOO_SMALL` with
-/// that total in `*out_len`. Plaintexts are packed back to back; `out_offsets` gives their bounds
+/// `cellar_cell_batch_plaintext_max_len` is always enough. In the CBC modes (DETERMINISTIC,
+/// MSSQL) a smaller `out_cap` is tried too, down to the least total those cell lengths can
+/// hold, so a caller that knows the exact plaintext total (a column store) may pass exactly
+/// that; when the plaintexts do not fit, or `out_cap` is below that least total, the call is
+/// `CELLAR_ERR_BUFFER_TOO_SMALL` with `cellar_cell_batch_plaintext_max_len` in `*out_len` (and
+/// `out` zeroed). Plaintexts are packed back to back; `out_offsets` gives their bounds
 /// and `*out_len` the total used. One cell that fails to authenticate fails the whole batch with
 /// its index in the last-error text, and leaves `out[0..bound]` and `out_offsets` zeroed.
 #[no_mangle]
@@ -343,9 +384,9 @@ pub extern "C" fn cellar_cell_decrypt_batch(
     ffi_boundary!("cellar_cell_decrypt_batch", {
         let a = batch_args(
             cipher, context, context_len, values, offsets, count, out, out_cap, out_offsets, out_len,
-            cell::batch_plaintext_max_len,
+            decrypt_sizes,
         )?;
-        let n = a.cipher.decrypt_batch_to(a.context, a.values, a.offsets, a.out, a.out_offsets)?;
+        let n = decrypted(a.cipher.decrypt_batch_to(a.context, a.values, a.offsets, a.out, a.out_offsets), out_len)?;
         write_out(out_len, n);
         Ok(())
     })
@@ -377,7 +418,7 @@ pub extern "C" fn cellar_cell_encrypt_batch_threads(
     ffi_boundary!("cellar_cell_encrypt_batch_threads", {
         let a = batch_args(
             cipher, context, context_len, values, offsets, count, out, out_cap, out_offsets, out_len,
-            cell::batch_ciphertext_len,
+            encrypt_sizes,
         )?;
         let threads = usize::try_from(threads).unwrap_or(usize::MAX);
         let n = a.cipher.encrypt_batch_threads_to(a.context, a.values, a.offsets, a.out, a.out_offsets, threads)?;
@@ -406,7 +447,7 @@ pub extern "C" fn cellar_cell_decrypt_batch_threads(
     ffi_boundary!("cellar_cell_decrypt_batch_threads", {
         let a = batch_args(
             cipher, context, context_len, values, offsets, count, out, out_cap, out_offsets, out_len,
-            cell::batch_plaintext_max_len,
+            |m, o| cell::batch_plaintext_max_len(m, o).map(|t| (t, t)),
         )?;
         let threads = usize::try_from(threads).unwrap_or(usize::MAX);
         let n = a.cipher.decrypt_batch_threads_to(a.context, a.values, a.offsets, a.out, a.out_offsets, threads)?;
@@ -532,14 +573,14 @@ fn rows_args<'a>(
     out_cap: usize,
     out_offsets: *mut usize,
     out_len: *mut usize,
-    needed: impl FnOnce(CellMode, &[usize]) -> Option<usize>,
+    needed: impl FnOnce(CellMode, &[usize]) -> Option<(usize, usize)>,
 ) -> FfiResult<(&'a CellCipher, cell::RowContexts<'a>, &'a [u8], &'a [usize], &'a mut [u8], &'a mut [usize])> {
     let cipher = handle::<cellar_cell_cipher>(cipher, "cipher")?;
     let rows = row_contexts(contexts, count)?;
     let offsets = offsets_slice(offsets, count, "offsets")?;
     let out_offsets_p = out_ptr(out_offsets, "out_offsets")?;
     out_ptr(out_len, "out_len")?;
-    let total = needed(cipher.mode(), offsets).ok_or(Error::InvalidArgument("offsets decrease or the batch is too large"))?;
+    let (total, min) = needed(cipher.mode(), offsets).ok_or(Error::InvalidArgument("offsets decrease or the batch is too large"))?;
     let values_len = offsets[count];
     let values = in_slice(values, values_len, "values")?;
     let off_bytes = core::mem::size_of_val(offsets);
@@ -555,7 +596,7 @@ fn rows_args<'a>(
     no_overlap(out_offsets_p.cast(), off_bytes, pre.as_ptr(), pre.len(), "out_offsets overlaps contexts.prefix")?;
     no_overlap(out_offsets_p.cast(), off_bytes, suf.as_ptr(), suf.len(), "out_offsets overlaps contexts.suffixes")?;
     no_overlap(out_offsets_p.cast(), off_bytes, rows.offsets_ptr(), rows.offsets_bytes(), "out_offsets overlaps contexts.suffix_offsets")?;
-    let out = out_buffer(out, out_cap, out_len, total)?;
+    let out = batch_out(out, out_cap, out_len, total, min)?;
     // SAFETY: checked non-NULL; the caller promises `count + 1` writable `size_t`s, and they do
     // not overlap any other argument (checked above).
     let out_offsets = unsafe { core::slice::from_raw_parts_mut(out_offsets_p, offsets.len()) };
@@ -584,7 +625,7 @@ pub extern "C" fn cellar_cell_encrypt_batch_rows(
     ffi_boundary!("cellar_cell_encrypt_batch_rows", {
         let (c, rows, v, o, out, oo) = rows_args(
             cipher, contexts, values, offsets, count, out, out_cap, out_offsets, out_len,
-            cell::batch_ciphertext_len,
+            encrypt_sizes,
         )?;
         let n = c.encrypt_batch_rows_to(&rows, v, o, out, oo)?;
         write_out(out_len, n);
@@ -611,9 +652,9 @@ pub extern "C" fn cellar_cell_decrypt_batch_rows(
     ffi_boundary!("cellar_cell_decrypt_batch_rows", {
         let (c, rows, v, o, out, oo) = rows_args(
             cipher, contexts, values, offsets, count, out, out_cap, out_offsets, out_len,
-            cell::batch_plaintext_max_len,
+            decrypt_sizes,
         )?;
-        let n = c.decrypt_batch_rows_to(&rows, v, o, out, oo)?;
+        let n = decrypted(c.decrypt_batch_rows_to(&rows, v, o, out, oo), out_len)?;
         write_out(out_len, n);
         Ok(())
     })
