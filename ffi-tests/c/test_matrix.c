@@ -142,6 +142,17 @@ static void matrix_keys(void) {
     BAD(cellar_key_derive((const cellar_key *)pgcm, CELLAR_KEY_AES256, label, 3, &k),
         CELLAR_ERR_INVALID_ARGUMENT);
     CHECK(k == K0);
+    /* cellar_key_derive_v1 (same rules as cellar_key_derive) */
+    BAD(cellar_key_derive_v1(NULL, CELLAR_KEY_AES256, label, 3, &k), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_key_derive_v1(aes, CELLAR_KEY_AES256, NULL, 3, &k), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_key_derive_v1(aes, CELLAR_KEY_AES256, label, 3, NULL), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_key_derive_v1(aes, CELLAR_KEY_AES256, label, 0, &k), CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_key_derive_v1(aes, CELLAR_KEY_AES256, label, HUGE, &k), CELLAR_ERR_INVALID_ARGUMENT);
+    for (size_t i = 0; i < N_BAD_ENUMS; i++)
+        BAD(cellar_key_derive_v1(aes, BAD_ENUMS[i], label, 3, &k), CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_key_derive_v1((const cellar_key *)pgcm, CELLAR_KEY_AES256, label, 3, &k),
+        CELLAR_ERR_INVALID_ARGUMENT);
+    CHECK(k == K0);
     /* cellar_key_id */
     uint8_t id[CELLAR_KEY_ID_LEN];
     memset(id, SENT, sizeof id);
@@ -637,6 +648,22 @@ static void matrix_cell(void) {
     BAD(cellar_blind_index(aes, ctx, 3, pt, ptl, bi, HUGE), CELLAR_ERR_INVALID_ARGUMENT);
     BAD(cellar_blind_index(aes, ctx, HUGE, pt, ptl, bi, 16), CELLAR_ERR_INVALID_ARGUMENT);
     BAD(cellar_blind_index(aes, ctx, 3, pt, HUGE, bi, 16), CELLAR_ERR_INVALID_ARGUMENT);
+    CHECK(all_is(bi, sizeof bi, SENT));
+    /* cellar_blind_index_versioned: as above, plus versions other than 1 and 2 */
+    BAD(cellar_blind_index_versioned(NULL, 2, ctx, 3, pt, ptl, bi, 16), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_blind_index_versioned(aes, 2, NULL, 3, pt, ptl, bi, 16), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_blind_index_versioned(aes, 2, ctx, 3, NULL, ptl, bi, 16), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_blind_index_versioned(aes, 2, ctx, 3, pt, ptl, NULL, 16), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_blind_index_versioned(xts, 2, ctx, 3, pt, ptl, bi, 16), CELLAR_ERR_INVALID_KEY);
+    BAD(cellar_blind_index_versioned((const cellar_key *)cell, 2, ctx, 3, pt, ptl, bi, 16), CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_blind_index_versioned(aes, 0, ctx, 3, pt, ptl, bi, 16), CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_blind_index_versioned(aes, 3, ctx, 3, pt, ptl, bi, 16), CELLAR_ERR_INVALID_ARGUMENT);
+    for (size_t i = 0; i < N_BAD_ENUMS; i++)
+        BAD(cellar_blind_index_versioned(aes, BAD_ENUMS[i], ctx, 3, pt, ptl, bi, 16), CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_blind_index_versioned(aes, 2, ctx, 3, pt, ptl, bi, 0), CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_blind_index_versioned(aes, 2, ctx, 3, pt, ptl, bi, CELLAR_BLIND_INDEX_MAX_LEN + 1), CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_blind_index_versioned(aes, 2, ctx, HUGE, pt, ptl, bi, 16), CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_blind_index_versioned(aes, 2, ctx, 3, pt, HUGE, bi, 16), CELLAR_ERR_INVALID_ARGUMENT);
     CHECK(all_is(bi, sizeof bi, SENT));
     /* cellar_cell_encrypt_batch_rows / cellar_cell_decrypt_batch_rows (per-row contexts) */
     uint64_t roffs[3] = {0, 1, 3};

@@ -456,12 +456,15 @@ pub extern "C" fn cellar_cell_decrypt_batch_threads(
     })
 }
 
-/// Computes a blind index of `value` bound to `context` for equality lookups without
-/// deterministic ciphertexts: `HMAC-SHA256(bkey, len(context) (u32 BE) | context | value)`
+/// Computes a **version 1** blind index of `value` bound to `context` (the same bytes as
+/// `cellar_blind_index_versioned(key, 1, ...)`), kept so that indexes built before format v2
+/// still match; new indexes use `cellar_blind_index_versioned` or a blind-index key with
+/// version 2. The index is `HMAC-SHA256(bkey, len(context) (u32 BE) | context | value)`
 /// truncated to `out_len` bytes (`CELLAR_BLIND_INDEX_MIN_LEN` to `CELLAR_BLIND_INDEX_MAX_LEN`,
 /// else `CELLAR_ERR_INVALID_ARGUMENT`), where `bkey = HKDF-SHA256(ikm = key, salt = 32 zero
 /// bytes, info = "cellar blind index v1")`. `key` must be AES-256 (`CELLAR_ERR_INVALID_KEY`).
-/// Writes exactly `out_len` bytes to `out`.
+/// Writes exactly `out_len` bytes to `out`. Reports indicator 0 (HKDF is not an approved
+/// key-from-key derivation; SPEC 10).
 #[no_mangle]
 pub extern "C" fn cellar_blind_index(
     key: *const cellar_key,
@@ -677,13 +680,18 @@ impl Castable for cellar_blind_index_key {
 }
 
 /// Blind index version 1: `bkey = HKDF-SHA256(ikm = key, salt = 32 zero bytes, info = "cellar
-/// blind index v1")`; what `cellar_blind_index` computes.
+/// blind index v1")`; what `cellar_blind_index` computes. For indexes built before format v2;
+/// reports indicator 0.
 pub const CELLAR_BLIND_INDEX_V1: u32 = 1;
+/// Blind index version 2 (format v2, SPEC 10): `bkey = KDF(key, "cellar blind index v2", "",
+/// 32)`, the SP 800-108 counter-mode KDF with HMAC-SHA-256. For new indexes; reports 1.
+pub const CELLAR_BLIND_INDEX_V2: u32 = 2;
 
 /// Derives a blind-index key from an AES-256 `key` (`CELLAR_ERR_INVALID_KEY` otherwise) for
-/// blind-index `version` (`CELLAR_BLIND_INDEX_V1`; another value is
-/// `CELLAR_ERR_INVALID_ARGUMENT`). A blind index carries no version: the caller keeps using
-/// the version an existing index was built with. On success `*out_bkey` receives a new handle.
+/// blind-index `version` (`CELLAR_BLIND_INDEX_V2` for new indexes, `CELLAR_BLIND_INDEX_V1` for
+/// indexes built before format v2; another value is `CELLAR_ERR_INVALID_ARGUMENT`). A blind
+/// index carries no version: the caller keeps using the version an existing index was built
+/// with. On success `*out_bkey` receives a new handle.
 #[no_mangle]
 pub extern "C" fn cellar_blind_index_key_new(
     key: *const cellar_key,
@@ -693,10 +701,10 @@ pub extern "C" fn cellar_blind_index_key_new(
     ffi_boundary!("cellar_blind_index_key_new", {
         let out = out_ptr(out_bkey, "out_bkey")?;
         let key = handle::<cellar_key>(key, "key")?;
-        if version != CELLAR_BLIND_INDEX_V1 {
+        if version != CELLAR_BLIND_INDEX_V1 && version != CELLAR_BLIND_INDEX_V2 {
             return Err(Error::InvalidArgument("unknown blind index version").into());
         }
-        let b = cell::BlindIndexKey::new(key)?;
+        let b = cell::BlindIndexKey::with_version(key, version)?;
         write_out(out, new_handle::<cellar_blind_index_key>(b));
         Ok(())
     })
@@ -809,6 +817,44 @@ pub extern "C" fn cellar_blind_index_batch_rows(
         no_overlap(buf.as_ptr(), buf.len(), rows.offsets_ptr(), rows.offsets_bytes(), "out overlaps contexts.suffix_offsets")?;
         let n = b.compute_batch_rows(&rows, v, offsets, index_len, buf)?;
         write_out(out_len, n);
+        Ok(())
+    })
+}
+
+/// Computes a blind index of `value` bound to `context` for equality lookups without
+/// deterministic ciphertexts, of the caller's `version` (a blind index carries no version byte,
+/// so the caller keeps it with the index): `CELLAR_BLIND_INDEX_V2` for new indexes,
+/// `CELLAR_BLIND_INDEX_V1` to match an index built before format v2; any other value is
+/// `CELLAR_ERR_INVALID_ARGUMENT`. The index is `HMAC-SHA256(bkey, len(context) (u32 BE) |
+/// context | value)` truncated to `out_len` bytes (`CELLAR_BLIND_INDEX_MIN_LEN` to
+/// `CELLAR_BLIND_INDEX_MAX_LEN`), with `bkey = KDF(key, "cellar blind index v2", "", 32)`
+/// (SP 800-108 counter mode, HMAC-SHA-256) for version 2 and as `cellar_blind_index` for 1.
+/// `key` must be AES-256 (`CELLAR_ERR_INVALID_KEY`). Writes exactly `out_len` bytes to `out`.
+/// Version 2 reports indicator 1, version 1 reports 0. Derives the blind-index key per call
+/// (version 2 allocates inside the module); for many values use a `cellar_blind_index_key`.
+#[no_mangle]
+pub extern "C" fn cellar_blind_index_versioned(
+    key: *const cellar_key,
+    version: u32,
+    context: *const u8,
+    context_len: usize,
+    value: *const u8,
+    value_len: usize,
+    out: *mut u8,
+    out_len: usize,
+) -> cellar_status {
+    ffi_boundary!("cellar_blind_index_versioned", {
+        let key = handle::<cellar_key>(key, "key")?;
+        let ctx = in_slice(context, context_len, "context")?;
+        let v = in_slice(value, value_len, "value")?;
+        let out = out_ptr(out, "out")?;
+        if !(cell::BLIND_INDEX_MIN..=cell::BLIND_INDEX_MAX).contains(&out_len) {
+            return Err(Error::InvalidArgument("blind index length must be 4 to 32 bytes").into());
+        }
+        let mut idx = [0u8; cell::BLIND_INDEX_MAX];
+        cell::blind_index_versioned(key, version, ctx, v, &mut idx[..out_len])?;
+        // SAFETY: the caller promises `out` holds `out_len` (<= 32) writable bytes.
+        unsafe { core::ptr::copy_nonoverlapping(idx.as_ptr(), out, out_len) };
         Ok(())
     })
 }
