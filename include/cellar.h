@@ -26,12 +26,20 @@
 #include <stdint.h>
 #include <stddef.h>
 #include <stdbool.h>
-
 /**
  * ABI version: `major << 16 | minor`. Minor versions only add; a new major may break.
- * Compare with `cellar_abi_version()` at run time.
+ * Compare with `cellar_abi_version()` at run time, best through CELLAR_ABI_COMPATIBLE.
  */
-#define CELLAR_ABI_VERSION 65536
+#define CELLAR_ABI_VERSION 0x00010000u
+
+/**
+ * Whether a library reporting `runtime` (= `cellar_abi_version()`) serves a program built
+ * against this header: the same major and a minor at least this header's. (Written so that a
+ * minor of 0 does not trip -Wtype-limits.)
+ */
+#define CELLAR_ABI_COMPATIBLE(runtime) \
+    ((((uint32_t)(runtime)) >> 16) == (CELLAR_ABI_VERSION >> 16) && \
+     (((uint32_t)(runtime)) & 0xFFFFu) + 1u > (CELLAR_ABI_VERSION & 0xFFFFu))
 
 /**
  * Cell mode: AES-256-GCM with a module nonce.
