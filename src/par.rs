@@ -98,7 +98,7 @@ fn warm_spin(pool: &'static rayon_core::ThreadPool) {
 }
 
 /// Hand-off latency estimate in ns: how long after a hand-off a worker started on it (an
-/// exponentially weighted average over recent multi-threaded calls, 1/8 per sample).
+/// exponentially weighted average over recent multi-threaded calls; see `record_handoff`).
 static HANDOFF_NS: AtomicU64 = AtomicU64::new(DEFAULT_HANDOFF_NS);
 /// Starting estimate: a parked worker on these machines (see the module comment).
 const DEFAULT_HANDOFF_NS: u64 = 40_000;
@@ -108,13 +108,16 @@ static SKIPPED: AtomicUsize = AtomicUsize::new(0);
 /// estimate raised by a busy spell comes back down.
 const PROBE_EVERY: usize = 16;
 
-/// Folds one hand-off sample into the estimate. A sample counts for at most twice the current
-/// estimate plus 50 us, so one preempted worker (a time slice on a busy machine is milliseconds)
-/// moves the estimate a little, while a sustained rise still doubles it every few calls.
+/// Folds one hand-off sample into the estimate: slowly up, quickly down. A sample above the
+/// estimate counts 1/8 and for at most twice the estimate plus 50 us, so one preempted worker (a
+/// time slice on a busy machine is milliseconds) moves it a little while a sustained rise still
+/// doubles it every few calls; a sample below counts 1/2, so once the machine is idle again a few
+/// probes bring sharing back.
 fn record_handoff(ns: u64) {
     let old = HANDOFF_NS.load(Ordering::Relaxed);
     let ns = ns.clamp(1_000, 2 * old + 50_000);
-    HANDOFF_NS.store((old - old / 8 + ns / 8).min(5_000_000), Ordering::Relaxed);
+    let new = if ns < old { old / 2 + ns / 2 } else { old - old / 8 + ns / 8 };
+    HANDOFF_NS.store(new.min(5_000_000), Ordering::Relaxed);
 }
 
 /// Below this hand-off estimate the machine has idle cores and a warm spin pays; above it the
