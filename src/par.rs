@@ -120,6 +120,9 @@ fn record_handoff(ns: u64) {
     HANDOFF_NS.store(new.min(5_000_000), Ordering::Relaxed);
 }
 
+/// How long the calling thread, done with its pieces, waits awake for helpers still on theirs.
+const WAIT_AWAKE: Duration = Duration::from_millis(2);
+
 /// Below this hand-off estimate the machine has idle cores and a warm spin pays; above it the
 /// workers wait for a time slice anyway, and spinning would only take CPU from other processes.
 const SPIN_WHILE_HANDOFF_UNDER_NS: u64 = 200_000;
@@ -194,11 +197,15 @@ pub(crate) fn run_pieces<P: Send>(
     let helpers = helpers.min(pool.current_num_threads());
     // (smallest failure, approval of the worker's operation, whether it ran any piece)
     let outcomes: Mutex<Vec<(Option<Failure>, Approval, bool)>> = Mutex::new(Vec::with_capacity(helpers));
+    // Helpers that started and have not finished: the caller, done with the pieces, waits for
+    // them awake (see below) rather than asleep in rayon's latch.
+    let working = AtomicUsize::new(0);
     let handed = Instant::now();
     let own = pool.in_place_scope(|s| {
         for _ in 0..helpers {
-            let (drain, outcomes) = (&drain, &outcomes);
+            let (drain, outcomes, working) = (&drain, &outcomes, &working);
             s.spawn(move |_| {
+                working.fetch_add(1, Ordering::AcqRel);
                 record_handoff(handed.elapsed().as_nanos().min(u64::MAX as u128) as u64);
                 // A panic is caught here, so the scope never re-raises one; the piece it was on
                 // is lost, so the call fails (index 0: which piece is not known here).
@@ -218,9 +225,18 @@ pub(crate) fn run_pieces<P: Send>(
                 if ran && handoff_ns() < SPIN_WHILE_HANDOFF_UNDER_NS {
                     pool.spawn(move || warm_spin(pool));
                 }
+                working.fetch_sub(1, Ordering::AcqRel);
             });
         }
-        drain().0
+        let own = drain().0;
+        // A helper still on its last piece finishes within about one piece's time. Blocking in
+        // rayon's latch would add a wake-up of this thread (on a busy machine, a wait for a
+        // time slice) to every call, so poll for up to WAIT_AWAKE, yielding the CPU.
+        let t = Instant::now();
+        while working.load(Ordering::Acquire) > 0 && t.elapsed() < WAIT_AWAKE {
+            std::thread::yield_now();
+        }
+        own
     });
     let mut first = own;
     let mut all_approved = true;
