@@ -146,9 +146,13 @@ pub fn handoff_ns() -> u64 {
 
 /// Whether a call estimated to take `work_ns` on one thread should be shared: when its work
 /// is at least twice the hand-off latency (then a worker that starts late still takes a
-/// useful share), with an occasional probe so the estimate follows the machine.
+/// useful share), with an occasional probe so the estimate follows the machine. While hand-offs
+/// are slow (200 us or more: no idle core, workers wait for time slices, and one preempted
+/// worker holds the call up), only calls of at least 16 hand-offs are shared.
 pub(crate) fn worth_splitting(work_ns: u64) -> bool {
-    if work_ns >= 2 * handoff_ns() {
+    let h = handoff_ns();
+    let k = if h < SPIN_WHILE_HANDOFF_UNDER_NS { 2 } else { 16 };
+    if work_ns >= k * h {
         return true;
     }
     SKIPPED.fetch_add(1, Ordering::Relaxed) % PROBE_EVERY == PROBE_EVERY - 1
