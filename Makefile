@@ -58,6 +58,10 @@ setup:
 	  { SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq python3-pytest python3-cryptography python3-numpy python3-pandas >/dev/null; }; }
 	@$(MAKE) --no-print-directory -s postgres-deps
+	@# SoftHSM2 (the PKCS#11 token the provider's tests run against), only when its module is missing.
+	@[ -e /usr/lib/softhsm/libsofthsm2.so ] && command -v softhsm2-util >/dev/null 2>&1 || { \
+	  echo "setup: installing softhsm2"; SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq softhsm2 >/dev/null; }
 
 build: setup
 	$(CARGO) build --release
@@ -78,7 +82,7 @@ demo: build | $(BUILD)
 test: build
 	@$(MAKE) --no-print-directory test-rust test-c test-cpp test-python test-valgrind test-symbols test-install \
 	  test-sqlite test-postgres test-matrix-coverage test-no-hooks test-panic test-hygiene test-fuzz \
-	  test-wheel test-python-data
+	  test-wheel test-python-data test-pkcs11
 	@echo "all test suites passed"
 
 test-rust:
@@ -266,6 +270,28 @@ test-hygiene:
 # Bounded concurrency stress over every handle type (also part of `cargo test --release`).
 test-stress:
 	$(CARGO) test --release --test stress
+
+# ---------------------------------------------------------------------------------------------
+# The built-in PKCS#11 key provider (issue 14) against a real SoftHSM2 token. Each run makes its own
+# token directory and SOFTHSM2_CONF in a temporary folder and initialises its tokens with
+# softhsm2-util; nothing depends on an earlier run. The Rust and Python suites make their own.
+.PHONY: test-pkcs11 bench-pkcs11
+SOFTHSM_MODULE := /usr/lib/softhsm/libsofthsm2.so
+PKCS11_PIN := 4711-cellar
+
+test-pkcs11: build | $(BUILD)
+	CELLAR_REQUIRE_SOFTHSM=1 $(CARGO) test --release --test pkcs11
+	$(CC) $(CWARN) -g -O1 $(SAN) -Iinclude -Iffi-tests/c ffi-tests/pkcs11/test_pkcs11.c -o $(BUILD)/test_pkcs11.san $(LDLIB)
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; mkdir "$$tmp/tokens"; \
+	printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' "$$tmp/tokens" > "$$tmp/softhsm2.conf"; \
+	export SOFTHSM2_CONF="$$tmp/softhsm2.conf"; \
+	for t in c-main c-lock; do softhsm2-util --init-token --free --label $$t --so-pin so-pin-0815 --pin $(PKCS11_PIN) >/dev/null; done; \
+	echo "== test_pkcs11 (ASan+UBSan, SoftHSM2 token in $$tmp)"; ASAN_OPTIONS=detect_leaks=1 $(BUILD)/test_pkcs11.san
+	CELLAR_REQUIRE_SOFTHSM=1 CELLAR_LIBRARY=$(abspath $(LIB)) $(PYTHON) -m pytest -q python/tests/test_pkg_pkcs11.py
+
+# Wrap/unwrap latency through SoftHSM2 beside the in-process path (criterion; prints the ratio).
+bench-pkcs11: build
+	$(CARGO) bench --bench pkcs11
 
 # ---- hosts/postgres: column encryption for stock PostgreSQL, `CREATE EXTENSION cellar` (issue 16) ----
 #   make test-postgres    pg_regress (PGXS installcheck) + multi-session tests on a private cluster

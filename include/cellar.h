@@ -183,6 +183,12 @@
 #define CELLAR_KEYRING_VERSION_RETIRED 8
 
 /**
+ * `cellar_keyring_version_info` flag: held by a PKCS#11 token (an HSM key; set with PROVIDER,
+ * also while not attached). Versions created by `cellar_keyring_new_pkcs11` and friends.
+ */
+#define CELLAR_KEYRING_VERSION_PKCS11 16
+
+/**
  * Longest data-key blob a keyring writes (530): a local version writes
  * `cellar_key_wrapped_len(type)` bytes (82 or 114), a provider version 18 + what its wrap returns.
  */
@@ -208,6 +214,26 @@
  * destroying them for good (their blobs become unreadable: crypto-shredding of the tenant).
  */
 #define CELLAR_KEYRING_LOCK_FORCE 1
+
+/**
+ * `cellar_pkcs11_config.flags`: select the token by `slot_id` instead of `token_label`.
+ */
+#define CELLAR_PKCS11_USE_SLOT 1
+
+/**
+ * `cellar_pkcs11_config.flags`: accept a token whose RFC 5649 mechanism zero-pads its input
+ * to a multiple of 8 bytes before wrapping (SoftHSM 2.6's `CKM_AES_KEY_WRAP_PAD`). Its blobs are
+ * still AES-KWP under the token key but not byte-identical to Cellar's own; without this flag
+ * such a token is refused with `CELLAR_ERR_PROVIDER_FAILED`. See docs/KEYS.md.
+ */
+#define CELLAR_PKCS11_ALLOW_ZERO_PADDED_KWP 2
+
+/**
+ * `cellar_keyring_retire_pkcs11` flag: also destroy the key object in the token
+ * (`C_DestroyObject`). Irreversible: every blob under that key, in any keyring or export, is
+ * lost. Without it the token object stays (only this keyring forgets it).
+ */
+#define CELLAR_KEYRING_RETIRE_DESTROY 1
 
 /**
  * An opaque blind-index key: the HMAC key derived once from an AES-256 key for one blind-index
@@ -364,6 +390,55 @@ typedef struct cellar_key_provider {
      */
     cellar_provider_unwrap_fn unwrap;
 } cellar_key_provider;
+
+/**
+ * Where a PKCS#11 token key lives and how to log in. Strings are UTF-8 bytes with their
+ * lengths (no NUL needed); each at most 1024 bytes. The struct and every buffer it points to
+ * need only live for the call; Cellar keeps copies of the module path and token names (never
+ * the PIN: it is used to log in and not stored).
+ */
+typedef struct cellar_pkcs11_config {
+    /**
+     * Path of the vendor's PKCS#11 module (SoftHSM2 on Debian: `/usr/lib/softhsm/libsofthsm2.so`).
+     * Loaded at run time, once per path for the life of the process, with `CKF_OS_LOCKING_OK`.
+     */
+    const uint8_t *module_path;
+    /**
+     * Length of `module_path` in bytes (1 to 1024; for `cellar_keyring_unlock_pkcs11`, 0 means
+     * the path recorded with each version).
+     */
+    size_t module_path_len;
+    /**
+     * The token's label (as set by the token's initialisation; trailing blanks ignored).
+     * Ignored with `CELLAR_PKCS11_USE_SLOT`.
+     */
+    const uint8_t *token_label;
+    /**
+     * Length of `token_label` in bytes.
+     */
+    size_t token_label_len;
+    /**
+     * The token's slot id, used with `CELLAR_PKCS11_USE_SLOT`.
+     */
+    uint64_t slot_id;
+    /**
+     * The user PIN (`CKU_USER`), UTF-8, 1 to 256 bytes.
+     */
+    const uint8_t *pin;
+    /**
+     * Length of `pin` in bytes.
+     */
+    size_t pin_len;
+    /**
+     * Most sessions this process opens on the token for operations (0: 8; at most 64). Threads
+     * beyond it wait for a free session.
+     */
+    uint32_t max_sessions;
+    /**
+     * `CELLAR_PKCS11_*` flags; unknown bits: `CELLAR_ERR_INVALID_ARGUMENT`.
+     */
+    uint32_t flags;
+} cellar_pkcs11_config;
 
 /**
  * Success.
@@ -1295,6 +1370,85 @@ cellar_status cellar_keyring_generation(const struct cellar_keyring *keyring,
  * running on the handle; it must not be used afterwards.
  */
 void cellar_keyring_free(struct cellar_keyring *keyring);
+
+/**
+ * Creates a keyring whose version 1 is a new AES-256 key generated in the token: `CKA_TOKEN`,
+ * `CKA_PRIVATE`, `CKA_SENSITIVE` true, `CKA_EXTRACTABLE` false, `CKA_WRAP` and `CKA_UNWRAP` true,
+ * encrypt/decrypt/sign/verify/derive false, `CKA_LABEL` = `key_label`, a random 16-byte
+ * `CKA_ID`; its attributes are read back and checked. Data keys are then wrapped and unwrapped
+ * inside the token (SPEC 3 blobs; the version's key id is the token key's fingerprint) and the
+ * indicator reports 0 for those operations. Errors: module missing or not a PKCS#11 library, no
+ * such token, a token with no RFC 5649 mechanism passing the known-answer probe, a failing
+ * PKCS#11 call: `CELLAR_ERR_PROVIDER_FAILED` (last-error names the `CKR_` value); wrong PIN:
+ * `CELLAR_ERR_AUTHENTICATION_FAILED` naming `CKR_PIN_INCORRECT`.
+ */
+cellar_status cellar_keyring_new_pkcs11(const struct cellar_pkcs11_config *config,
+                                        const uint8_t *key_label,
+                                        size_t key_label_len,
+                                        struct cellar_keyring **out_keyring);
+
+/**
+ * Creates a keyring whose version 1 is an existing token key (bring your own HSM key), found
+ * by `key_label` or by `key_id` (its `CKA_ID`): exactly one of the two has a non-zero length.
+ * The key must be an AES-256 secret key with `CKA_SENSITIVE` true, `CKA_EXTRACTABLE` false and
+ * `CKA_WRAP`, `CKA_UNWRAP` true; otherwise `CELLAR_ERR_INVALID_KEY` with last-error naming the
+ * attribute. No such key: `CELLAR_ERR_KEY_NOT_FOUND`; several match:
+ * `CELLAR_ERR_INVALID_ARGUMENT`. Other errors as `cellar_keyring_new_pkcs11`.
+ */
+cellar_status cellar_keyring_adopt_pkcs11(const struct cellar_pkcs11_config *config,
+                                          const uint8_t *key_label,
+                                          size_t key_label_len,
+                                          const uint8_t *key_id,
+                                          size_t key_id_len,
+                                          struct cellar_keyring **out_keyring);
+
+/**
+ * Rotates to a new key generated in the token (as `cellar_keyring_new_pkcs11`); writes the new
+ * version to `*out_version`. Older versions (local or in a token) keep unwrapping. Locked:
+ * `CELLAR_ERR_TENANT_LOCKED`.
+ */
+cellar_status cellar_keyring_rotate_pkcs11(struct cellar_keyring *keyring,
+                                           const struct cellar_pkcs11_config *config,
+                                           const uint8_t *key_label,
+                                           size_t key_label_len,
+                                           uint32_t *out_version);
+
+/**
+ * Rotates to an existing token key (as `cellar_keyring_adopt_pkcs11`); writes the new version
+ * to `*out_version`. A key already in the keyring: `CELLAR_ERR_INVALID_KEY`.
+ */
+cellar_status cellar_keyring_rotate_pkcs11_adopt(struct cellar_keyring *keyring,
+                                                 const struct cellar_pkcs11_config *config,
+                                                 const uint8_t *key_label,
+                                                 size_t key_label_len,
+                                                 const uint8_t *key_id,
+                                                 size_t key_id_len,
+                                                 uint32_t *out_version);
+
+/**
+ * Reconnects every token version that is not attached: after `cellar_keyring_lock` (which
+ * logs out of the token and closes this keyring's sessions once no other keyring in the process
+ * uses the token) or after `cellar_keyring_import` (exports record a token version as a
+ * reference: module path, token label and serial, key `CKA_ID` and label, never material).
+ * Uses `config`'s PIN, `max_sessions` and flags; its `module_path` (when non-empty) overrides
+ * the recorded path; its token fields are ignored (the token is found by the recorded serial).
+ * Each key's fingerprint must match its version. Writes how many versions were attached to
+ * `*out_attached`. A wrong PIN: `CELLAR_ERR_AUTHENTICATION_FAILED` naming `CKR_PIN_INCORRECT`,
+ * and the keyring stays locked; a key object no longer in the token: `CELLAR_ERR_KEY_NOT_FOUND`.
+ */
+cellar_status cellar_keyring_unlock_pkcs11(struct cellar_keyring *keyring,
+                                           const struct cellar_pkcs11_config *config,
+                                           size_t *out_attached);
+
+/**
+ * Retires `version` like `cellar_keyring_retire`; with `CELLAR_KEYRING_RETIRE_DESTROY` it first
+ * destroys the token key object (`C_DestroyObject`; the version must be attached, else
+ * `CELLAR_ERR_TENANT_LOCKED`; a version not held by a provider: `CELLAR_ERR_INVALID_ARGUMENT`).
+ * If the token refuses, nothing is retired. With `flags` 0 the token object stays.
+ */
+cellar_status cellar_keyring_retire_pkcs11(struct cellar_keyring *keyring,
+                                           uint32_t version,
+                                           uint32_t flags);
 
 #ifdef __cplusplus
 }  // extern "C"

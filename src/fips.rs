@@ -129,6 +129,13 @@ pub(crate) fn mark_failed() {
     }
 }
 
+/// Notes, inside an operation, that an external key provider (a PKCS#11 token) performed part
+/// of it: the operation then reports [`Approval::NotApproved`] (0) if it succeeds (SPEC 1: the
+/// HSM's own certificate covers that work, not this module's approved services).
+pub(crate) fn note_external() {
+    ALL_COUNTED.with(|a| a.set(false));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

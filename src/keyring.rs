@@ -58,10 +58,14 @@ const KIND_RETIRED: u8 = 3;
 /// A local version whose material is not in process (locked): exported as its id only, and
 /// imported locked, awaiting `unlock` with its key.
 const KIND_LOCKED: u8 = 4;
+/// A provider version with its public reference: `id | len (u16 BE) | reference`.
+const KIND_PROVIDER_REF: u8 = 5;
+/// Longest provider reference a version keeps.
+pub const MAX_REFERENCE_LEN: usize = 4096;
 const TENANT_MATERIAL_LEN: usize = 32;
 
 /// Why a provider callback failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProviderError {
     /// `unwrap` was given bytes that do not authenticate under the provider's key (a tampered
     /// blob): reported as [`Error::AuthenticationFailed`].
@@ -69,6 +73,10 @@ pub enum ProviderError {
     /// Any other failure (the HSM or KMS is unreachable, refused, timed out...): reported as
     /// [`Error::ProviderFailed`].
     Failed,
+    /// A failure the provider describes itself, reported as this error (the built-in PKCS#11
+    /// provider names the PKCS#11 return value this way). A wrap may not report
+    /// [`Error::AuthenticationFailed`]: it becomes [`Error::ProviderFailed`].
+    Cellar(Error),
 }
 
 /// An external key provider: stands in for a tenant key held outside the process (an HSM, a
@@ -84,6 +92,17 @@ pub trait KeyProvider: Send + Sync {
     /// Unwraps what [`KeyProvider::wrap`] returned; the result must be at most
     /// [`MAX_PROVIDER_UNWRAPPED_LEN`] bytes.
     fn unwrap(&self, wrapped: &[u8]) -> core::result::Result<Zeroizing<Vec<u8>>, ProviderError>;
+    /// A public reference to the provider's key that exported keyring state records for this
+    /// version (never material), so the host can reconnect after import; at most 4096 bytes.
+    /// The PKCS#11 provider records the token and key (`src/provider/pkcs11.rs`). Default: none.
+    fn reference(&self) -> Option<Vec<u8>> {
+        None
+    }
+    /// Destroys the provider's key for good (used by [`Keyring::retire_destroying`]). Default:
+    /// unsupported.
+    fn destroy(&self) -> core::result::Result<(), ProviderError> {
+        Err(ProviderError::Cellar(Error::InvalidArgument("this key provider cannot destroy its key")))
+    }
 }
 
 /// Public facts about one version ([`Keyring::version_info`]).
@@ -118,6 +137,9 @@ struct Version {
     id: KeyId,
     provider: bool,
     slot: Slot,
+    /// A provider version's public reference ([`KeyProvider::reference`]), kept while locked
+    /// and carried by exports.
+    reference: Option<Arc<[u8]>>,
 }
 
 impl Version {
@@ -178,7 +200,11 @@ impl State {
         let n = last.checked_add(1).ok_or(Error::InvalidArgument("version numbers are exhausted"))?;
         let g = self.next_generation()?;
         let provider = matches!(slot, Slot::Provider(_));
-        self.versions.push(Version { number: n, id, provider, slot });
+        let reference = match &slot {
+            Slot::Provider(Some(p)) => p.reference().filter(|r| !r.is_empty() && r.len() <= MAX_REFERENCE_LEN).map(Arc::from),
+            _ => None,
+        };
+        self.versions.push(Version { number: n, id, provider, slot, reference });
         self.active = n;
         self.generation = g;
         Ok(n)
@@ -276,6 +302,7 @@ fn map_provider(e: ProviderError) -> Error {
     match e {
         ProviderError::Rejected => Error::AuthenticationFailed("the key provider rejected the wrapped key"),
         ProviderError::Failed => Error::ProviderFailed("the key provider's callback failed"),
+        ProviderError::Cellar(e) => e,
     }
 }
 
@@ -283,6 +310,8 @@ fn provider_wrap(p: &dyn KeyProvider, record: &[u8]) -> Result<Vec<u8>> {
     let w = p.wrap(record).map_err(|e| match e {
         // A wrap cannot be "unauthentic": any failure of it is the provider's.
         ProviderError::Rejected | ProviderError::Failed => map_provider(ProviderError::Failed),
+        ProviderError::Cellar(Error::AuthenticationFailed(m)) => Error::ProviderFailed(m),
+        ProviderError::Cellar(e) => e,
     })?;
     if w.is_empty() || w.len() > MAX_PROVIDER_WRAPPED_LEN {
         return Err(Error::ProviderFailed("the key provider's wrap returned a bad length"));
@@ -357,7 +386,7 @@ impl Keyring {
         operation(|| {
             let key = tenant_copy(customer_key)?;
             let unexported = if customer_key.is_none() { vec![key.id()] } else { Vec::new() };
-            let v = Version { number: 1, id: key.id(), provider: false, slot: Slot::Local(Some(key)) };
+            let v = Version { number: 1, id: key.id(), provider: false, slot: Slot::Local(Some(key)), reference: None };
             Ok(Keyring {
                 state: RwLock::new(State { versions: vec![v], active: 1, generation: FIRST_GENERATION }),
                 guard: Guard::new(unexported, false),
@@ -448,6 +477,65 @@ impl Keyring {
             st.ensure_new_id(&id)?;
             st.push(id, Slot::Provider(Some(provider)))
         })
+    }
+
+    /// Creates a keyring whose version 1 is `provider` (checked first like
+    /// [`Keyring::add_provider`]): the tenant key is held outside the process from the start.
+    pub fn with_provider(provider: Arc<dyn KeyProvider>) -> Result<Self> {
+        operation(|| {
+            probe(&*provider)?;
+            // push() advances the generation to FIRST_GENERATION.
+            let mut st = State { versions: Vec::new(), active: 0, generation: FIRST_GENERATION - 1 };
+            st.push(provider.key_id(), Slot::Provider(Some(provider)))?;
+            Ok(Keyring { state: RwLock::new(st), guard: Guard::new(Vec::new(), false) })
+        })
+    }
+
+    /// The public reference a provider version recorded ([`KeyProvider::reference`]); `None`
+    /// for local versions and providers without one. Unknown version: [`Error::KeyNotFound`].
+    pub fn provider_reference(&self, version: u32) -> Result<Option<Vec<u8>>> {
+        let st = self.read()?;
+        let v = st.by_number(version).ok_or(Error::KeyNotFound("no such keyring version"))?;
+        Ok(v.reference.as_ref().map(|r| r.to_vec()))
+    }
+
+    /// Provider versions not attached (locked or imported) that carry a reference:
+    /// `(version, key id, reference)`.
+    pub(crate) fn detached_provider_references(&self) -> Result<Vec<(u32, KeyId, Vec<u8>)>> {
+        let st = self.read()?;
+        Ok(st
+            .versions
+            .iter()
+            .filter(|v| matches!(v.slot, Slot::Provider(None)))
+            .filter_map(|v| v.reference.as_ref().map(|r| (v.number, v.id, r.to_vec())))
+            .collect())
+    }
+
+    /// Retires a provider version and destroys the provider's key itself first (for PKCS#11:
+    /// `C_DestroyObject` on the token key). Irreversible: every blob under that version, and
+    /// every other keyring or export naming that key, loses it. The version must be attached
+    /// (unlock first: [`Error::TenantLocked`]); a local version is [`Error::InvalidArgument`]
+    /// (plain [`Keyring::retire`] already destroys local material). If the provider fails to
+    /// destroy its key, nothing is retired.
+    pub fn retire_destroying(&self, version: u32) -> Result<()> {
+        let provider = {
+            let st = self.read()?;
+            if version == st.active {
+                return Err(Error::InvalidArgument("the active version cannot be retired; rotate first"));
+            }
+            let v = st.by_number(version).ok_or(Error::KeyNotFound("no such keyring version"))?;
+            match &v.slot {
+                Slot::Provider(Some(p)) => Arc::clone(p),
+                Slot::Provider(None) => {
+                    return Err(Error::TenantLocked("the provider version is not attached; unlock it before destroying its key"))
+                }
+                Slot::Local(_) => return Err(Error::InvalidArgument("that version is not a provider version")),
+                Slot::Retired => return Err(Error::KeyNotFound("that version was retired")),
+            }
+        };
+        provider.destroy().map_err(map_provider)?;
+        drop(provider);
+        self.retire(version)
     }
 
     /// Wraps `data_key` under the active version: a SPEC 3 wrapped-key blob whose KEK id is the
@@ -648,7 +736,14 @@ impl Keyring {
         STATE_HEADER_LEN_V2
             + st.versions
                 .iter()
-                .map(|v| ENTRY_HEADER_LEN + if matches!(v.slot, Slot::Local(Some(_))) { 1 + TENANT_MATERIAL_LEN } else { 0 })
+                .map(|v| {
+                    ENTRY_HEADER_LEN
+                        + match (&v.slot, &v.reference) {
+                            (Slot::Local(Some(_)), _) => 1 + TENANT_MATERIAL_LEN,
+                            (Slot::Provider(_), Some(r)) => 2 + r.len(),
+                            _ => 0,
+                        }
+                })
                 .sum::<usize>()
     }
 
@@ -684,10 +779,18 @@ impl Keyring {
                     s.push(KIND_LOCKED);
                     s.extend_from_slice(&v.id);
                 }
-                Slot::Provider(_) => {
-                    s.push(KIND_PROVIDER);
-                    s.extend_from_slice(&v.id);
-                }
+                Slot::Provider(_) => match &v.reference {
+                    Some(r) => {
+                        s.push(KIND_PROVIDER_REF);
+                        s.extend_from_slice(&v.id);
+                        s.extend_from_slice(&(r.len() as u16).to_be_bytes());
+                        s.extend_from_slice(r);
+                    }
+                    None => {
+                        s.push(KIND_PROVIDER);
+                        s.extend_from_slice(&v.id);
+                    }
+                },
                 Slot::Retired => {
                     s.push(KIND_RETIRED);
                     s.extend_from_slice(&v.id);
@@ -729,6 +832,7 @@ impl Keyring {
             if number == 0 || versions.last().is_some_and(|l| l.number >= number) || versions.iter().any(|v| v.id == id) {
                 return Err(BAD);
             }
+            let mut reference = None;
             let (provider, slot) = match e[4] {
                 KIND_LOCAL => {
                     let m = s.get(p..p + 1 + TENANT_MATERIAL_LEN).ok_or(BAD)?;
@@ -744,13 +848,25 @@ impl Keyring {
                 }
                 // A provider comes back detached: the host attaches it with unlock_provider.
                 KIND_PROVIDER => (true, Slot::Provider(None)),
+                // The same with its reference: the host reconnects (for PKCS#11,
+                // `Keyring::unlock_pkcs11`).
+                KIND_PROVIDER_REF => {
+                    let l = s.get(p..p + 2).ok_or(BAD)?;
+                    let l = u16::from_be_bytes([l[0], l[1]]) as usize;
+                    if l == 0 || l > MAX_REFERENCE_LEN {
+                        return Err(BAD);
+                    }
+                    reference = Some(Arc::from(s.get(p + 2..p + 2 + l).ok_or(BAD)?));
+                    p += 2 + l;
+                    (true, Slot::Provider(None))
+                }
                 // A version that was locked at export comes back locked: unlock supplies its key.
                 KIND_LOCKED => (false, Slot::Local(None)),
                 // Whether a retired version was a provider is not recorded.
                 KIND_RETIRED => (false, Slot::Retired),
                 _ => return Err(BAD),
             };
-            versions.push(Version { number, id, provider, slot });
+            versions.push(Version { number, id, provider, slot, reference });
         }
         if p != s.len() {
             return Err(BAD);

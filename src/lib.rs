@@ -19,6 +19,7 @@ pub mod page;
 #[doc(hidden)]
 pub mod par;
 pub mod keyring;
+pub mod provider;
 mod sys;
 
 #[doc(hidden)]

@@ -997,6 +997,93 @@ static void matrix_keyring(void) {
     CHECK_OK(cellar_key_type(aes, &t));
 }
 
+/* The PKCS#11 provider's entry points: every failure here happens before a token is reached
+ * (argument checks, a module path that names no file), so no HSM is needed. The calls against a
+ * real SoftHSM2 token are in ffi-tests/pkcs11/test_pkcs11.c (make test-pkcs11). */
+static void matrix_pkcs11(void) {
+    static const uint8_t MOD[] = "/nonexistent/libpkcs11-module.so";
+    static const uint8_t TOK[] = "token";
+    static const uint8_t PIN[] = "1234";
+    static const uint8_t LBL[] = "key";
+    cellar_pkcs11_config c = {MOD, sizeof MOD - 1, TOK, sizeof TOK - 1, 0, PIN, sizeof PIN - 1, 0, 0};
+    cellar_pkcs11_config bad;
+    cellar_keyring *r = (cellar_keyring *)(uintptr_t)0x1;
+    cellar_keyring *const R0 = r;
+    uint32_t v = 77;
+    size_t n = 77;
+    /* cellar_keyring_new_pkcs11 */
+    BAD(cellar_keyring_new_pkcs11(NULL, LBL, 3, &r), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_keyring_new_pkcs11(&c, LBL, 3, NULL), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_keyring_new_pkcs11(&c, NULL, 3, &r), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_keyring_new_pkcs11(&c, LBL, 0, &r), CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_keyring_new_pkcs11(&c, LBL, HUGE, &r), CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_keyring_new_pkcs11(&c, LBL, 3, &r), CELLAR_ERR_PROVIDER_FAILED); /* no such module */
+    bad = c; bad.module_path = NULL;
+    BAD(cellar_keyring_new_pkcs11(&bad, LBL, 3, &r), CELLAR_ERR_NULL_POINTER);
+    bad = c; bad.module_path_len = 0;
+    BAD(cellar_keyring_new_pkcs11(&bad, LBL, 3, &r), CELLAR_ERR_INVALID_ARGUMENT);
+    bad = c; bad.pin = NULL;
+    BAD(cellar_keyring_new_pkcs11(&bad, LBL, 3, &r), CELLAR_ERR_NULL_POINTER);
+    bad = c; bad.pin_len = 0;
+    BAD(cellar_keyring_new_pkcs11(&bad, LBL, 3, &r), CELLAR_ERR_INVALID_ARGUMENT);
+    bad = c; bad.token_label = NULL;
+    BAD(cellar_keyring_new_pkcs11(&bad, LBL, 3, &r), CELLAR_ERR_NULL_POINTER);
+    bad = c; bad.token_label_len = 0;
+    BAD(cellar_keyring_new_pkcs11(&bad, LBL, 3, &r), CELLAR_ERR_INVALID_ARGUMENT);
+    bad = c; bad.max_sessions = 65;
+    BAD(cellar_keyring_new_pkcs11(&bad, LBL, 3, &r), CELLAR_ERR_INVALID_ARGUMENT);
+    for (size_t i = 0; i < N_BAD_ENUMS; i++) {
+        if (BAD_ENUMS[i] == 0) continue;
+        bad = c; bad.flags = BAD_ENUMS[i] | 4u;
+        BAD(cellar_keyring_new_pkcs11(&bad, LBL, 3, &r), CELLAR_ERR_INVALID_ARGUMENT);
+    }
+    CHECK(r == R0);
+    /* cellar_keyring_adopt_pkcs11: exactly one of label and CKA_ID */
+    BAD(cellar_keyring_adopt_pkcs11(NULL, LBL, 3, NULL, 0, &r), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_keyring_adopt_pkcs11(&c, LBL, 3, NULL, 0, NULL), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_keyring_adopt_pkcs11(&c, NULL, 0, NULL, 0, &r), CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_keyring_adopt_pkcs11(&c, LBL, 3, LBL, 3, &r), CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_keyring_adopt_pkcs11(&c, NULL, 0, NULL, 3, &r), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_keyring_adopt_pkcs11(&c, NULL, 3, NULL, 0, &r), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_keyring_adopt_pkcs11(&c, NULL, 0, LBL, 3, &r), CELLAR_ERR_PROVIDER_FAILED);
+    CHECK(r == R0);
+    /* cellar_keyring_rotate_pkcs11 */
+    BAD(cellar_keyring_rotate_pkcs11(NULL, &c, LBL, 3, &v), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_keyring_rotate_pkcs11(ring, NULL, LBL, 3, &v), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_keyring_rotate_pkcs11(ring, &c, LBL, 3, NULL), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_keyring_rotate_pkcs11((cellar_keyring *)aes, &c, LBL, 3, &v), CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_keyring_rotate_pkcs11(ring, &c, LBL, 0, &v), CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_keyring_rotate_pkcs11(ring, &c, LBL, 3, &v), CELLAR_ERR_PROVIDER_FAILED);
+    /* cellar_keyring_rotate_pkcs11_adopt */
+    BAD(cellar_keyring_rotate_pkcs11_adopt(NULL, &c, LBL, 3, NULL, 0, &v), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_keyring_rotate_pkcs11_adopt(ring, NULL, LBL, 3, NULL, 0, &v), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_keyring_rotate_pkcs11_adopt(ring, &c, LBL, 3, NULL, 0, NULL), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_keyring_rotate_pkcs11_adopt((cellar_keyring *)cell, &c, LBL, 3, NULL, 0, &v), CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_keyring_rotate_pkcs11_adopt(ring, &c, NULL, 0, NULL, 0, &v), CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_keyring_rotate_pkcs11_adopt(ring, &c, LBL, 3, LBL, 3, &v), CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_keyring_rotate_pkcs11_adopt(ring, &c, LBL, 3, NULL, 0, &v), CELLAR_ERR_PROVIDER_FAILED);
+    CHECK(v == 77);
+    /* cellar_keyring_unlock_pkcs11: a keyring with no token versions attaches none */
+    BAD(cellar_keyring_unlock_pkcs11(NULL, &c, &n), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_keyring_unlock_pkcs11(ring, NULL, &n), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_keyring_unlock_pkcs11(ring, &c, NULL), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_keyring_unlock_pkcs11((cellar_keyring *)aes, &c, &n), CELLAR_ERR_INVALID_ARGUMENT);
+    bad = c; bad.flags = 8u;
+    BAD(cellar_keyring_unlock_pkcs11(ring, &bad, &n), CELLAR_ERR_INVALID_ARGUMENT);
+    CHECK(n == 77);
+    CHECK_OK(cellar_keyring_unlock_pkcs11(ring, &c, &n));
+    CHECK(n == 0);
+    /* cellar_keyring_retire_pkcs11 */
+    BAD(cellar_keyring_retire_pkcs11(NULL, 1, 0), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_keyring_retire_pkcs11((cellar_keyring *)cell, 1, 0), CELLAR_ERR_INVALID_ARGUMENT);
+    for (size_t i = 0; i < N_BAD_ENUMS; i++) {
+        if (BAD_ENUMS[i] <= 1u) continue;
+        BAD(cellar_keyring_retire_pkcs11(ring, 1, BAD_ENUMS[i]), CELLAR_ERR_INVALID_ARGUMENT);
+    }
+    BAD(cellar_keyring_retire_pkcs11(ring, UINT32_MAX, 0), CELLAR_ERR_KEY_NOT_FOUND);
+    BAD(cellar_keyring_retire_pkcs11(ring, UINT32_MAX, CELLAR_KEYRING_RETIRE_DESTROY), CELLAR_ERR_KEY_NOT_FOUND);
+}
+
 int main(void) {
     CHECK_OK(cellar_init(0));
     CHECK_OK(cellar_key_generate(CELLAR_KEY_AES256, &aes));
@@ -1016,6 +1103,7 @@ int main(void) {
     matrix_cell();
     CHECK_OK(cellar_keyring_unlock(ring, k2));
     matrix_keyring();
+    matrix_pkcs11();
 
     cellar_key_free(k2);
     cellar_keyring_free(ring);

@@ -13,6 +13,8 @@ import sys
 
 ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 3
 ROWS = int(sys.argv[2]) if len(sys.argv) > 2 else 100000
+LOOKUPS_ONLY = len(sys.argv) > 3 and sys.argv[3] == "lookups"
+PGBENCH_SECONDS = 10
 LOOKUPS = 2000
 PW = "'bench passphrase for pgcrypto'"
 K = "decode('000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f', 'hex')"
@@ -68,7 +70,7 @@ res = {}
 def add(name, t):
     res.setdefault(name, []).append(t)
 
-for r in range(ROUNDS):
+for r in range(0 if LOOKUPS_ONLY else ROUNDS):
     order = ["plain", "cellar", "pgp", "cbc"] if r % 2 == 0 else ["cbc", "pgp", "cellar", "plain"]
     for w in order:
         psql(f"TRUNCATE {TABLE[w]}")
@@ -79,6 +81,9 @@ for r in range(ROUNDS):
 
 # Point lookups: a blind-index column with a B-tree index vs the plaintext column's B-tree,
 # LOOKUPS lookups of existing values in one plpgsql loop (no client round trips).
+if LOOKUPS_ONLY:
+    for w in ("cellar", "cbc"):
+        psql(INS[w])
 psql("ALTER TABLE c_tab ADD COLUMN bidx bytea",
      "UPDATE c_tab SET bidx = cellar.blind_index('kb', s.v, cellar.ctx('c_tab', 'c')) FROM src s WHERE s.id = c_tab.id",
      f"ALTER TABLE e_tab ADD COLUMN bidx bytea",
@@ -97,6 +102,27 @@ for r in range(ROUNDS):
                 f"IF n <> {LOOKUPS} THEN RAISE EXCEPTION 'found %', n; END IF; END $$")
         add(f"lookup/{w}", timed(body))
 
+# The same lookups from a client, one prepared statement per lookup (pgbench -M prepared, one
+# connection, random existing values): transactions per second.
+import os, tempfile
+PGB = {
+    "plain": "SELECT id FROM src WHERE v = md5(:i::text) || md5((:i * 7)::text);",
+    "cellar": "SELECT id FROM c_tab WHERE bidx = cellar.blind_index('kb', md5(:i::text) || md5((:i * 7)::text), cellar.ctx('c_tab', 'c'));",
+    "cbc": f"SELECT id FROM e_tab WHERE bidx = hmac(convert_to(md5(:i::text) || md5((:i * 7)::text), 'UTF8'), {MK}, 'sha256');",
+}
+pgbench = os.path.join(os.path.dirname(subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True).stdout.strip() + "/"), "pgbench")
+for r in range(ROUNDS):
+    for w in (["plain", "cellar", "cbc"] if r % 2 == 0 else ["cbc", "cellar", "plain"]):
+        with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
+            f.write(f"\\set i random(1, {ROWS})\n" + PGB[w] + "\n")
+        out = subprocess.run([pgbench, "-n", "-M", "prepared", "-c", "1", "-T", str(PGBENCH_SECONDS), "-f", f.name, "bench"],
+                             capture_output=True, text=True)
+        os.unlink(f.name)
+        m = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", out.stdout)
+        if not m:
+            sys.exit(f"pgbench failed: {out.stdout} {out.stderr}")
+        add(f"pgbench/{w}", float(m.group(1)))
+
 def med(name):
     return statistics.median(res[name])
 
@@ -105,9 +131,10 @@ def spread(name):
     return (max(v) - min(v)) / statistics.median(v) * 100
 
 print(f"\n{ROWS} rows of 64-byte text, {ROUNDS} alternating rounds (median, spread = (max-min)/median)\n")
-print("| workload | no encryption | Cellar | pgcrypto PGP | pgcrypto CBC+HMAC | Cellar vs PGP | Cellar vs CBC+HMAC |")
-print("|---|---|---|---|---|---|---|")
-for op, label in (("insert", "bulk INSERT ... SELECT (encrypt)"), ("scan", "full-scan decrypt")):
+if not LOOKUPS_ONLY:
+  print("| workload | no encryption | Cellar | pgcrypto PGP | pgcrypto CBC+HMAC | Cellar vs PGP | Cellar vs CBC+HMAC |")
+  print("|---|---|---|---|---|---|---|")
+for op, label in [] if LOOKUPS_ONLY else (("insert", "bulk INSERT ... SELECT (encrypt)"), ("scan", "full-scan decrypt")):
     c, p, e = med(f"{op}/cellar"), med(f"{op}/pgp"), med(f"{op}/cbc")
     print(f"| {label} | {med(f'{op}/plain'):.2f} s | {c:.2f} s ({ROWS / c / 1000:.0f}k rows/s, ±{spread(f'{op}/cellar'):.0f}%) "
           f"| {p:.2f} s (±{spread(f'{op}/pgp'):.0f}%) | {e:.2f} s (±{spread(f'{op}/cbc'):.0f}%) "
@@ -119,3 +146,9 @@ for w, label in (("plain", "plaintext B-tree"), ("cellar", "Cellar blind index (
     m = med(f"lookup/{w}")
     print(f"| {label} | {m * 1000:.1f} ms (±{spread(f'lookup/{w}'):.0f}%) | {m / LOOKUPS * 1e6:.1f} us "
           f"| {m / med('lookup/plain'):.2f}x |")
+print(f"\n| point lookups from a client (pgbench -M prepared, 1 connection, {PGBENCH_SECONDS} s) | lookups/s | vs plaintext B-tree |")
+print("|---|---|---|")
+for w, label in (("plain", "plaintext B-tree"), ("cellar", "Cellar blind index (B-tree)"),
+                 ("cbc", "pgcrypto hmac() index (B-tree)")):
+    m = med(f"pgbench/{w}")
+    print(f"| {label} | {m:.0f} (±{spread(f'pgbench/{w}'):.0f}%) | {m / med('pgbench/plain'):.2f}x |")

@@ -10,4 +10,4 @@ pg_cluster_start
 pg_keyfiles
 # Statement logging off for the benchmark.
 psql -X -q -c "ALTER SYSTEM SET log_statement = 'none'" -c "SELECT pg_reload_conf()" >/dev/null
-python3 "$here/bench.py" "${ROUNDS:-3}" "${ROWS:-100000}"
+python3 "$here/bench.py" "${ROUNDS:-3}" "${ROWS:-100000}" ${BENCH_ONLY:-}

@@ -38,6 +38,13 @@ CREATE TABLE cellar.keyring_state (
 SELECT pg_catalog.pg_extension_config_dump('cellar.keyring_state', '');
 GRANT SELECT ON cellar.keyring_state TO PUBLIC;
 
+-- Any change of a column key row (through the functions below or plain DML) invalidates every
+-- backend's cached column keys at commit.
+CREATE FUNCTION cellar.column_keys_changed() RETURNS trigger
+AS 'MODULE_PATHNAME', 'cellar_column_keys_changed' LANGUAGE C;
+CREATE TRIGGER column_keys_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON cellar.column_keys
+    FOR EACH STATEMENT EXECUTE FUNCTION cellar.column_keys_changed();
+
 -- Wrapped blobs are ciphertext under a key that only the server process holds.
 GRANT SELECT ON cellar.column_keys TO PUBLIC;
 GRANT USAGE ON SCHEMA cellar TO PUBLIC;

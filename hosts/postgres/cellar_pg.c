@@ -10,10 +10,11 @@
  *   - SQL names keys, never carries them.
  *
  * Caches (per backend, in malloc'd Cellar handles, wiped on free): the imported keyring and, per
- * column key name, one cell cipher (or blind-index key) per retained version. Both are checked
- * once per statement: the keyring file's identity (inode, size, mtime) and a lock marker file; the
- * column key's rows in cellar.column_keys. Another session's rotation, retirement or tenant lock is
- * therefore seen at the next statement.
+ * column key name, one cell cipher (or blind-index key) per retained version. The keyring file's
+ * identity (inode, size, mtime) and a lock marker file are checked once per statement, so another
+ * session's tenant rotation or tenant lock is seen at the next statement. Column keys are re-read
+ * from cellar.column_keys when a statement trigger's relcache invalidation says the table changed
+ * (at the next transaction of other backends).
  *
  * Typed values carry a one-byte type tag in front of the plaintext (inside the authenticated
  * ciphertext), so an int8 cell cannot be read back as text. Always Encrypted (MSSQL) keys carry
@@ -27,7 +28,9 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -40,6 +43,8 @@
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
@@ -130,10 +135,13 @@ typedef struct ColKey
 	char	   *sig;			/* the rows this cache was built from */
 	Size		sig_len;
 	bool		valid;
+	bool		stale;			/* cellar.column_keys changed (relcache invalidation): re-read */
 	uint64		gen;
-	TimestampTz ts;
-	LocalTransactionId lxid;
 } ColKey;
+
+/* cellar.column_keys, for the relcache callback (InvalidOid until looked up). */
+static Oid	column_keys_oid = InvalidOid;
+static SPIPlanPtr colkey_plan = NULL;
 
 static ColKey **colkeys = NULL;
 static int ncolkeys = 0;
@@ -851,16 +859,31 @@ colkey_get(const char *name)
 	check_key_name(name);
 	ensure_keyring(false);
 	ck = colkey_slot(name);
-	if (ck->valid && ck->gen == kr_generation && same_statement(ck->ts, ck->lxid))
+	if (ck->valid && !ck->stale && ck->gen == kr_generation)
 		return ck;
 
 	gen_before = kr_generation;
+	if (!OidIsValid(column_keys_oid))
+	{
+		Oid			ns = get_namespace_oid("cellar", true);
+
+		column_keys_oid = OidIsValid(ns) ? get_relname_relid("column_keys", ns) : InvalidOid;
+	}
+	/* Marked before reading: an invalidation arriving during the read marks it stale again. */
+	ck->stale = false;
 	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "cellar: SPI_connect failed: %d", rc);
+	if (colkey_plan == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare("SELECT version, mode, wrapped, tenant_version, blind_index_version "
+									   "FROM cellar.column_keys WHERE name = $1 ORDER BY version", 1, &argtype);
+
+		if (plan == NULL || SPI_keepplan(plan) != 0)
+			elog(ERROR, "cellar: could not prepare the column key query");
+		colkey_plan = plan;
+	}
 	arg = CStringGetTextDatum(name);
-	rc = SPI_execute_with_args("SELECT version, mode, wrapped, tenant_version, blind_index_version FROM cellar.column_keys "
-							   "WHERE name = $1 ORDER BY version",
-							   1, &argtype, &arg, NULL, true, 0);
+	rc = SPI_execute_plan(colkey_plan, &arg, NULL, true, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "cellar: reading cellar.column_keys failed: %d", rc);
 	n = SPI_processed;
@@ -917,8 +940,6 @@ colkey_get(const char *name)
 		SPI_finish();
 		pfree(sig.data);
 		pfree(vers);
-		ck->ts = GetCurrentStatementStartTimestamp();
-		ck->lxid = MY_LXID;
 		return ck;
 	}
 
@@ -983,8 +1004,6 @@ colkey_get(const char *name)
 	ck->sig_len = sig.len;
 	ck->valid = true;
 	ck->gen = kr_generation;
-	ck->ts = GetCurrentStatementStartTimestamp();
-	ck->lxid = MY_LXID;
 	return ck;
 }
 
@@ -998,8 +1017,9 @@ colkey_for_call(FunctionCallInfo fcinfo, text *name)
 	ColKey	   *ck;
 
 	if (fc && fc->ck && fc->name_len == len && memcmp(fc->name, VARDATA_ANY(name), len) == 0 &&
-		fc->ck->valid && fc->ck->gen == kr_generation && kr_checked_gen == kr_generation &&
-		same_statement(fc->ck->ts, fc->ck->lxid))
+		fc->ck->valid && !fc->ck->stale && fc->ck->gen == kr_generation &&
+		kr_checked_gen == kr_generation && kr_history_applied &&
+		same_statement(kr_checked_ts, kr_checked_lxid))
 		return fc->ck;
 	s = text_to_cstring(name);
 	ck = colkey_get(s);
@@ -2125,6 +2145,35 @@ cellar_status_fn(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, v, nulls)));
 }
 
+/*
+ * Relcache invalidation of cellar.column_keys (sent at commit by the statement trigger below, so
+ * after any change of a row by any session): every cached column key is re-read, and re-unwrapped
+ * only if its rows changed. Other backends take the message at their next transaction start or
+ * new lock. Only flags are touched here (callbacks run at delicate times).
+ */
+static void
+relcache_cb(Datum arg, Oid relid)
+{
+	if (relid != InvalidOid && relid != column_keys_oid)
+		return;
+	for (int i = 0; i < ncolkeys; i++)
+		colkeys[i]->stale = true;
+	if (relid == InvalidOid)
+		column_keys_oid = InvalidOid;	/* the extension may have been dropped and re-created */
+}
+
+PG_FUNCTION_INFO_V1(cellar_column_keys_changed);
+Datum
+cellar_column_keys_changed(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "cellar: column_keys_changed() is a trigger");
+	CacheInvalidateRelcache(td->tg_relation);
+	return PointerGetDatum(NULL);
+}
+
 /* ------------------------------------------------------------------------------------------ */
 
 void
@@ -2157,4 +2206,5 @@ _PG_init(void)
 	if (rc != CELLAR_OK)
 		ereport(ERROR, (errmsg("cellar: cellar_init failed: %s", cellar_status_name(rc))));
 	on_proc_exit(cellar_exit, (Datum) 0);
+	CacheRegisterRelcacheCallback(relcache_cb, (Datum) 0);
 }

@@ -44,6 +44,7 @@ __all__ = [
     "ABI_MINOR_MIN",
     "LibraryError",
     "SIGNATURES",
+    "Pkcs11Config",
     "KeyProvider",
     "RowContexts",
     "PROVIDER_FN",
@@ -76,6 +77,22 @@ class KeyProvider(Structure):
         ("key_id", c_uint8 * 16),
         ("wrap", PROVIDER_FN),
         ("unwrap", PROVIDER_FN),
+    ]
+
+
+class Pkcs11Config(Structure):
+    """``struct cellar_pkcs11_config``: module path, token label or slot, PIN, session bound, flags."""
+
+    _fields_ = [
+        ("module_path", c_void_p),
+        ("module_path_len", c_size_t),
+        ("token_label", c_void_p),
+        ("token_label_len", c_size_t),
+        ("slot_id", c_uint64),
+        ("pin", c_void_p),
+        ("pin_len", c_size_t),
+        ("max_sessions", c_uint32),
+        ("flags", c_uint32),
     ]
 
 
@@ -153,6 +170,13 @@ SIGNATURES: Dict[str, Tuple[Optional[type], List[type]]] = {
     "cellar_keyring_import_min_generation": (_st, [_vp, c_size_t, _vp, _vp, c_size_t, c_uint64, _pvp]),
     "cellar_keyring_generation": (_st, [_vp, _pu64]),
     "cellar_keyring_free": (None, [_vp]),
+    # Tenant keyring versions held by a PKCS#11 token (the config struct is passed by address).
+    "cellar_keyring_new_pkcs11": (_st, [_vp, _vp, c_size_t, _pvp]),
+    "cellar_keyring_adopt_pkcs11": (_st, [_vp, _vp, c_size_t, _vp, c_size_t, _pvp]),
+    "cellar_keyring_rotate_pkcs11": (_st, [_vp, _vp, _vp, c_size_t, _pu32]),
+    "cellar_keyring_rotate_pkcs11_adopt": (_st, [_vp, _vp, _vp, c_size_t, _vp, c_size_t, _pu32]),
+    "cellar_keyring_unlock_pkcs11": (_st, [_vp, _vp, _psz]),
+    "cellar_keyring_retire_pkcs11": (_st, [_vp, c_uint32, c_uint32]),
     # TDE pages.
     "cellar_page_cipher_new": (_st, [_vp, c_uint32, c_uint64, c_uint32, c_uint32, _pvp]),
     "cellar_page_encrypt": (_st, [_vp, c_uint64, _vp, _vp, c_size_t]),

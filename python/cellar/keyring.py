@@ -16,14 +16,16 @@ from typing import Any, Callable, List, Optional, Tuple, Union
 from . import errors as _errors
 from ._buffers import BytesLike, as_bytes, readable, text_or_bytes
 from ._handles import Handle
-from ._native import PROVIDER_FN, KeyProvider, lib
+from ._native import PROVIDER_FN, KeyProvider, Pkcs11Config, lib
 from .errors import AuthenticationError, raise_status
 from .keys import DEFAULT_ITERATIONS, Key, _iterations, _password_copy
 
 __all__ = ["Keyring", "VersionInfo", "WrapCallback", "UnwrapCallback"]
 
 MAX_WRAPPED_LEN = 530  # CELLAR_KEYRING_MAX_WRAPPED_LEN
-_ACTIVE, _PROVIDER, _LOCKED, _RETIRED = 1, 2, 4, 8
+_ACTIVE, _PROVIDER, _LOCKED, _RETIRED, _PKCS11 = 1, 2, 4, 8, 16
+_PKCS11_USE_SLOT, _PKCS11_ALLOW_ZERO_PADDED_KWP = 1, 2
+_RETIRE_DESTROY = 1
 _OK, _AUTH_FAILED, _PROVIDER_FAILED = 0, 4, 11
 _BUFFER_TOO_SMALL = 3
 
@@ -48,6 +50,8 @@ class VersionInfo:
     provider: bool
     locked: bool
     retired: bool
+    #: Held by a PKCS#11 token (an HSM key), attached or not.
+    pkcs11: bool = False
 
 
 def _callback(fn: Callable[[bytearray], Any], kind: str) -> Any:
@@ -215,7 +219,7 @@ class Keyring(Handle):
         f = flags.value
         return VersionInfo(
             version=version, key_id=kid.raw, active=bool(f & _ACTIVE), provider=bool(f & _PROVIDER),
-            locked=bool(f & _LOCKED), retired=bool(f & _RETIRED))
+            locked=bool(f & _LOCKED), retired=bool(f & _RETIRED), pkcs11=bool(f & _PKCS11))
 
     @property
     def locked(self) -> bool:
@@ -373,6 +377,80 @@ class Keyring(Handle):
         _errors._callback_errors.exc = None
         return v.value
 
+    # PKCS#11 token versions (HSM keys) -----------------------------------------------------
+
+    @classmethod
+    def create_pkcs11(cls, module: str, pin: Union[str, BytesLike], key_label: str, *, token: Optional[str] = None,
+                      slot: Optional[int] = None, max_sessions: int = 0,
+                      allow_zero_padded_kwp: bool = False) -> "Keyring":
+        """A keyring whose version 1 is a new AES-256 key generated in the token (sensitive,
+        never extractable, wrap/unwrap only). Name the token by ``token`` (label) or ``slot``.
+        Data keys are then wrapped inside the token; the indicator reports 0 for those calls.
+        ``allow_zero_padded_kwp`` accepts tokens whose RFC 5649 mechanism zero-pads its input
+        (SoftHSM 2.6); see docs/KEYS.md."""
+        cfg = _Pkcs11Args(module, pin, token, slot, max_sessions, allow_zero_padded_kwp)
+        lbl, ln, keep = readable(key_label.encode(), "key_label")
+        out = c_void_p()
+        st = lib.cellar_keyring_new_pkcs11(cfg.ptr, lbl, ln, byref(out))
+        if st:
+            raise_status(st)
+        return cls._from_handle(out.value)
+
+    @classmethod
+    def adopt_pkcs11(cls, module: str, pin: Union[str, BytesLike], *, key_label: Optional[str] = None,
+                     key_id: Optional[BytesLike] = None, token: Optional[str] = None, slot: Optional[int] = None,
+                     max_sessions: int = 0, allow_zero_padded_kwp: bool = False) -> "Keyring":
+        """A keyring whose version 1 is an existing token key (bring your own HSM key), found by
+        ``key_label`` or ``key_id`` (its CKA_ID). An extractable key, or one without CKA_UNWRAP,
+        raises :class:`~cellar.InvalidKeyError` naming the attribute."""
+        cfg = _Pkcs11Args(module, pin, token, slot, max_sessions, allow_zero_padded_kwp)
+        sel = _KeySel(key_label, key_id)
+        out = c_void_p()
+        st = lib.cellar_keyring_adopt_pkcs11(cfg.ptr, sel.label, sel.label_len, sel.id, sel.id_len, byref(out))
+        if st:
+            raise_status(st)
+        return cls._from_handle(out.value)
+
+    def add_pkcs11(self, module: str, pin: Union[str, BytesLike], key_label: Optional[str] = None, *,
+                   key_id: Optional[BytesLike] = None, adopt: bool = False, token: Optional[str] = None,
+                   slot: Optional[int] = None, max_sessions: int = 0, allow_zero_padded_kwp: bool = False) -> int:
+        """Rotates to a token key: a new one generated with label ``key_label``, or with
+        ``adopt=True`` the existing key with that label (or ``key_id``). Returns the version."""
+        cfg = _Pkcs11Args(module, pin, token, slot, max_sessions, allow_zero_padded_kwp)
+        v = c_uint32()
+        if adopt:
+            sel = _KeySel(key_label, key_id)
+            st = lib.cellar_keyring_rotate_pkcs11_adopt(self._handle, cfg.ptr, sel.label, sel.label_len, sel.id,
+                                                         sel.id_len, byref(v))
+        else:
+            if key_label is None or key_id is not None:
+                raise ValueError("a new token key needs key_label (and no key_id); use adopt=True for an existing key")
+            lbl, ln, keep = readable(key_label.encode(), "key_label")
+            st = lib.cellar_keyring_rotate_pkcs11(self._handle, cfg.ptr, lbl, ln, byref(v))
+        if st:
+            raise_status(st)
+        return v.value
+
+    def unlock_pkcs11(self, pin: Union[str, BytesLike], module: Optional[str] = None, *, max_sessions: int = 0,
+                      allow_zero_padded_kwp: bool = False) -> int:
+        """Reconnects the token versions after :meth:`lock` or :meth:`import_state` (logs in
+        with ``pin``; ``module`` overrides the recorded module path). Returns how many versions
+        were attached. A wrong PIN raises :class:`~cellar.AuthenticationError` and the keyring
+        stays locked."""
+        cfg = _Pkcs11Args(module or "", pin, "", None, max_sessions, allow_zero_padded_kwp)
+        n = c_size_t()
+        st = lib.cellar_keyring_unlock_pkcs11(self._handle, cfg.ptr, byref(n))
+        if st:
+            raise_status(st)
+        return n.value
+
+    def retire_pkcs11(self, version: int, destroy: bool = False) -> None:
+        """Retires ``version``; with ``destroy=True`` the token key object is destroyed first
+        (irreversible, for every keyring and export that names it)."""
+        st = lib.cellar_keyring_retire_pkcs11(self._handle, _u32(version), _RETIRE_DESTROY if destroy else 0)
+        if st:
+            raise_status(st)
+
     def __repr__(self) -> str:
         if self._h is None:
             return "<cellar.Keyring closed>"
@@ -392,3 +470,42 @@ def _u32(value: int) -> int:
     if not isinstance(value, int) or not 0 <= value <= 0xFFFFFFFF:
         raise ValueError("version must be an integer from 0 to 2**32 - 1")
     return value
+
+
+class _Pkcs11Args:
+    """A ``cellar_pkcs11_config`` and the buffers it points to, kept alive together."""
+
+    def __init__(self, module: str, pin: Union[str, BytesLike], token: Optional[str], slot: Optional[int],
+                 max_sessions: int, allow_zero_padded_kwp: bool) -> None:
+        if not isinstance(module, str):
+            raise TypeError("module must be a str path")
+        if (token is None) == (slot is None) and token != "":
+            raise ValueError("give exactly one of token (label) and slot")
+        self._module = ctypes.create_string_buffer(module.encode(), len(module.encode()) or 1)
+        tok = (token or "").encode()
+        self._token = ctypes.create_string_buffer(tok, len(tok) or 1)
+        pin_b = pin.encode() if isinstance(pin, str) else bytes(as_bytes(pin))
+        self._pin = ctypes.create_string_buffer(pin_b, len(pin_b) or 1)
+        flags = (_PKCS11_USE_SLOT if slot is not None else 0) | (_PKCS11_ALLOW_ZERO_PADDED_KWP if allow_zero_padded_kwp else 0)
+        self.cfg = Pkcs11Config(
+            ctypes.addressof(self._module), len(module.encode()), ctypes.addressof(self._token), len(tok),
+            slot or 0, ctypes.addressof(self._pin), len(pin_b), max_sessions, flags)
+        self.ptr = ctypes.addressof(self.cfg)
+
+    def __del__(self) -> None:
+        # The PIN's copy is wiped when the call is done.
+        pin = getattr(self, "_pin", None)
+        if pin is not None:
+            ctypes.memset(pin, 0, len(pin))
+
+
+class _KeySel:
+    def __init__(self, key_label: Optional[str], key_id: Optional[BytesLike]) -> None:
+        if (key_label is None) == (key_id is None):
+            raise ValueError("give exactly one of key_label and key_id")
+        if key_label is not None:
+            self.label, self.label_len, self._k = readable(key_label.encode(), "key_label")
+            self.id, self.id_len = None, 0
+        else:
+            self.id, self.id_len, self._k = readable(key_id, "key_id")
+            self.label, self.label_len = None, 0

@@ -38,6 +38,9 @@ pub const CELLAR_KEYRING_VERSION_PROVIDER: u32 = 2;
 pub const CELLAR_KEYRING_VERSION_LOCKED: u32 = 4;
 /// `cellar_keyring_version_info` flag: retired; material destroyed, blobs unreadable for good.
 pub const CELLAR_KEYRING_VERSION_RETIRED: u32 = 8;
+/// `cellar_keyring_version_info` flag: held by a PKCS#11 token (an HSM key; set with PROVIDER,
+/// also while not attached). Versions created by `cellar_keyring_new_pkcs11` and friends.
+pub const CELLAR_KEYRING_VERSION_PKCS11: u32 = 16;
 /// Longest data-key blob a keyring writes (530): a local version writes
 /// `cellar_key_wrapped_len(type)` bytes (82 or 114), a provider version 18 + what its wrap returns.
 pub const CELLAR_KEYRING_MAX_WRAPPED_LEN: usize = 530;
@@ -258,6 +261,7 @@ pub extern "C" fn cellar_keyring_version_info(
             (info.provider, CELLAR_KEYRING_VERSION_PROVIDER),
             (info.locked, CELLAR_KEYRING_VERSION_LOCKED),
             (info.retired, CELLAR_KEYRING_VERSION_RETIRED),
+            (kr.is_pkcs11_version(version)?, CELLAR_KEYRING_VERSION_PKCS11),
         ] {
             if on {
                 flags |= bit;

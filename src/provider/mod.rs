@@ -1,0 +1,7 @@
+//! Key providers: stand-ins for a tenant key held outside the process. They all implement one
+//! trait, [`KeyProvider`] (defined with the keyring in `src/keyring.rs`, re-exported here): host
+//! C callbacks (`src/ffi/keyring.rs`) and the built-in PKCS#11 provider ([`pkcs11`]).
+
+pub mod pkcs11;
+
+pub use crate::keyring::{KeyProvider, ProviderError};
