@@ -6,7 +6,9 @@
  *  - Every fallible function returns a cellar_status; CELLAR_OK is 0. cellar_last_error() gives
  *    the calling thread's failure text, which never contains secrets.
  *  - Out-parameters are written only on success. The one exception: CELLAR_ERR_BUFFER_TOO_SMALL
- *    writes the size needed to *out_len.
+ *    writes the size needed to *out_len. A call with out_cap 0 is a size query, not a failure:
+ *    it returns CELLAR_ERR_BUFFER_TOO_SMALL with the size and leaves the thread's last-error
+ *    text and approval indicator as they were.
  *  - A pointer is followed by its length; inputs may be NULL only when their length is 0.
  *  - Output buffers are owned by the caller (out, out_cap, *out_len). The library returns no
  *    memory to free except handles, each with its own _free, which accepts NULL.
@@ -24,12 +26,20 @@
 #include <stdint.h>
 #include <stddef.h>
 #include <stdbool.h>
-
 /**
  * ABI version: `major << 16 | minor`. Minor versions only add; a new major may break.
- * Compare with `cellar_abi_version()` at run time.
+ * Compare with `cellar_abi_version()` at run time, best through CELLAR_ABI_COMPATIBLE.
  */
-#define CELLAR_ABI_VERSION 65536
+#define CELLAR_ABI_VERSION 0x00010000u
+
+/**
+ * Whether a library reporting `runtime` (= `cellar_abi_version()`) serves a program built
+ * against this header: the same major and a minor at least this header's. (Written so that a
+ * minor of 0 does not trip -Wtype-limits.)
+ */
+#define CELLAR_ABI_COMPATIBLE(runtime) \
+    ((((uint32_t)(runtime)) >> 16) == (CELLAR_ABI_VERSION >> 16) && \
+     (((uint32_t)(runtime)) & 0xFFFFu) + 1u > (CELLAR_ABI_VERSION & 0xFFFFu))
 
 /**
  * Cell mode: AES-256-GCM with a module nonce.
@@ -84,9 +94,16 @@
 
 /**
  * Blind index version 1: `bkey = HKDF-SHA256(ikm = key, salt = 32 zero bytes, info = "cellar
- * blind index v1")`; what `cellar_blind_index` computes.
+ * blind index v1")`; what `cellar_blind_index` computes. For indexes built before format v2;
+ * reports indicator 0.
  */
 #define CELLAR_BLIND_INDEX_V1 1
+
+/**
+ * Blind index version 2 (format v2, SPEC 10): `bkey = KDF(key, "cellar blind index v2", "",
+ * 32)`, the SP 800-108 counter-mode KDF with HMAC-SHA-256. For new indexes; reports 1.
+ */
+#define CELLAR_BLIND_INDEX_V2 2
 
 /**
  * `cellar_init` flag: fail with `CELLAR_ERR_NOT_FIPS` unless the module runs in FIPS mode and
@@ -636,8 +653,12 @@ cellar_status cellar_cell_encrypt_batch(const struct cellar_cell_cipher *cipher,
 
 /**
  * Decrypts a column of `count` cells in one call (layout as in `cellar_cell_encrypt_batch`).
- * `out_cap` below `cellar_cell_batch_plaintext_max_len` is `CELLAR_ERR_BUFFER_TOO_SMALL` with
- * that total in `*out_len`. Plaintexts are packed back to back; `out_offsets` gives their bounds
+ * `cellar_cell_batch_plaintext_max_len` is always enough. In the CBC modes (DETERMINISTIC,
+ * MSSQL) a smaller `out_cap` is tried too, down to the least total those cell lengths can
+ * hold, so a caller that knows the exact plaintext total (a column store) may pass exactly
+ * that; when the plaintexts do not fit, or `out_cap` is below that least total, the call is
+ * `CELLAR_ERR_BUFFER_TOO_SMALL` with `cellar_cell_batch_plaintext_max_len` in `*out_len` (and
+ * `out` zeroed). Plaintexts are packed back to back; `out_offsets` gives their bounds
  * and `*out_len` the total used. One cell that fails to authenticate fails the whole batch with
  * its index in the last-error text, and leaves `out[0..bound]` and `out_offsets` zeroed.
  */
@@ -693,12 +714,15 @@ cellar_status cellar_cell_decrypt_batch_threads(const struct cellar_cell_cipher 
                                                 uint32_t threads);
 
 /**
- * Computes a blind index of `value` bound to `context` for equality lookups without
- * deterministic ciphertexts: `HMAC-SHA256(bkey, len(context) (u32 BE) | context | value)`
+ * Computes a **version 1** blind index of `value` bound to `context` (the same bytes as
+ * `cellar_blind_index_versioned(key, 1, ...)`), kept so that indexes built before format v2
+ * still match; new indexes use `cellar_blind_index_versioned` or a blind-index key with
+ * version 2. The index is `HMAC-SHA256(bkey, len(context) (u32 BE) | context | value)`
  * truncated to `out_len` bytes (`CELLAR_BLIND_INDEX_MIN_LEN` to `CELLAR_BLIND_INDEX_MAX_LEN`,
  * else `CELLAR_ERR_INVALID_ARGUMENT`), where `bkey = HKDF-SHA256(ikm = key, salt = 32 zero
  * bytes, info = "cellar blind index v1")`. `key` must be AES-256 (`CELLAR_ERR_INVALID_KEY`).
- * Writes exactly `out_len` bytes to `out`.
+ * Writes exactly `out_len` bytes to `out`. Reports indicator 0 (HKDF is not an approved
+ * key-from-key derivation; SPEC 10).
  */
 cellar_status cellar_blind_index(const struct cellar_key *key,
                                  const uint8_t *context,
@@ -745,9 +769,10 @@ cellar_status cellar_cell_decrypt_batch_rows(const struct cellar_cell_cipher *ci
 
 /**
  * Derives a blind-index key from an AES-256 `key` (`CELLAR_ERR_INVALID_KEY` otherwise) for
- * blind-index `version` (`CELLAR_BLIND_INDEX_V1`; another value is
- * `CELLAR_ERR_INVALID_ARGUMENT`). A blind index carries no version: the caller keeps using
- * the version an existing index was built with. On success `*out_bkey` receives a new handle.
+ * blind-index `version` (`CELLAR_BLIND_INDEX_V2` for new indexes, `CELLAR_BLIND_INDEX_V1` for
+ * indexes built before format v2; another value is `CELLAR_ERR_INVALID_ARGUMENT`). A blind
+ * index carries no version: the caller keeps using the version an existing index was built
+ * with. On success `*out_bkey` receives a new handle.
  */
 cellar_status cellar_blind_index_key_new(const struct cellar_key *key,
                                          uint32_t version,
@@ -804,6 +829,28 @@ cellar_status cellar_blind_index_batch_rows(const struct cellar_blind_index_key 
                                             uint8_t *out,
                                             size_t out_cap,
                                             size_t *out_len);
+
+/**
+ * Computes a blind index of `value` bound to `context` for equality lookups without
+ * deterministic ciphertexts, of the caller's `version` (a blind index carries no version byte,
+ * so the caller keeps it with the index): `CELLAR_BLIND_INDEX_V2` for new indexes,
+ * `CELLAR_BLIND_INDEX_V1` to match an index built before format v2; any other value is
+ * `CELLAR_ERR_INVALID_ARGUMENT`. The index is `HMAC-SHA256(bkey, len(context) (u32 BE) |
+ * context | value)` truncated to `out_len` bytes (`CELLAR_BLIND_INDEX_MIN_LEN` to
+ * `CELLAR_BLIND_INDEX_MAX_LEN`), with `bkey = KDF(key, "cellar blind index v2", "", 32)`
+ * (SP 800-108 counter mode, HMAC-SHA-256) for version 2 and as `cellar_blind_index` for 1.
+ * `key` must be AES-256 (`CELLAR_ERR_INVALID_KEY`). Writes exactly `out_len` bytes to `out`.
+ * Version 2 reports indicator 1, version 1 reports 0. Derives the blind-index key per call
+ * (version 2 allocates inside the module); for many values use a `cellar_blind_index_key`.
+ */
+cellar_status cellar_blind_index_versioned(const struct cellar_key *key,
+                                           uint32_t version,
+                                           const uint8_t *context,
+                                           size_t context_len,
+                                           const uint8_t *value,
+                                           size_t value_len,
+                                           uint8_t *out,
+                                           size_t out_len);
 
 /**
  * Returns `CELLAR_ABI_VERSION` as compiled into the library. Compare it with the header's
@@ -882,15 +929,29 @@ cellar_status cellar_key_import(uint32_t key_type,
                                 struct cellar_key **out_key);
 
 /**
- * Derives a child key of `key_type` from `parent` with HKDF-SHA256 and a non-empty `label`
- * (for example a table, column or file name): `HKDF(ikm = parent, salt = 32 zero bytes,
- * info = "cellar derive v1" | key_type (1 byte) | label)`. Same inputs, same child.
+ * Derives a child key of `key_type` from `parent` and a non-empty `label` (for example a
+ * table, column or file name) with the SP 800-108r1 counter-mode KDF, HMAC-SHA-256 (derive v2,
+ * the module's `KBKDF_ctr_hmac`): `child = KDF(parent, "cellar derive v2", key_type (1 byte) |
+ * label, length of the child type)`; see docs/FORMATS.md. Same inputs, same child. Keys that
+ * were derived before format v2 (HKDF, derive v1) are derived again with `cellar_key_derive_v1`.
  */
 cellar_status cellar_key_derive(const struct cellar_key *parent,
                                 uint32_t key_type,
                                 const uint8_t *label,
                                 size_t label_len,
                                 struct cellar_key **out_key);
+
+/**
+ * Derive v1, kept so that keys derived before format v2 can be derived again:
+ * `HKDF-SHA256(ikm = parent, salt = 32 zero bytes, info = "cellar derive v1" | key_type
+ * (1 byte) | label)`. Arguments and errors as `cellar_key_derive`. HKDF is meant for shared
+ * secrets (SP 800-56C), so this reports indicator 0; new keys use `cellar_key_derive`.
+ */
+cellar_status cellar_key_derive_v1(const struct cellar_key *parent,
+                                   uint32_t key_type,
+                                   const uint8_t *label,
+                                   size_t label_len,
+                                   struct cellar_key **out_key);
 
 /**
  * Writes the key's public 16-byte id (first 16 bytes of
@@ -1030,8 +1091,9 @@ cellar_status cellar_key_is_locked(const struct cellar_key *key, int32_t *out_lo
  * type is `CELLAR_ERR_INVALID_KEY`, an unknown mode or flag bit `CELLAR_ERR_INVALID_ARGUMENT`.
  * `file_id` is bound into every page; `key_version` is written into every GCM trailer and
  * required on decrypt. `flags` is 0 or `CELLAR_PAGE_ZERO_IS_EMPTY`. A GCM cipher draws a random
- * salt here and again after every 2^31 encryptions. On success `*out_cipher` receives a new
- * handle (free with `cellar_page_cipher_free`).
+ * salt here and again after every 2^31 encryptions, and in the child of a `fork()` before the
+ * child's first page (the child never continues its parent's salt; the parent keeps it). On
+ * success `*out_cipher` receives a new handle (free with `cellar_page_cipher_free`).
  */
 cellar_status cellar_page_cipher_new(const struct cellar_key *key,
                                      uint32_t mode,

@@ -87,6 +87,17 @@ pub(crate) fn service<T, E>(f: impl FnOnce() -> core::result::Result<T, E>) -> c
     r
 }
 
+/// Marks the current operation as not an approved scheme (SPEC 10): it reports 0 on success
+/// even when every module service it used was counted (DETERMINISTIC and Always Encrypted
+/// cells, raw key entry and export, v1 formats, provider-performed wrapping). Outside an
+/// operation it does nothing.
+#[inline]
+pub(crate) fn not_approved() {
+    if DEPTH.with(Cell::get) > 0 {
+        ALL_COUNTED.with(|a| a.set(false));
+    }
+}
+
 /// Fills `dest` from the module's DRBG (an approved, counted service).
 pub(crate) fn random(dest: &mut [u8]) -> Result<()> {
     service(|| aws_lc_rs::rand::fill(dest)).map_err(|_| Error::RandomFailed("module DRBG failed"))

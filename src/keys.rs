@@ -38,6 +38,8 @@ pub const DEFAULT_PASSWORD_ITERATIONS: u32 = 600_000;
 
 const KEY_ID_LABEL: &[u8] = b"cellar key id v1";
 const DERIVE_LABEL: &[u8] = b"cellar derive v1";
+/// SP 800-108 label of derive v2 (SPEC 10).
+const DERIVE_LABEL_V2: &[u8] = b"cellar derive v2";
 /// `key_type (1) | key_version (4) | key_id (16)` before the material in a wrapped inner record.
 const INNER_HEADER_LEN: usize = 1 + 4 + KEY_ID_LEN;
 const WRAP_HEADER_LEN: usize = 2 + KEY_ID_LEN;
@@ -306,11 +308,34 @@ impl Key {
         operation(|| Self::from_material(key_type, Zeroizing::new(material.to_vec())))
     }
 
-    /// Derives a child key of `key_type` with HKDF-SHA256:
-    /// `HKDF(ikm = self, salt = 32 zero bytes, info = "cellar derive v1" | type (1) | label)`.
-    /// `label` must be non-empty (per table, column or file names, say).
+    /// Derives a child key of `key_type` (derive v2, SPEC 10) with the SP 800-108r1 counter-mode
+    /// KDF (HMAC-SHA-256, the module's `KBKDF_ctr_hmac`):
+    /// `child = KDF(self, "cellar derive v2", type (1) | label, len(type))`.
+    /// `label` must be non-empty (per table, column or file names, say). Same inputs, same child.
+    /// Keys derived before format v2 came from [`Key::derive_v1`]; use that to recreate them.
     pub fn derive(&self, key_type: KeyType, label: &[u8]) -> Result<Self> {
         operation(|| {
+            if label.is_empty() {
+                return Err(Error::InvalidArgument("derive label must be non-empty"));
+            }
+            let mut m = Zeroizing::new(vec![0u8; key_type.material_len()]);
+            let mut context = Vec::with_capacity(1 + label.len());
+            context.push(key_type as u8);
+            context.extend_from_slice(label);
+            self.check_unlocked()?;
+            crate::kdf::kdf(self.material(), DERIVE_LABEL_V2, &context, &mut m)?;
+            // A child of a tenant's data key is locked with the tenant.
+            Self::from_material(key_type, m).map(|k| k.gated(self.gate.clone()))
+        })
+    }
+
+    /// Derive v1 (before format v2), kept so that keys derived then can be derived again:
+    /// `HKDF-SHA256(ikm = self, salt = 32 zero bytes, info = "cellar derive v1" | type (1) | label)`.
+    /// HKDF (SP 800-56C) is meant for shared secrets, so the indicator reports 0 (not an
+    /// approved scheme) for it; new keys use [`Key::derive`].
+    pub fn derive_v1(&self, key_type: KeyType, label: &[u8]) -> Result<Self> {
+        operation(|| {
+            fips::not_approved();
             if label.is_empty() {
                 return Err(Error::InvalidArgument("derive label must be non-empty"));
             }

@@ -21,6 +21,7 @@ pub mod par;
 pub mod keyring;
 pub mod provider;
 mod sys;
+pub(crate) mod kdf;
 
 #[doc(hidden)]
 pub mod ffi;

@@ -6,8 +6,10 @@
 //!   not detect tampering, moved pages or replayed old versions of a page.
 //! * **GCM** (authenticated): the last [`GCM_TRAILER_LEN`] bytes of every page hold a trailer
 //!   (format, key version, epoch salt, module nonce, tag); the payload is sealed under a subkey
-//!   `HKDF-SHA256(page key, salt, "cellar page v1" | file_id LE)`, with the page number in the
-//!   AAD. Formats: `docs/FORMATS.md`.
+//!   `KDF(page key, "cellar page v2", salt | file_id LE, 32)` (SP 800-108 counter mode, trailer
+//!   format 0x02), with the page number in the AAD. Pages of format 0x01 (subkey from
+//!   `HKDF-SHA256(page key, salt, "cellar page v1" | file_id LE)`) are still read; they report
+//!   indicator 0. Formats: `docs/FORMATS.md`.
 //!
 //! A [`PageCipher`] is immutable and may be shared by any number of threads. Internally it keeps a
 //! small pool of per-thread *slots* (chosen by a per-thread index, each behind an uncontended
@@ -35,8 +37,10 @@ pub const MAX_PAGE_SIZE: usize = 65536;
 pub const PAGE_SIZE_MULTIPLE: usize = 16;
 /// Bytes reserved at the end of every GCM page for the trailer.
 pub const GCM_TRAILER_LEN: usize = 48;
-/// Format byte of a GCM page trailer.
+/// Format byte of a GCM page trailer of format v1 (HKDF subkey; still read, no longer written).
 pub const GCM_FORMAT_V1: u8 = 0x01;
+/// Format byte of a GCM page trailer of format v2 (SP 800-108 subkey, SPEC 10): every new page.
+pub const GCM_FORMAT_V2: u8 = 0x02;
 /// Flag: an all-zero page (never written) decrypts to zeros instead of failing.
 pub const FLAG_ZERO_IS_EMPTY: u32 = 1;
 /// Encryptions per GCM epoch (per salt, hence per subkey) before the cipher draws a new salt.
@@ -47,6 +51,7 @@ pub const MAX_BATCH_THREADS: usize = 64;
 const SALT_LEN: usize = 12;
 const HEADER_LEN: usize = 20; // format | reserved (3) | key_version (4) | salt (12)
 const PAGE_INFO: &[u8] = b"cellar page v1";
+const PAGE_LABEL_V2: &[u8] = b"cellar page v2";
 /// Subkeys kept by the shared decrypt cache (salts of earlier epochs and of other writers).
 const SHARED_CACHE_CAP: usize = 64;
 /// Subkeys each slot remembers, so repeated reads of one salt stay slot-local.
@@ -101,12 +106,12 @@ pub fn check_page_size(page_size: usize) -> Result<()> {
 
 /// Reads the key version from a GCM page's trailer, without any key (to drive an online
 /// re-encryption scan). The value is not authenticated until the page is decrypted.
-/// A page whose trailer is not format 0x01 with zero reserved bytes (including a never-written
+/// A page whose trailer is not format 0x01 or 0x02 with zero reserved bytes (including a never-written
 /// all-zero page) is [`Error::UnsupportedFormat`]; a bad page size is [`Error::InvalidArgument`].
 pub fn page_key_version(page: &[u8]) -> Result<u32> {
     check_page_size(page.len())?;
     let t = &page[page.len() - GCM_TRAILER_LEN..];
-    if t[0] != GCM_FORMAT_V1 || t[1..4] != [0, 0, 0] {
+    if !(t[0] == GCM_FORMAT_V1 || t[0] == GCM_FORMAT_V2) || t[1..4] != [0, 0, 0] {
         return Err(Error::UnsupportedFormat("not a Cellar GCM page (format byte or reserved bytes)"));
     }
     Ok(u32::from_le_bytes([t[4], t[5], t[6], t[7]]))
@@ -216,10 +221,18 @@ struct XtsEngine {
     pool: Pool<XtsSlot>,
 }
 
-/// A GCM subkey and the salt it was derived from.
+/// A GCM subkey, the salt it was derived from and the trailer format whose derivation made it.
 struct Subkey {
     salt: [u8; SALT_LEN],
+    format: u8,
     aead: GcmKey,
+}
+
+impl Subkey {
+    #[inline]
+    fn is(&self, salt: &[u8; SALT_LEN], format: u8) -> bool {
+        self.salt == *salt && self.format == format
+    }
 }
 
 struct EpochState {
@@ -257,25 +270,36 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// `subkey = HKDF-SHA256(ikm = page key, salt = salt, info = "cellar page v1" | file_id LE, 32)`,
-/// scheduled for AES-256-GCM; the derived bytes are wiped as soon as the module holds them.
-fn derive_subkey(key: &Key, file_id: u64, salt: [u8; SALT_LEN]) -> Result<Arc<Subkey>> {
+/// The subkey of trailer `format`, scheduled for AES-256-GCM; the derived bytes are wiped as
+/// soon as the module holds them.
+/// * 0x02: `subkey = KDF(page key, "cellar page v2", salt (12) | file_id (u64 LE), 32)`, the
+///   SP 800-108 counter-mode KDF of SPEC 10 (`crate::kdf`);
+/// * 0x01: `subkey = HKDF-SHA256(ikm = page key, salt = salt, info = "cellar page v1" | file_id
+///   LE, 32)`, only to read pages written before format v2.
+fn derive_subkey(key: &Key, file_id: u64, salt: [u8; SALT_LEN], format: u8) -> Result<Arc<Subkey>> {
     let mut k = Zeroizing::new([0u8; 32]);
-    keys::hkdf_sha256(key.material(), &salt, &[PAGE_INFO, &file_id.to_le_bytes()], &mut k[..])?;
+    if format == GCM_FORMAT_V2 {
+        let mut context = [0u8; SALT_LEN + 8];
+        context[..SALT_LEN].copy_from_slice(&salt);
+        context[SALT_LEN..].copy_from_slice(&file_id.to_le_bytes());
+        crate::kdf::kdf(key.material(), PAGE_LABEL_V2, &context, &mut k[..])?;
+    } else {
+        keys::hkdf_sha256(key.material(), &salt, &[PAGE_INFO, &file_id.to_le_bytes()], &mut k[..])?;
+    }
     let aead = GcmKey::new(&k).ok_or(Error::Internal("AES-GCM key setup failed"))?;
-    Ok(Arc::new(Subkey { salt, aead }))
+    Ok(Arc::new(Subkey { salt, format, aead }))
 }
 
 /// A fresh epoch: a random 12-byte salt from the module's DRBG and its subkey.
 fn fresh_epoch(key: &Key, file_id: u64) -> Result<Arc<Subkey>> {
     let mut salt = [0u8; SALT_LEN];
     fips::random(&mut salt)?;
-    derive_subkey(key, file_id, salt)
+    derive_subkey(key, file_id, salt, GCM_FORMAT_V2)
 }
 
 impl GcmEngine {
-    fn derive(&self, salt: [u8; SALT_LEN]) -> Result<Arc<Subkey>> {
-        derive_subkey(&self.key, self.file_id, salt)
+    fn derive(&self, salt: [u8; SALT_LEN], format: u8) -> Result<Arc<Subkey>> {
+        derive_subkey(&self.key, self.file_id, salt, format)
     }
 
     fn new_epoch(&self) -> Result<Arc<Subkey>> {
@@ -287,7 +311,7 @@ impl GcmEngine {
     fn remember(&self, sk: &Arc<Subkey>) {
         let evicted = {
             let mut c = lock(&self.cache);
-            if c.iter().any(|e| e.salt == sk.salt) {
+            if c.iter().any(|e| e.is(&sk.salt, sk.format)) {
                 return;
             }
             c.push_front(sk.clone());
@@ -320,22 +344,23 @@ impl GcmEngine {
         Ok(())
     }
 
-    /// The subkey for `salt`, from the slot, else the shared cache, else derived (then cached).
-    fn subkey<'s>(&self, slot: &'s mut GcmSlot, salt: &[u8; SALT_LEN]) -> Result<&'s Subkey> {
+    /// The subkey for `salt` and trailer `format`, from the slot, else the shared cache, else
+    /// derived (then cached).
+    fn subkey<'s>(&self, slot: &'s mut GcmSlot, salt: &[u8; SALT_LEN], format: u8) -> Result<&'s Subkey> {
         enum Loc {
             Epoch,
             Recent(usize),
         }
-        let loc = if slot.epoch.as_ref().is_some_and(|e| e.salt == *salt) {
+        let loc = if slot.epoch.as_ref().is_some_and(|e| e.is(salt, format)) {
             Loc::Epoch
-        } else if let Some(i) = slot.recent.iter().position(|r| r.as_ref().is_some_and(|r| r.salt == *salt)) {
+        } else if let Some(i) = slot.recent.iter().position(|r| r.as_ref().is_some_and(|r| r.is(salt, format))) {
             Loc::Recent(i)
         } else {
-            let found = lock(&self.cache).iter().find(|e| e.salt == *salt).cloned();
+            let found = lock(&self.cache).iter().find(|e| e.is(salt, format)).cloned();
             let sk = match found {
                 Some(sk) => sk,
                 None => {
-                    let sk = self.derive(*salt)?;
+                    let sk = self.derive(*salt, format)?;
                     self.remember(&sk);
                     sk
                 }
@@ -636,7 +661,7 @@ impl PageCipher {
 
     fn header(&self, salt: &[u8; SALT_LEN]) -> [u8; HEADER_LEN] {
         let mut h = [0u8; HEADER_LEN];
-        h[0] = GCM_FORMAT_V1;
+        h[0] = GCM_FORMAT_V2;
         h[4..8].copy_from_slice(&self.inner.key_version.to_le_bytes());
         h[8..].copy_from_slice(salt);
         h
@@ -672,7 +697,8 @@ impl PageCipher {
         let payload = io.len() - GCM_TRAILER_LEN;
         let mut tr = [0u8; GCM_TRAILER_LEN];
         tr.copy_from_slice(&io.input()[payload..]);
-        if tr[0] != GCM_FORMAT_V1 || tr[1..4] != [0, 0, 0] {
+        let format = tr[0];
+        if !(format == GCM_FORMAT_V2 || format == GCM_FORMAT_V1) || tr[1..4] != [0, 0, 0] {
             if self.inner.zero_is_empty && tr == [0u8; GCM_TRAILER_LEN] && is_all_zero(io.input()) {
                 io.output().fill(0);
                 return Ok(());
@@ -692,8 +718,13 @@ impl PageCipher {
         let mut tn = [0u8; GCM_TAG_NONCE_LEN];
         tn[..16].copy_from_slice(&tr[HEADER_LEN + 12..]);
         tn[16..].copy_from_slice(&tr[HEADER_LEN..HEADER_LEN + 12]);
+        if format == GCM_FORMAT_V1 {
+            // A v1 page's subkey came from HKDF, which SP 800-56C meant for shared secrets: the
+            // page reads, but the scheme is not an approved one (SPEC 10).
+            fips::not_approved();
+        }
         g.pool.with(|slot| -> Result<()> {
-            let sk = g.subkey(slot, &salt)?;
+            let sk = g.subkey(slot, &salt, format)?;
             let (body, _) = io.reborrow().split_at(payload);
             service(|| if sk.aead.open(body, &aad, &tn) { Ok(()) } else { Err(BAD) })
         })?;

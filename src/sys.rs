@@ -295,6 +295,27 @@ pub(crate) fn hkdf_sha256_oneshot(out: &mut [u8], secret: &[u8], salt: &[u8], in
     }
 }
 
+/// SP 800-108r1 KDF in counter mode with HMAC-SHA-256 through the module's `KBKDF_ctr_hmac`:
+/// `out = K(1) | K(2) | ...` truncated to `out.len()`, `K(i) = HMAC-SHA256(secret, [i]_32 |
+/// fixed)`. The module counts it as approved for SHA-256 with a secret of at least 14 bytes.
+/// Returns false if the module refused (empty `out` or `secret`); the module wipes `out` then.
+pub(crate) fn kbkdf_ctr_hmac_sha256(out: &mut [u8], secret: &[u8], fixed: &[u8]) -> bool {
+    // SAFETY: every pointer comes from a live slice with its own length; `out` is writable;
+    // EVP_sha256 returns a static digest description. The module reads `fixed` only for
+    // `fixed.len()` bytes (a dangling but non-NULL pointer for an empty slice is never read).
+    unsafe {
+        ffi::KBKDF_ctr_hmac(
+            out.as_mut_ptr(),
+            out.len(),
+            ffi::EVP_sha256(),
+            secret.as_ptr(),
+            secret.len(),
+            fixed.as_ptr(),
+            fixed.len(),
+        ) == 1
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // fork() detection for the GCM page epochs (security review finding 6).
 

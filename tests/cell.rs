@@ -114,7 +114,7 @@ fn formats_and_sizes() {
                 }
                 CellMode::Deterministic => {
                     assert_eq!(ct.len(), 53 + (n / 16 + 1) * 16);
-                    assert_eq!(ct[..5], [2, 1, 2, 3, 4]);
+                    assert_eq!(ct[..5], [3, 1, 2, 3, 4], "new DETERMINISTIC cells have header 0x03");
                     assert_eq!(cell::key_version(&ct).unwrap(), 0x0102_0304);
                 }
                 _ => {
@@ -132,7 +132,9 @@ fn formats_and_sizes() {
 #[test]
 fn key_version_reader_refuses_other_bytes() {
     assert!(matches!(cell::key_version(&[]), Err(Error::UnsupportedFormat(_))));
-    assert!(matches!(cell::key_version(&[3; 100]), Err(Error::UnsupportedFormat(_))));
+    assert!(matches!(cell::key_version(&[4; 100]), Err(Error::UnsupportedFormat(_))));
+    assert!(matches!(cell::key_version(&[3; 68]), Err(Error::UnsupportedFormat(_))));
+    assert_eq!(cell::key_version(&[3; 69]).unwrap(), 0x0303_0303);
     assert!(matches!(cell::key_version(&[1; 32]), Err(Error::UnsupportedFormat(_))));
     assert!(matches!(cell::key_version(&[2; 68]), Err(Error::UnsupportedFormat(_))));
     assert_eq!(cell::key_version(&[1; 33]).unwrap(), 0x0101_0101);
@@ -393,14 +395,26 @@ fn batch_argument_errors() {
 fn blind_index_is_stable_keyed_and_context_bound() {
     let k = key();
     let mut a = [0u8; 32];
+    // Version 1 (the unversioned calls): HKDF blind-index key, indicator 0 (SPEC 10).
     cell::blind_index(&k, b"users.email", b"alice@example.com", &mut a).unwrap();
-    approved();
+    assert_eq!(last_operation_approved(), Approval::NotApproved);
     let bk = BlindIndexKey::new(&k).unwrap();
-    approved();
+    assert_eq!(last_operation_approved(), Approval::NotApproved);
     let mut b = [0u8; 32];
     bk.compute(b"users.email", b"alice@example.com", &mut b).unwrap();
-    approved();
+    assert_eq!(last_operation_approved(), Approval::Approved, "computing is HMAC only");
     assert_eq!(a, b);
+    // Version 2: SP 800-108 blind-index key, approved throughout.
+    let b2 = BlindIndexKey::with_version(&k, 2).unwrap();
+    approved();
+    let mut v2 = [0u8; 32];
+    b2.compute(b"users.email", b"alice@example.com", &mut v2).unwrap();
+    approved();
+    let mut v2b = [0u8; 32];
+    cell::blind_index_versioned(&k, 2, b"users.email", b"alice@example.com", &mut v2b).unwrap();
+    approved();
+    assert_eq!(v2, v2b);
+    assert_ne!(v2, a);
     let mut short = [0u8; 8];
     cell::blind_index(&k, b"users.email", b"alice@example.com", &mut short).unwrap();
     assert_eq!(short, a[..8]);

@@ -3,7 +3,7 @@
 //! flag, sizes at and past the limits, epochs, batches and the approval indicator.
 
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
-use aws_lc_rs::hkdf;
+use aws_lc_rs::{hkdf, hmac};
 use cellar::page::{self, PageCipher, PageMode, FLAG_ZERO_IS_EMPTY};
 use cellar::{last_operation_approved, Approval, Error, Key, KeyType};
 use proptest::prelude::*;
@@ -33,11 +33,25 @@ fn open_by_spec(material: &[u8], file_id: u64, page_no: u64, page: &[u8]) -> Opt
             32
         }
     }
-    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, &t[8..20]).extract(material);
     let fid = file_id.to_le_bytes();
-    let info: [&[u8]; 2] = [b"cellar page v1", &fid];
     let mut sub = [0u8; 32];
-    prk.expand(&info, L).unwrap().fill(&mut sub).unwrap();
+    if t[0] == 0x02 {
+        // Format 0x02: subkey = KDF(key, "cellar page v2", salt | file_id LE, 32), the SP 800-108
+        // counter-mode KDF with HMAC-SHA-256, written out with HMAC alone.
+        let mut fixed = b"cellar page v2\0".to_vec();
+        fixed.extend_from_slice(&t[8..20]);
+        fixed.extend_from_slice(&fid);
+        fixed.extend_from_slice(&256u32.to_be_bytes());
+        let k = hmac::Key::new(hmac::HMAC_SHA256, material);
+        let mut ctx = hmac::Context::with_key(&k);
+        ctx.update(&1u32.to_be_bytes());
+        ctx.update(&fixed);
+        sub.copy_from_slice(ctx.sign().as_ref());
+    } else {
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, &t[8..20]).extract(material);
+        let info: [&[u8]; 2] = [b"cellar page v1", &fid];
+        prk.expand(&info, L).unwrap().fill(&mut sub).unwrap();
+    }
     let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &sub).unwrap());
     let mut aad = t[..20].to_vec();
     aad.extend_from_slice(&page_no.to_le_bytes());
@@ -128,7 +142,7 @@ fn gcm_page_opens_by_the_documented_format() {
         c.encrypt(99, &pt, &mut page).unwrap();
         approved();
         let t = &page[size - 48..];
-        assert_eq!(t[0], 0x01);
+        assert_eq!(t[0], 0x02, "new pages have trailer format 0x02");
         assert_eq!(&t[1..4], &[0, 0, 0]);
         assert_eq!(&t[4..8], &0xA1B2_C3D4u32.to_le_bytes());
         assert_eq!(page::page_key_version(&page).unwrap(), 0xA1B2_C3D4);

@@ -49,6 +49,18 @@ fn hsm() -> Option<&'static Hsm> {
             side_ctx();
             return Some(Hsm { dir: conf.parent().unwrap().to_path_buf(), conf });
         }
+        // Token directories of earlier runs whose process is gone are removed (a run cannot
+        // delete its own at exit: the tests share it until the process ends).
+        if let Ok(entries) = std::fs::read_dir(env!("CARGO_TARGET_TMPDIR")) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if let Some(pid) = name.strip_prefix("pkcs11-") {
+                    if !std::path::Path::new("/proc").join(pid).exists() {
+                        let _ = std::fs::remove_dir_all(e.path());
+                    }
+                }
+            }
+        }
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("pkcs11-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("tokens")).unwrap();

@@ -129,7 +129,7 @@ static void gcm_specifics(void) {
     uint32_t kv = 0;
     CHECK_OK(cellar_page_key_version(ct, PS, &kv));
     CHECK(kv == 3);
-    CHECK(ct[PS - 48] == 0x01);
+    CHECK(ct[PS - 48] == 0x02); /* trailer format v2 (SP 800-108 subkey) */
     CHECK_STATUS(cellar_page_key_version(NULL, PS, &kv), CELLAR_ERR_NULL_POINTER);
     CHECK_STATUS(cellar_page_key_version(ct, PS, NULL), CELLAR_ERR_NULL_POINTER);
     CHECK_STATUS(cellar_page_key_version(ct, 100, &kv), CELLAR_ERR_INVALID_ARGUMENT);

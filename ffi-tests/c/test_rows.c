@@ -190,7 +190,7 @@ static void test_blind_index_key(cellar_key *key, cellar_key *xts) {
     CHECK_STATUS(cellar_blind_index_key_new(xts, CELLAR_BLIND_INDEX_V1, &b), CELLAR_ERR_INVALID_KEY);
     CHECK(b == NULL);
     CHECK_OK(cellar_blind_index_key_new(key, CELLAR_BLIND_INDEX_V1, &b));
-    CHECK_APPROVED();
+    CHECK(cellar_last_operation_approved() == 0); /* version 1: HKDF blind-index key (SPEC 10) */
     uint8_t a[32], e[32];
     CHECK_OK(cellar_blind_index_compute(b, (const uint8_t *)PREFIX, 5, vals, 5, a, 32));
     CHECK_APPROVED();
@@ -238,6 +238,40 @@ static void test_blind_index_key(cellar_key *key, cellar_key *xts) {
     cellar_blind_index_key_free(NULL);
 }
 
+/* Issue 20 item 8: a DETERMINISTIC (or MSSQL) batch decrypt given exactly the total plaintext
+ * size succeeds; one byte less is BUFFER_TOO_SMALL with the bound, leaving zeros; a size query
+ * (out_cap 0) is not a failure. */
+static void test_tight_decrypt_bound(cellar_key *key, uint32_t mode) {
+    cellar_cell_cipher *c = NULL;
+    CHECK_OK(cellar_cell_cipher_new(key, mode, 1, &c));
+    size_t need = cellar_cell_batch_ciphertext_len(mode, voffs, N), ctl = 0, o[N + 1], po[N + 1], pl = 0;
+    uint8_t *ct = malloc(need), *pt = malloc(need);
+    CHECK_OK(cellar_cell_encrypt_batch(c, NULL, 0, vals, voffs, N, ct, need, o, &ctl));
+    size_t exact = voffs[N], room = cellar_cell_batch_plaintext_max_len(mode, o, N);
+    CHECK(room > exact);
+    CHECK_OK(cellar_cell_decrypt_batch(c, NULL, 0, ct, o, N, pt, exact, po, &pl));
+    CHECK(pl == exact && memcmp(pt, vals, exact) == 0);
+    uint64_t zeros[N + 1] = {0};
+    cellar_row_contexts none = {NULL, 0, NULL, zeros, CELLAR_OFFSETS_64};
+    memset(pt, 0, need);
+    CHECK_OK(cellar_cell_decrypt_batch_rows(c, &none, ct, o, N, pt, exact, po, &pl));
+    CHECK(pl == exact && memcmp(pt, vals, exact) == 0);
+    memset(pt, 0xA5, need);
+    pl = 0;
+    CHECK_STATUS(cellar_cell_decrypt_batch(c, NULL, 0, ct, o, N, pt, exact - 1, po, &pl), CELLAR_ERR_BUFFER_TOO_SMALL);
+    CHECK(pl == room && all_zero(pt, exact - 1) && pt[exact - 1] == 0xA5);
+    CHECK(cellar_last_operation_approved() == -1);
+    /* a size query answers with the bound and is not a failure */
+    uint8_t kid[16];
+    CHECK_OK(cellar_key_id(key, kid)); /* clears the last error */
+    pl = 0;
+    CHECK_STATUS(cellar_cell_decrypt_batch(c, NULL, 0, ct, o, N, NULL, 0, po, &pl), CELLAR_ERR_BUFFER_TOO_SMALL);
+    CHECK(pl == room && cellar_last_error(NULL, 0) == 0);
+    free(ct);
+    free(pt);
+    cellar_cell_cipher_free(c);
+}
+
 int main(void) {
     layout();
     cellar_key *key = NULL, *xts = NULL;
@@ -246,6 +280,9 @@ int main(void) {
     test_rows_match_single_calls(key, CELLAR_CELL_RANDOMIZED);
     test_rows_match_single_calls(key, CELLAR_CELL_DETERMINISTIC);
     test_rows_bad_inputs(key);
+    test_tight_decrypt_bound(key, CELLAR_CELL_DETERMINISTIC);
+    test_tight_decrypt_bound(key, CELLAR_CELL_MSSQL_DETERMINISTIC);
+    test_tight_decrypt_bound(key, CELLAR_CELL_MSSQL_RANDOMIZED);
     test_blind_index_key(key, xts);
     cellar_key_free(key);
     cellar_key_free(xts);

@@ -48,6 +48,7 @@ def load():
         "cellar_cell_encrypt_batch": (ctypes.c_int32, [vp, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, szp, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, szp, szp]),
         "cellar_cell_decrypt_batch": (ctypes.c_int32, [vp, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, szp, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, szp, szp]),
         "cellar_blind_index": (ctypes.c_int32, [vp, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t]),
+        "cellar_blind_index_versioned": (ctypes.c_int32, [vp, ctypes.c_uint32, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t]),
         "cellar_last_operation_approved": (ctypes.c_int32, []),
         "cellar_last_error": (ctypes.c_size_t, [ctypes.c_char_p, ctypes.c_size_t]),
     }
@@ -171,13 +172,25 @@ def ref_randomized_open(k, version, context, ct):
     return AESGCM(k).decrypt(ct[5:17], ct[17:], h + context)
 
 
-def ref_det_keys(k):
+def kdf(k, label, context, n=32):
+    """SP 800-108 counter-mode KDF, HMAC-SHA-256 (docs/FORMATS.md section 0)."""
+    fixed = label + b"\0" + context + struct.pack(">I", 8 * n)
+    out, i = b"", 1
+    while len(out) < n:
+        out += hm(k, struct.pack(">I", i), fixed)
+        i += 1
+    return out[:n]
+
+
+def ref_det_keys(k, fmt=3):
+    if fmt == 3:
+        return [kdf(k, b"cellar cell det v2", x) for x in (b"enc", b"mac", b"iv")]
     return [hkdf(k, b"cellar cell det v1 " + x) for x in (b"enc", b"mac", b"iv")]
 
 
-def ref_det(k, version, context, pt):
-    enc, mac, ivk = ref_det_keys(k)
-    h = b"\x02" + struct.pack(">I", version)
+def ref_det(k, version, context, pt, fmt=3):
+    enc, mac, ivk = ref_det_keys(k, fmt)
+    h = bytes([fmt]) + struct.pack(">I", version)
     L = struct.pack(">I", len(context))
     iv = hm(ivk, h, L, context, pt)[:16]
     c = cbc_enc(enc, iv, pt)
@@ -185,10 +198,10 @@ def ref_det(k, version, context, pt):
 
 
 def ref_det_open(k, version, context, ct):
-    enc, mac, ivk = ref_det_keys(k)
+    enc, mac, ivk = ref_det_keys(k, ct[0])
     h, iv, c, tag = ct[:5], ct[5:21], ct[21:-32], ct[-32:]
     L = struct.pack(">I", len(context))
-    assert h == b"\x02" + struct.pack(">I", version)
+    assert h == bytes([ct[0]]) + struct.pack(">I", version) and ct[0] in (2, 3)
     assert hmac.compare_digest(tag, hm(mac, h, iv, c, L, context))
     pt = cbc_dec(enc, iv, c)
     assert hm(ivk, h, L, context, pt)[:16] == iv
@@ -221,8 +234,9 @@ def ms_open(k, ct):
     return cbc_dec(enc, iv, c)
 
 
-def ref_blind(k, context, value, n):
-    return hm(hkdf(k, b"cellar blind index v1"), struct.pack(">I", len(context)), context, value)[:n]
+def ref_blind(k, context, value, n, version=1):
+    bkey = kdf(k, b"cellar blind index v2", b"") if version == 2 else hkdf(k, b"cellar blind index v1")
+    return hm(bkey, struct.pack(">I", len(context)), context, value)[:n]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -311,6 +325,9 @@ def test_deterministic_matches_reference_byte_for_byte(n):
         assert ct == ref_det(raw, 7, ctx, pt)
         assert ref_det_open(raw, 7, ctx, ct) == pt
         assert c.decrypt(ctx, ct) == pt
+        # A cell of header 0x02 (format v1, HKDF subkeys) made by the reference still reads.
+        old = ref_det(raw, 7, ctx, pt, fmt=2)
+        assert c.decrypt(ctx, old) == pt
 
 
 def test_blind_index_matches_reference():
@@ -319,8 +336,14 @@ def test_blind_index_matches_reference():
     for ctx, value, n in [(b"", b"", 4), (b"users.email", b"alice@example.com", 16), (os.urandom(50), os.urandom(500), 32)]:
         out = ctypes.create_string_buffer(n)
         assert LIB.cellar_blind_index(k.h, ctx, len(ctx), value, len(value), out, n) == OK
-        assert approved()
+        assert LIB.cellar_last_operation_approved() == 0  # version 1: HKDF blind-index key
         assert out.raw == ref_blind(raw, ctx, value, n)
+        for version in (1, 2):
+            out = ctypes.create_string_buffer(n)
+            st = LIB.cellar_blind_index_versioned(k.h, version, ctx, len(ctx), value, len(value), out, n)
+            assert st == OK
+            assert LIB.cellar_last_operation_approved() == (1 if version == 2 else 0)
+            assert out.raw == ref_blind(raw, ctx, value, n, version)
 
 
 @pytest.mark.parametrize("mode", MODES)

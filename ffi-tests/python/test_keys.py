@@ -127,7 +127,9 @@ def test_key_id_is_hmac_of_label(lib, keys, key_type):
 
 
 @pytest.mark.parametrize("child_type", [AES256, XTS])
-def test_derive_is_documented_hkdf(lib, keys, child_type):
+def test_derive_is_documented_kdf(lib, keys, child_type):
+    """cellar_key_derive is derive v2 (SP 800-108, checked with `hmac`), cellar_key_derive_v1
+    the HKDF derivation of keys derived before format v2 (indicator 0)."""
     parent_material = os.urandom(32)
     parent = keys.import_(AES256, parent_material)
     label = b"tenant42/orders.email"
@@ -135,6 +137,17 @@ def test_derive_is_documented_hkdf(lib, keys, child_type):
     assert lib.cellar_key_derive(parent, child_type, label, len(label), byref(child)) == OK
     keys.own(child)
     assert approved(lib)
+    n = LEN[child_type]
+    fixed = b"cellar derive v2\0" + bytes([child_type]) + label + struct.pack(">I", 8 * n)
+    blocks = b"".join(hmac.new(parent_material, struct.pack(">I", i) + fixed, hashlib.sha256).digest() for i in (1, 2))
+    assert keys.raw(child) == blocks[:n]
+    assert keys.id(child) == key_id(blocks[:n])
+    child = c_void_p()
+    lib.cellar_key_derive_v1.argtypes = lib.cellar_key_derive.argtypes
+    lib.cellar_key_derive_v1.restype = lib.cellar_key_derive.restype
+    assert lib.cellar_key_derive_v1(parent, child_type, label, len(label), byref(child)) == OK
+    keys.own(child)
+    assert lib.cellar_last_operation_approved() == 0
     info = b"cellar derive v1" + bytes([child_type]) + label
     expected = HKDF(hashes.SHA256(), LEN[child_type], b"\0" * 32, info).derive(parent_material)
     # RFC 5869's absent salt is the same thing.

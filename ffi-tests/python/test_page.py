@@ -3,6 +3,8 @@ XTS pages equal pyca's AES-XTS with the documented tweak and each side decrypts 
 a GCM page opens with pyca's HKDF + AESGCM from the documented trailer layout alone, and a
 page built by pyca the same way opens in Cellar."""
 import ctypes as C
+import hashlib
+import hmac
 import os
 import struct
 
@@ -105,7 +107,20 @@ def test_xts_batch_equals_pyca_per_page():
     lib.cellar_page_cipher_free(c)
 
 
-def subkey(material, salt, file_id):
+def kdf(key, label, context, n=32):
+    """SP 800-108 counter-mode KDF, HMAC-SHA-256 (docs/FORMATS.md section 0), with `hmac`."""
+    fixed = label + b"\0" + context + struct.pack(">I", 8 * n)
+    out, i = b"", 1
+    while len(out) < n:
+        out += hmac.new(key, struct.pack(">I", i) + fixed, hashlib.sha256).digest()
+        i += 1
+    return out[:n]
+
+
+def subkey(material, salt, file_id, fmt=2):
+    """The page subkey of trailer format 2 (SP 800-108) or 1 (HKDF, pages before format v2)."""
+    if fmt == 2:
+        return kdf(material, b"cellar page v2", salt + struct.pack("<Q", file_id))
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=salt,
                 info=b"cellar page v1" + struct.pack("<Q", file_id)).derive(material)
 
@@ -119,7 +134,7 @@ def test_gcm_page_opens_with_pyca_from_the_documented_format(size):
     assert st == OK and lib.cellar_last_operation_approved() == 1
     p = size
     t = page[p - 48:]
-    assert t[0] == 1 and t[1:4] == b"\0\0\0"
+    assert t[0] == 2 and t[1:4] == b"\0\0\0"
     assert struct.unpack("<I", t[4:8])[0] == kv
     salt, nonce, tag = t[8:20], t[20:32], t[32:48]
     aad = t[:20] + struct.pack("<Q", page_no)
@@ -128,13 +143,16 @@ def test_gcm_page_opens_with_pyca_from_the_documented_format(size):
     # The key version is readable without a key.
     v = C.c_uint32()
     assert lib.cellar_page_key_version(C.create_string_buffer(page, p), p, C.byref(v)) == OK and v.value == kv
-    # A page sealed by pyca in the documented format opens in Cellar.
-    salt2, nonce2, mine = os.urandom(12), os.urandom(12), os.urandom(p - 48)
-    header = bytes([1, 0, 0, 0]) + struct.pack("<I", kv) + salt2
-    sealed = AESGCM(subkey(material, salt2, file_id)).encrypt(nonce2, mine, header + struct.pack("<Q", page_no))
-    forged = sealed[:-16] + header + nonce2 + sealed[-16:]
-    st, back = call(lib.cellar_page_decrypt, c, page_no, forged)
-    assert st == OK and back == mine + bytes(48)
+    # A page sealed by pyca in the documented format (2, and 1 as written before format v2)
+    # opens in Cellar; a format-1 page reports indicator 0 (HKDF subkey).
+    for fmt in (2, 1):
+        salt2, nonce2, mine = os.urandom(12), os.urandom(12), os.urandom(p - 48)
+        header = bytes([fmt, 0, 0, 0]) + struct.pack("<I", kv) + salt2
+        sealed = AESGCM(subkey(material, salt2, file_id, fmt)).encrypt(nonce2, mine, header + struct.pack("<Q", page_no))
+        forged = sealed[:-16] + header + nonce2 + sealed[-16:]
+        st, back = call(lib.cellar_page_decrypt, c, page_no, forged)
+        assert st == OK and back == mine + bytes(48)
+        assert lib.cellar_last_operation_approved() == (1 if fmt == 2 else 0)
     # Moved, tampered: authentication failure and zeros.
     st, back = call(lib.cellar_page_decrypt, c, page_no + 1, page)
     assert st == AUTH and back == bytes(p)

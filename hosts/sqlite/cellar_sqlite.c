@@ -23,7 +23,10 @@ static const char *usage =
     "  rekey DB                         new page key; re-encrypt every page; retire the old key\n"
     "  verify DB                        PRAGMA integrity_check and decrypt every page\n"
     "  migrate DB                       authenticate a format-1 key file (format 2, generation 1)\n"
-    "environment: CELLAR_KEYRING (file), CELLAR_PASSWORD (>= 14 bytes), CELLAR_KDF_ITERATIONS\n";
+    "environment: CELLAR_KEYRING (file), CELLAR_PASSWORD (>= 14 bytes), CELLAR_KDF_ITERATIONS\n"
+    "HSM-held tenant key (PKCS#11): CELLAR_PKCS11_MODULE (module path), CELLAR_PKCS11_TOKEN (token\n"
+    "  label), CELLAR_PKCS11_PIN_FILE (file holding the user PIN), CELLAR_PKCS11_KEY (key label for\n"
+    "  keyring-new), CELLAR_PKCS11_ALLOW_ZERO_PADDED=1 (SoftHSM 2.6; docs/KEYS.md 6a)\n";
 
 static int fail(const char *what, cellar_status st) {
     char detail[256];
@@ -70,6 +73,32 @@ static int save_keyring(cellar_keyring *kr, const char *path, int exclusive) {
     return ok ? 0 : 1;
 }
 
+/* The PKCS#11 settings from the environment, or 0 when CELLAR_PKCS11_MODULE is unset. The PIN is
+ * read from a file (never from the command line or the environment) into `pin`. */
+static int pkcs11_config(cellar_pkcs11_config *c, char *pin, size_t pin_cap) {
+    const char *module = getenv("CELLAR_PKCS11_MODULE");
+    if (!module || !*module) return 0;
+    const char *token = env_or_die("CELLAR_PKCS11_TOKEN"), *pin_file = env_or_die("CELLAR_PKCS11_PIN_FILE");
+    FILE *f = fopen(pin_file, "rb");
+    size_t n = f ? fread(pin, 1, pin_cap - 1, f) : 0;
+    if (f) fclose(f);
+    while (n > 0 && (pin[n - 1] == '\n' || pin[n - 1] == '\r')) n--;
+    if (n == 0) {
+        fprintf(stderr, "cellar-sqlite: cannot read a PIN from %s\n", pin_file);
+        exit(1);
+    }
+    memset(c, 0, sizeof *c);
+    c->module_path = (const uint8_t *)module;
+    c->module_path_len = strlen(module);
+    c->token_label = (const uint8_t *)token;
+    c->token_label_len = strlen(token);
+    c->pin = (const uint8_t *)pin;
+    c->pin_len = n;
+    const char *z = getenv("CELLAR_PKCS11_ALLOW_ZERO_PADDED");
+    if (z && strcmp(z, "1") == 0) c->flags |= CELLAR_PKCS11_ALLOW_ZERO_PADDED_KWP;
+    return 1;
+}
+
 static cellar_keyring *load_keyring(void) {
     const char *path = env_or_die("CELLAR_KEYRING"), *pw = env_or_die("CELLAR_PASSWORD");
     FILE *f = fopen(path, "rb");
@@ -83,6 +112,15 @@ static cellar_keyring *load_keyring(void) {
     cellar_keyring *kr = NULL;
     cellar_status st = cellar_keyring_import(blob, n, NULL, (const uint8_t *)pw, strlen(pw), &kr);
     if (st != CELLAR_OK) exit(fail("cannot open the keyring (wrong password?)", st));
+    /* Token versions come back as references: log in to the HSM and reconnect them. */
+    cellar_pkcs11_config c;
+    char pin[257];
+    if (pkcs11_config(&c, pin, sizeof pin)) {
+        size_t attached = 0;
+        st = cellar_keyring_unlock_pkcs11(kr, &c, &attached);
+        memset(pin, 0, sizeof pin);
+        if (st != CELLAR_OK) exit(fail("cannot reconnect the HSM-held tenant key", st));
+    }
     return kr;
 }
 
@@ -233,7 +271,16 @@ int main(int argc, char **argv) {
     if (cellar_init(CELLAR_INIT_REQUIRE_FIPS) != CELLAR_OK) return fail("FIPS mode required", CELLAR_ERR_NOT_FIPS);
     if (strcmp(cmd, "keyring-new") == 0) {
         cellar_keyring *kr = NULL;
-        cellar_status st = cellar_keyring_new(NULL, &kr);
+        cellar_pkcs11_config c;
+        char pin[257];
+        cellar_status st;
+        if (pkcs11_config(&c, pin, sizeof pin)) { /* the tenant key is generated in the HSM */
+            const char *label = env_or_die("CELLAR_PKCS11_KEY");
+            st = cellar_keyring_new_pkcs11(&c, (const uint8_t *)label, strlen(label), &kr);
+            memset(pin, 0, sizeof pin);
+        } else {
+            st = cellar_keyring_new(NULL, &kr);
+        }
         if (st != CELLAR_OK) return fail("keyring", st);
         int rc = save_keyring(kr, env_or_die("CELLAR_KEYRING"), 1);
         if (rc == 0) printf("created keyring %s (tenant key version 1)\n", getenv("CELLAR_KEYRING"));

@@ -58,4 +58,28 @@ CELLAR_KEYRING="$work/other.keyring" "$BUILD/cellar-sqlite" keyring-new >/dev/nu
 echo "\$ CELLAR_KEYRING=other.keyring cellar-sqlite sql shop.db 'SELECT 1'"
 CELLAR_KEYRING="$work/other.keyring" "$BUILD/cellar-sqlite" sql shop.db "SELECT 1" || echo "(exit status $?)"
 
+step "10. The tenant key in an HSM (SoftHSM2 through PKCS#11): it never enters this process"
+if [ -e /usr/lib/softhsm/libsofthsm2.so ] && command -v softhsm2-util >/dev/null; then
+    mkdir -p "$work/hsm/tokens"
+    printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' "$work/hsm/tokens" > "$work/hsm/softhsm2.conf"
+    export SOFTHSM2_CONF="$work/hsm/softhsm2.conf"
+    echo "4711-demo-pin" > "$work/hsm/pin"; chmod 600 "$work/hsm/pin"
+    softhsm2-util --init-token --free --label tenant-hsm --so-pin so-pin-0815 --pin 4711-demo-pin >/dev/null
+    export CELLAR_KEYRING="$work/hsm.keyring" CELLAR_PKCS11_MODULE=/usr/lib/softhsm/libsofthsm2.so \
+        CELLAR_PKCS11_TOKEN=tenant-hsm CELLAR_PKCS11_PIN_FILE="$work/hsm/pin" CELLAR_PKCS11_KEY=tenant-key \
+        CELLAR_PKCS11_ALLOW_ZERO_PADDED=1
+    echo "token 'tenant-hsm' in $work/hsm; PIN read from a file; AES-256 key created sensitive, non-extractable"
+    cli keyring-new
+    cli create vault.db gcm
+    cli sql vault.db "CREATE TABLE secrets(id INTEGER PRIMARY KEY, v TEXT)" "INSERT INTO secrets(v) VALUES ('wrapped inside the HSM')"
+    cli sql vault.db "SELECT v FROM secrets"
+    echo "the keyring file holds a reference to the token key (module, token, key id), never its material;"
+    echo "a wrong PIN cannot open the database:"
+    echo "wrong-pin-000" > "$work/hsm/badpin"
+    CELLAR_PKCS11_PIN_FILE="$work/hsm/badpin" "$BUILD/cellar-sqlite" sql vault.db "SELECT v FROM secrets" || echo "(exit status $?)"
+    unset CELLAR_PKCS11_MODULE
+else
+    echo "(SoftHSM2 is not installed: make setup installs it)"
+fi
+
 printf '\nThe SQLite demo ran to the end.\n'

@@ -135,6 +135,7 @@ SIGNATURES: Dict[str, Tuple[Optional[type], List[type]]] = {
     "cellar_key_generate": (_st, [c_uint32, _pvp]),
     "cellar_key_import": (_st, [c_uint32, _vp, c_size_t, _pvp]),
     "cellar_key_derive": (_st, [_vp, c_uint32, _vp, c_size_t, _pvp]),
+    "cellar_key_derive_v1": (_st, [_vp, c_uint32, _vp, c_size_t, _pvp]),
     "cellar_key_id": (_st, [_vp, _vp]),
     "cellar_key_type": (_st, [_vp, _pu32]),
     "cellar_key_wrapped_len": (c_size_t, [c_uint32]),
@@ -207,6 +208,7 @@ SIGNATURES: Dict[str, Tuple[Optional[type], List[type]]] = {
     "cellar_cell_decrypt_batch_threads": (
         _st, [_vp, _vp, c_size_t, _vp, _psz, c_size_t, _vp, c_size_t, _psz, _psz, c_uint32]),
     "cellar_blind_index": (_st, [_vp, _vp, c_size_t, _vp, c_size_t, _vp, c_size_t]),
+    "cellar_blind_index_versioned": (_st, [_vp, c_uint32, _vp, c_size_t, _vp, c_size_t, _vp, c_size_t]),
     # Per-row contexts and blind-index keys.
     "cellar_cell_encrypt_batch_rows": (_st, [_vp, _prc, _vp, _psz, c_size_t, _vp, c_size_t, _psz, _psz]),
     "cellar_cell_decrypt_batch_rows": (_st, [_vp, _prc, _vp, _psz, c_size_t, _vp, c_size_t, _psz, _psz]),

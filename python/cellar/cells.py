@@ -577,21 +577,26 @@ def _key_locked(obj: Any) -> bool:
         return False
 
 
-def blind_index(key: Key, value: BytesLike, context: Context = b"", length: int = 16, *,
+def blind_index(key: Key, value: BytesLike, context: Context = b"", length: int = 16, version: int = 2, *,
                 encoding: Optional[str] = None) -> bytes:
     """A blind index of ``value`` bound to ``context``, for equality lookups without
     deterministic ciphertexts: HMAC-SHA256 under a key derived from ``key`` (AES-256),
-    truncated to ``length`` bytes (4 to 32). A ``str`` value needs ``encoding``."""
+    truncated to ``length`` bytes (4 to 32). A ``str`` value needs ``encoding``. An index
+    carries no version, so keep ``version`` with it: 2 (the default, SP 800-108 key derivation)
+    for new indexes, 1 to keep matching an index built before format v2 (HKDF; reports FIPS
+    indicator 0)."""
     if encoding is not None and isinstance(value, str):
         value = value.encode(encoding)
     if not isinstance(key, Key):
         raise TypeError("key must be a cellar.Key")
     if not isinstance(length, int) or not BLIND_INDEX_MIN_LEN <= length <= BLIND_INDEX_MAX_LEN:
         raise ValueError(f"length must be an integer from {BLIND_INDEX_MIN_LEN} to {BLIND_INDEX_MAX_LEN}")
+    if isinstance(version, bool) or version not in (1, 2):
+        raise ValueError("version must be 1 or 2")
     p, n, keep = value_readable(value, "value")
     cp, cn, ckeep = _context(context)
     out = _create(length)
-    st = lib.cellar_blind_index(key._handle, cp, cn, p, n, out, length)
+    st = lib.cellar_blind_index_versioned(key._handle, version, cp, cn, p, n, out, length)
     if st:
         raise_status(st)
     return out.raw
@@ -599,18 +604,19 @@ def blind_index(key: Key, value: BytesLike, context: Context = b"", length: int 
 
 class BlindIndexKey(Handle):
     """A blind-index key: the HMAC key derived once from an AES-256 ``key`` for blind-index
-    ``version`` (1 today), so each index costs one HMAC (:func:`blind_index` derives it on
+    ``version`` (2, the default, for new indexes; 1 for indexes built before format v2), so
+    each index costs one HMAC (:func:`blind_index` derives it on
     every call). Immutable, safe to share between threads; independent of ``key`` afterwards.
     A blind index carries no version: keep using the version an existing index was built with.
     """
 
     _kind = "blind_index_key"
 
-    def __init__(self, key: Key, version: int = 1) -> None:
+    def __init__(self, key: Key, version: int = 2) -> None:
         if not isinstance(key, Key):
             raise TypeError("key must be a cellar.Key")
         if not isinstance(version, int) or isinstance(version, bool):
-            raise TypeError("version must be an integer (1)")
+            raise TypeError("version must be an integer (1 or 2)")
         self.version = version
         out = c_void_p()
         st = lib.cellar_blind_index_key_new(key._handle, version, byref(out))

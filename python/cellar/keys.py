@@ -128,14 +128,23 @@ class Key(Handle):
         return cls._from_handle(out.value)
 
     def derive(self, label: Union[str, BytesLike], key_type: KeyType = KeyType.AES256) -> "Key":
-        """A child key of ``key_type`` derived with HKDF-SHA256 from this key and a non-empty
-        ``label`` (``str`` is UTF-8 encoded), e.g. a table, column or file name. Same inputs,
-        same child."""
+        """A child key of ``key_type`` derived from this key and a non-empty ``label`` (``str``
+        is UTF-8 encoded), e.g. a table, column or file name, with the SP 800-108 counter-mode
+        KDF (HMAC-SHA-256; derive v2, docs/FORMATS.md). Same inputs, same child. Keys derived
+        before format v2 are derived again with :meth:`derive_v1`."""
+        return self._derive(label, key_type, lib.cellar_key_derive)
+
+    def derive_v1(self, label: Union[str, BytesLike], key_type: KeyType = KeyType.AES256) -> "Key":
+        """Derive v1 (HKDF-SHA256, before format v2), only to recreate keys derived then.
+        Reports FIPS indicator 0; new keys use :meth:`derive`."""
+        return self._derive(label, key_type, lib.cellar_key_derive_v1)
+
+    def _derive(self, label: Union[str, BytesLike], key_type: KeyType, fn) -> "Key":
         p, n, keep = readable(text_or_bytes(label, "label"), "label")
         if not n:
             raise ValueError("label must not be empty")
         out = c_void_p()
-        st = lib.cellar_key_derive(self._handle, _key_type(key_type), p, n, byref(out))
+        st = fn(self._handle, _key_type(key_type), p, n, byref(out))
         if st:
             raise_status(st)
         return Key._from_handle(out.value)

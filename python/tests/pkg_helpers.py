@@ -26,3 +26,19 @@ def subprocess_env():
     env = dict(os.environ)
     env["PYTHONPATH"] = str(PY_DIR) + os.pathsep + env.get("PYTHONPATH", "")
     return env
+
+
+def sp800_108_kdf(key, label, context, length):
+    """SP 800-108r1 counter-mode KDF with HMAC-SHA-256, computed with Python's `hmac` alone
+    (docs/FORMATS.md section 0): K(i) = HMAC(key, [i]_32 | label | 0x00 | context | [8L]_32)."""
+    import hashlib
+    import hmac as _hmac
+    import struct as _struct
+
+    fixed = bytes(label) + b"\0" + bytes(context) + _struct.pack(">I", 8 * length)
+    out = b""
+    i = 1
+    while len(out) < length:
+        out += _hmac.new(bytes(key), _struct.pack(">I", i) + fixed, hashlib.sha256).digest()
+        i += 1
+    return out[:length]

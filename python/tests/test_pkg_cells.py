@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 import cellar
 from cellar import CellCipher, CellMode, Key, KeyType
-from pkg_helpers import approved, raw_of
+from pkg_helpers import approved, raw_of, sp800_108_kdf
 
 CTX = b"tenant=42/users/email/row=7"
 NATIVE = [CellMode.RANDOMIZED, CellMode.DETERMINISTIC]
@@ -103,11 +103,15 @@ def test_always_encrypted_format(aes_key, mode):
 
 
 def test_blind_index(aes_key):
-    bkey = HKDF(hashes.SHA256(), 32, salt=bytes(32), info=b"cellar blind index v1").derive(raw_of(aes_key))
+    bkey = sp800_108_kdf(raw_of(aes_key), b"cellar blind index v2", b"", 32)
     full = hmac.new(bkey, struct.pack(">I", len(CTX)) + CTX + b"bob", hashlib.sha256).digest()
+    v1key = HKDF(hashes.SHA256(), 32, salt=bytes(32), info=b"cellar blind index v1").derive(raw_of(aes_key))
+    full_v1 = hmac.new(v1key, struct.pack(">I", len(CTX)) + CTX + b"bob", hashlib.sha256).digest()
     for n in (4, 16, 32):
         assert cellar.blind_index(aes_key, b"bob", CTX, length=n) == full[:n]
         approved()
+        assert cellar.blind_index(aes_key, b"bob", CTX, length=n, version=1) == full_v1[:n]
+        assert cellar.last_operation_approved() is False
     assert cellar.blind_index(aes_key, memoryview(b"bob"), CTX.decode()) == full[:16]
     for n in (3, 33):
         with pytest.raises(ValueError):

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.keywrap import aes_key_unwrap_with_padding
 
 import cellar
 from cellar import Key, KeyType
-from pkg_helpers import approved, raw_of
+from pkg_helpers import approved, raw_of, sp800_108_kdf
 
 PW = "correct horse battery staple"
 FAST = 100_000  # the minimum iteration count keeps the tests quick
@@ -77,15 +77,19 @@ def test_secrets_stay_out_of_repr_and_errors():
     assert "closed" in repr(k)
 
 
-def test_derive_is_hkdf():
+def test_derive_v1_is_hkdf():
     parent_raw = os.urandom(32)
     with Key.import_raw(KeyType.AES256, parent_raw) as parent:
         for kt, size in ((KeyType.AES256, 32), (KeyType.AES256_XTS, 64)):
-            with parent.derive("orders.card_number", key_type=kt) as child:
-                approved()
+            with parent.derive_v1("orders.card_number", key_type=kt) as child:
+                assert cellar.last_operation_approved() is False  # HKDF: not an approved KDF here
                 expect = HKDF(hashes.SHA256(), size, salt=bytes(32),
                               info=b"cellar derive v1" + bytes([kt]) + b"orders.card_number").derive(parent_raw)
                 assert raw_of(child) == expect and child.type is kt
+            with parent.derive("orders.card_number", key_type=kt) as v2:
+                approved()
+                assert raw_of(v2) == sp800_108_kdf(parent_raw, b"cellar derive v2",
+                                                   bytes([kt]) + b"orders.card_number", size)
         a, b = parent.derive(b"t1"), parent.derive("t1")
         assert a.id == b.id and parent.derive("t2").id != a.id
         with pytest.raises(ValueError, match="empty"):

@@ -105,8 +105,8 @@ def test_provider_struct_layout_matches_header():
 
 
 def test_abi_constant_matches_library():
-    m = re.search(r"#define CELLAR_ABI_VERSION (\d+)", HEADER.read_text())
-    value = int(m.group(1))
+    m = re.search(r"#define CELLAR_ABI_VERSION (0x[0-9a-fA-F]+|\d+)u?", HEADER.read_text())
+    value = int(m.group(1), 0)
     v = cellar.abi_version()
     assert v == value and int(v) == value and v == (value >> 16, value & 0xFFFF)
     major, minor = v

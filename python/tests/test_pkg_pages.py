@@ -7,12 +7,10 @@ import struct
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 import cellar
 from cellar import Key, KeyType, PageCipher, PageMode
-from pkg_helpers import approved, raw_of
+from pkg_helpers import approved, raw_of, sp800_108_kdf
 
 PS = 8192
 
@@ -120,11 +118,11 @@ def test_gcm_trailer_format(aes_key):
     ct = pc.encrypt(11, payload + os.urandom(48))  # the trailer bytes of the input are ignored
     approved()
     t = ct[-48:]
-    assert t[0] == 1 and t[1:4] == b"\0\0\0" and struct.unpack("<I", t[4:8])[0] == 3
+    assert t[0] == 2 and t[1:4] == b"\0\0\0" and struct.unpack("<I", t[4:8])[0] == 3
     assert PageCipher.key_version_of(ct) == 3
     # Independent check of the documented construction.
     salt, nonce, tag = t[8:20], t[20:32], t[32:48]
-    sub = HKDF(hashes.SHA256(), 32, salt=salt, info=b"cellar page v1" + struct.pack("<Q", 5)).derive(raw_of(aes_key))
+    sub = sp800_108_kdf(raw_of(aes_key), b"cellar page v2", salt + struct.pack("<Q", 5), 32)
     aad = t[:20] + struct.pack("<Q", 11)
     assert AESGCM(sub).decrypt(nonce, ct[:-48] + tag, aad) == payload
     assert pc.decrypt(11, ct) == payload + bytes(48)

@@ -70,7 +70,12 @@ def test_rows_bad_input(aes_key):
 
 def test_blind_index_key(aes_key, xts_key):
     b = BlindIndexKey(aes_key)
-    assert repr(b) == "<cellar.BlindIndexKey v1>"
+    assert repr(b) == "<cellar.BlindIndexKey v2>"  # version 2 (SP 800-108) is the default
+    assert cellar.last_operation_approved() is True
+    with BlindIndexKey(aes_key, version=1) as b1:
+        assert cellar.last_operation_approved() is False  # version 1: HKDF blind-index key
+        assert b1.compute(b"bob", PREFIX) == cellar.blind_index(aes_key, b"bob", PREFIX, version=1)
+        assert b1.compute(b"bob", PREFIX) != b.compute(b"bob", PREFIX)
     assert b.compute(b"bob", PREFIX) == cellar.blind_index(aes_key, b"bob", PREFIX)
     assert b.compute(b"bob", PREFIX, 8) == cellar.blind_index(aes_key, b"bob", PREFIX, 8)
     assert cellar.last_operation_approved() is True

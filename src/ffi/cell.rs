@@ -239,6 +239,43 @@ pub extern "C" fn cellar_cell_batch_plaintext_max_len(mode: u32, offsets: *const
     })
 }
 
+/// `out_buffer` for a batch whose output can be smaller than its bound `total` (decryption in
+/// the CBC modes): at least `min` bytes must be there, else `CELLAR_ERR_BUFFER_TOO_SMALL`
+/// reporting `total`; then the whole `out_cap` may be used.
+fn batch_out<'a>(out: *mut u8, out_cap: usize, out_len: *mut usize, total: usize, min: usize) -> FfiResult<&'a mut [u8]> {
+    if out_cap < min || out_cap >= total {
+        return out_buffer(out, out_cap, out_len, total);
+    }
+    out_ptr(out_len, "out_len")?;
+    if out_cap == 0 {
+        return Ok(&mut []);
+    }
+    let out = out_ptr(out, "out")?;
+    // SAFETY: the caller promises `out` points to `out_cap` writable bytes (clamped as in
+    // `out_buffer`).
+    Ok(unsafe { core::slice::from_raw_parts_mut(out, out_cap.min(isize::MAX as usize)) })
+}
+
+/// Encryption sizes: exact, so the least room is the bound.
+fn encrypt_sizes(m: CellMode, o: &[usize]) -> Option<(usize, usize)> {
+    cell::batch_ciphertext_len(m, o).map(|t| (t, t))
+}
+
+/// Decryption sizes: the bound and the least room (see `cell::batch_plaintext_min_len`).
+fn decrypt_sizes(m: CellMode, o: &[usize]) -> Option<(usize, usize)> {
+    Some((cell::batch_plaintext_max_len(m, o)?, cell::batch_plaintext_min_len(m, o)?))
+}
+
+/// A batch decryption's result; a tight buffer the plaintexts did not fit reports the bound.
+fn decrypted(r: core::result::Result<usize, BatchError>, out_len: *mut usize) -> FfiResult<usize> {
+    r.map_err(|e| {
+        if let Error::BufferTooSmall { needed } = e.error {
+            write_out(out_len, needed);
+        }
+        e.into()
+    })
+}
+
 /// Arguments shared by both batch calls, checked once.
 struct BatchArgs<'a> {
     cipher: &'a CellCipher,
@@ -261,7 +298,7 @@ fn batch_args<'a>(
     out_cap: usize,
     out_offsets: *mut usize,
     out_len: *mut usize,
-    needed: impl FnOnce(CellMode, &[usize]) -> Option<usize>,
+    needed: impl FnOnce(CellMode, &[usize]) -> Option<(usize, usize)>,
 ) -> FfiResult<BatchArgs<'a>> {
     let cipher = handle::<cellar_cell_cipher>(cipher, "cipher")?;
     let context = in_slice(context, context_len, "context")?;
@@ -269,7 +306,7 @@ fn batch_args<'a>(
     let offsets = offsets_slice(offsets, count, "offsets")?;
     let out_offsets_p = out_ptr(out_offsets, "out_offsets")?;
     out_ptr(out_len, "out_len")?;
-    let total = needed(cipher.mode(), offsets).ok_or(Error::InvalidArgument("offsets decrease or the batch is too large"))?;
+    let (total, min) = needed(cipher.mode(), offsets).ok_or(Error::InvalidArgument("offsets decrease or the batch is too large"))?;
     let values_len = offsets[count];
     let values = in_slice(values, values_len, "values")?;
     let off_bytes = core::mem::size_of_val(offsets);
@@ -280,7 +317,7 @@ fn batch_args<'a>(
     no_overlap(out_offsets_p.cast(), off_bytes, offsets.as_ptr().cast(), off_bytes, "out_offsets overlaps offsets")?;
     no_overlap(out_offsets_p.cast(), off_bytes, values.as_ptr(), values_len, "out_offsets overlaps values")?;
     no_overlap(out_offsets_p.cast(), off_bytes, context.as_ptr(), context_len, "out_offsets overlaps context")?;
-    let out = out_buffer(out, out_cap, out_len, total)?;
+    let out = batch_out(out, out_cap, out_len, total, min)?;
     // SAFETY: checked non-NULL; the caller promises `count + 1` writable `size_t`s, and they do
     // not overlap any other argument (checked above).
     let out_offsets = unsafe { core::slice::from_raw_parts_mut(out_offsets_p, offsets.len()) };
@@ -314,7 +351,7 @@ pub extern "C" fn cellar_cell_encrypt_batch(
     ffi_boundary!("cellar_cell_encrypt_batch", {
         let a = batch_args(
             cipher, context, context_len, values, offsets, count, out, out_cap, out_offsets, out_len,
-            cell::batch_ciphertext_len,
+            encrypt_sizes,
         )?;
         let n = a.cipher.encrypt_batch_to(a.context, a.values, a.offsets, a.out, a.out_offsets)?;
         write_out(out_len, n);
@@ -323,8 +360,12 @@ pub extern "C" fn cellar_cell_encrypt_batch(
 }
 
 /// Decrypts a column of `count` cells in one call (layout as in `cellar_cell_encrypt_batch`).
-/// `out_cap` below `cellar_cell_batch_plaintext_max_len` is `CELLAR_ERR_BUFFER_TOO_SMALL` with
-/// that total in `*out_len`. Plaintexts are packed back to back; `out_offsets` gives their bounds
+/// `cellar_cell_batch_plaintext_max_len` is always enough. In the CBC modes (DETERMINISTIC,
+/// MSSQL) a smaller `out_cap` is tried too, down to the least total those cell lengths can
+/// hold, so a caller that knows the exact plaintext total (a column store) may pass exactly
+/// that; when the plaintexts do not fit, or `out_cap` is below that least total, the call is
+/// `CELLAR_ERR_BUFFER_TOO_SMALL` with `cellar_cell_batch_plaintext_max_len` in `*out_len` (and
+/// `out` zeroed). Plaintexts are packed back to back; `out_offsets` gives their bounds
 /// and `*out_len` the total used. One cell that fails to authenticate fails the whole batch with
 /// its index in the last-error text, and leaves `out[0..bound]` and `out_offsets` zeroed.
 #[no_mangle]
@@ -343,9 +384,9 @@ pub extern "C" fn cellar_cell_decrypt_batch(
     ffi_boundary!("cellar_cell_decrypt_batch", {
         let a = batch_args(
             cipher, context, context_len, values, offsets, count, out, out_cap, out_offsets, out_len,
-            cell::batch_plaintext_max_len,
+            decrypt_sizes,
         )?;
-        let n = a.cipher.decrypt_batch_to(a.context, a.values, a.offsets, a.out, a.out_offsets)?;
+        let n = decrypted(a.cipher.decrypt_batch_to(a.context, a.values, a.offsets, a.out, a.out_offsets), out_len)?;
         write_out(out_len, n);
         Ok(())
     })
@@ -377,7 +418,7 @@ pub extern "C" fn cellar_cell_encrypt_batch_threads(
     ffi_boundary!("cellar_cell_encrypt_batch_threads", {
         let a = batch_args(
             cipher, context, context_len, values, offsets, count, out, out_cap, out_offsets, out_len,
-            cell::batch_ciphertext_len,
+            encrypt_sizes,
         )?;
         let threads = usize::try_from(threads).unwrap_or(usize::MAX);
         let n = a.cipher.encrypt_batch_threads_to(a.context, a.values, a.offsets, a.out, a.out_offsets, threads)?;
@@ -406,7 +447,7 @@ pub extern "C" fn cellar_cell_decrypt_batch_threads(
     ffi_boundary!("cellar_cell_decrypt_batch_threads", {
         let a = batch_args(
             cipher, context, context_len, values, offsets, count, out, out_cap, out_offsets, out_len,
-            cell::batch_plaintext_max_len,
+            |m, o| cell::batch_plaintext_max_len(m, o).map(|t| (t, t)),
         )?;
         let threads = usize::try_from(threads).unwrap_or(usize::MAX);
         let n = a.cipher.decrypt_batch_threads_to(a.context, a.values, a.offsets, a.out, a.out_offsets, threads)?;
@@ -415,12 +456,15 @@ pub extern "C" fn cellar_cell_decrypt_batch_threads(
     })
 }
 
-/// Computes a blind index of `value` bound to `context` for equality lookups without
-/// deterministic ciphertexts: `HMAC-SHA256(bkey, len(context) (u32 BE) | context | value)`
+/// Computes a **version 1** blind index of `value` bound to `context` (the same bytes as
+/// `cellar_blind_index_versioned(key, 1, ...)`), kept so that indexes built before format v2
+/// still match; new indexes use `cellar_blind_index_versioned` or a blind-index key with
+/// version 2. The index is `HMAC-SHA256(bkey, len(context) (u32 BE) | context | value)`
 /// truncated to `out_len` bytes (`CELLAR_BLIND_INDEX_MIN_LEN` to `CELLAR_BLIND_INDEX_MAX_LEN`,
 /// else `CELLAR_ERR_INVALID_ARGUMENT`), where `bkey = HKDF-SHA256(ikm = key, salt = 32 zero
 /// bytes, info = "cellar blind index v1")`. `key` must be AES-256 (`CELLAR_ERR_INVALID_KEY`).
-/// Writes exactly `out_len` bytes to `out`.
+/// Writes exactly `out_len` bytes to `out`. Reports indicator 0 (HKDF is not an approved
+/// key-from-key derivation; SPEC 10).
 #[no_mangle]
 pub extern "C" fn cellar_blind_index(
     key: *const cellar_key,
@@ -532,14 +576,14 @@ fn rows_args<'a>(
     out_cap: usize,
     out_offsets: *mut usize,
     out_len: *mut usize,
-    needed: impl FnOnce(CellMode, &[usize]) -> Option<usize>,
+    needed: impl FnOnce(CellMode, &[usize]) -> Option<(usize, usize)>,
 ) -> FfiResult<(&'a CellCipher, cell::RowContexts<'a>, &'a [u8], &'a [usize], &'a mut [u8], &'a mut [usize])> {
     let cipher = handle::<cellar_cell_cipher>(cipher, "cipher")?;
     let rows = row_contexts(contexts, count)?;
     let offsets = offsets_slice(offsets, count, "offsets")?;
     let out_offsets_p = out_ptr(out_offsets, "out_offsets")?;
     out_ptr(out_len, "out_len")?;
-    let total = needed(cipher.mode(), offsets).ok_or(Error::InvalidArgument("offsets decrease or the batch is too large"))?;
+    let (total, min) = needed(cipher.mode(), offsets).ok_or(Error::InvalidArgument("offsets decrease or the batch is too large"))?;
     let values_len = offsets[count];
     let values = in_slice(values, values_len, "values")?;
     let off_bytes = core::mem::size_of_val(offsets);
@@ -555,7 +599,7 @@ fn rows_args<'a>(
     no_overlap(out_offsets_p.cast(), off_bytes, pre.as_ptr(), pre.len(), "out_offsets overlaps contexts.prefix")?;
     no_overlap(out_offsets_p.cast(), off_bytes, suf.as_ptr(), suf.len(), "out_offsets overlaps contexts.suffixes")?;
     no_overlap(out_offsets_p.cast(), off_bytes, rows.offsets_ptr(), rows.offsets_bytes(), "out_offsets overlaps contexts.suffix_offsets")?;
-    let out = out_buffer(out, out_cap, out_len, total)?;
+    let out = batch_out(out, out_cap, out_len, total, min)?;
     // SAFETY: checked non-NULL; the caller promises `count + 1` writable `size_t`s, and they do
     // not overlap any other argument (checked above).
     let out_offsets = unsafe { core::slice::from_raw_parts_mut(out_offsets_p, offsets.len()) };
@@ -584,7 +628,7 @@ pub extern "C" fn cellar_cell_encrypt_batch_rows(
     ffi_boundary!("cellar_cell_encrypt_batch_rows", {
         let (c, rows, v, o, out, oo) = rows_args(
             cipher, contexts, values, offsets, count, out, out_cap, out_offsets, out_len,
-            cell::batch_ciphertext_len,
+            encrypt_sizes,
         )?;
         let n = c.encrypt_batch_rows_to(&rows, v, o, out, oo)?;
         write_out(out_len, n);
@@ -611,9 +655,9 @@ pub extern "C" fn cellar_cell_decrypt_batch_rows(
     ffi_boundary!("cellar_cell_decrypt_batch_rows", {
         let (c, rows, v, o, out, oo) = rows_args(
             cipher, contexts, values, offsets, count, out, out_cap, out_offsets, out_len,
-            cell::batch_plaintext_max_len,
+            decrypt_sizes,
         )?;
-        let n = c.decrypt_batch_rows_to(&rows, v, o, out, oo)?;
+        let n = decrypted(c.decrypt_batch_rows_to(&rows, v, o, out, oo), out_len)?;
         write_out(out_len, n);
         Ok(())
     })
@@ -636,13 +680,18 @@ impl Castable for cellar_blind_index_key {
 }
 
 /// Blind index version 1: `bkey = HKDF-SHA256(ikm = key, salt = 32 zero bytes, info = "cellar
-/// blind index v1")`; what `cellar_blind_index` computes.
+/// blind index v1")`; what `cellar_blind_index` computes. For indexes built before format v2;
+/// reports indicator 0.
 pub const CELLAR_BLIND_INDEX_V1: u32 = 1;
+/// Blind index version 2 (format v2, SPEC 10): `bkey = KDF(key, "cellar blind index v2", "",
+/// 32)`, the SP 800-108 counter-mode KDF with HMAC-SHA-256. For new indexes; reports 1.
+pub const CELLAR_BLIND_INDEX_V2: u32 = 2;
 
 /// Derives a blind-index key from an AES-256 `key` (`CELLAR_ERR_INVALID_KEY` otherwise) for
-/// blind-index `version` (`CELLAR_BLIND_INDEX_V1`; another value is
-/// `CELLAR_ERR_INVALID_ARGUMENT`). A blind index carries no version: the caller keeps using
-/// the version an existing index was built with. On success `*out_bkey` receives a new handle.
+/// blind-index `version` (`CELLAR_BLIND_INDEX_V2` for new indexes, `CELLAR_BLIND_INDEX_V1` for
+/// indexes built before format v2; another value is `CELLAR_ERR_INVALID_ARGUMENT`). A blind
+/// index carries no version: the caller keeps using the version an existing index was built
+/// with. On success `*out_bkey` receives a new handle.
 #[no_mangle]
 pub extern "C" fn cellar_blind_index_key_new(
     key: *const cellar_key,
@@ -652,10 +701,10 @@ pub extern "C" fn cellar_blind_index_key_new(
     ffi_boundary!("cellar_blind_index_key_new", {
         let out = out_ptr(out_bkey, "out_bkey")?;
         let key = handle::<cellar_key>(key, "key")?;
-        if version != CELLAR_BLIND_INDEX_V1 {
+        if version != CELLAR_BLIND_INDEX_V1 && version != CELLAR_BLIND_INDEX_V2 {
             return Err(Error::InvalidArgument("unknown blind index version").into());
         }
-        let b = cell::BlindIndexKey::new(key)?;
+        let b = cell::BlindIndexKey::with_version(key, version)?;
         write_out(out, new_handle::<cellar_blind_index_key>(b));
         Ok(())
     })
@@ -768,6 +817,44 @@ pub extern "C" fn cellar_blind_index_batch_rows(
         no_overlap(buf.as_ptr(), buf.len(), rows.offsets_ptr(), rows.offsets_bytes(), "out overlaps contexts.suffix_offsets")?;
         let n = b.compute_batch_rows(&rows, v, offsets, index_len, buf)?;
         write_out(out_len, n);
+        Ok(())
+    })
+}
+
+/// Computes a blind index of `value` bound to `context` for equality lookups without
+/// deterministic ciphertexts, of the caller's `version` (a blind index carries no version byte,
+/// so the caller keeps it with the index): `CELLAR_BLIND_INDEX_V2` for new indexes,
+/// `CELLAR_BLIND_INDEX_V1` to match an index built before format v2; any other value is
+/// `CELLAR_ERR_INVALID_ARGUMENT`. The index is `HMAC-SHA256(bkey, len(context) (u32 BE) |
+/// context | value)` truncated to `out_len` bytes (`CELLAR_BLIND_INDEX_MIN_LEN` to
+/// `CELLAR_BLIND_INDEX_MAX_LEN`), with `bkey = KDF(key, "cellar blind index v2", "", 32)`
+/// (SP 800-108 counter mode, HMAC-SHA-256) for version 2 and as `cellar_blind_index` for 1.
+/// `key` must be AES-256 (`CELLAR_ERR_INVALID_KEY`). Writes exactly `out_len` bytes to `out`.
+/// Version 2 reports indicator 1, version 1 reports 0. Derives the blind-index key per call
+/// (version 2 allocates inside the module); for many values use a `cellar_blind_index_key`.
+#[no_mangle]
+pub extern "C" fn cellar_blind_index_versioned(
+    key: *const cellar_key,
+    version: u32,
+    context: *const u8,
+    context_len: usize,
+    value: *const u8,
+    value_len: usize,
+    out: *mut u8,
+    out_len: usize,
+) -> cellar_status {
+    ffi_boundary!("cellar_blind_index_versioned", {
+        let key = handle::<cellar_key>(key, "key")?;
+        let ctx = in_slice(context, context_len, "context")?;
+        let v = in_slice(value, value_len, "value")?;
+        let out = out_ptr(out, "out")?;
+        if !(cell::BLIND_INDEX_MIN..=cell::BLIND_INDEX_MAX).contains(&out_len) {
+            return Err(Error::InvalidArgument("blind index length must be 4 to 32 bytes").into());
+        }
+        let mut idx = [0u8; cell::BLIND_INDEX_MAX];
+        cell::blind_index_versioned(key, version, ctx, v, &mut idx[..out_len])?;
+        // SAFETY: the caller promises `out` holds `out_len` (<= 32) writable bytes.
+        unsafe { core::ptr::copy_nonoverlapping(idx.as_ptr(), out, out_len) };
         Ok(())
     })
 }

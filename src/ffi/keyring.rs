@@ -224,6 +224,9 @@ pub extern "C" fn cellar_keyring_versions(
         let list = kr.versions()?;
         if cap < list.len() {
             write_out(count, list.len());
+            if cap == 0 {
+                return Err(super::Fail::size_probe(list.len()));
+            }
             return Err(Error::BufferTooSmall { needed: list.len() }.into());
         }
         let ov = out_ptr(out_versions, "out_versions")?;

@@ -70,9 +70,11 @@ pub extern "C" fn cellar_key_import(
     })
 }
 
-/// Derives a child key of `key_type` from `parent` with HKDF-SHA256 and a non-empty `label`
-/// (for example a table, column or file name): `HKDF(ikm = parent, salt = 32 zero bytes,
-/// info = "cellar derive v1" | key_type (1 byte) | label)`. Same inputs, same child.
+/// Derives a child key of `key_type` from `parent` and a non-empty `label` (for example a
+/// table, column or file name) with the SP 800-108r1 counter-mode KDF, HMAC-SHA-256 (derive v2,
+/// the module's `KBKDF_ctr_hmac`): `child = KDF(parent, "cellar derive v2", key_type (1 byte) |
+/// label, length of the child type)`; see docs/FORMATS.md. Same inputs, same child. Keys that
+/// were derived before format v2 (HKDF, derive v1) are derived again with `cellar_key_derive_v1`.
 #[no_mangle]
 pub extern "C" fn cellar_key_derive(
     parent: *const cellar_key,
@@ -87,6 +89,29 @@ pub extern "C" fn cellar_key_derive(
         let kt = KeyType::from_u32(key_type)?;
         let label = in_slice(label, label_len, "label")?;
         let key = parent.derive(kt, label)?;
+        write_out(out, new_handle::<cellar_key>(key));
+        Ok(())
+    })
+}
+
+/// Derive v1, kept so that keys derived before format v2 can be derived again:
+/// `HKDF-SHA256(ikm = parent, salt = 32 zero bytes, info = "cellar derive v1" | key_type
+/// (1 byte) | label)`. Arguments and errors as `cellar_key_derive`. HKDF is meant for shared
+/// secrets (SP 800-56C), so this reports indicator 0; new keys use `cellar_key_derive`.
+#[no_mangle]
+pub extern "C" fn cellar_key_derive_v1(
+    parent: *const cellar_key,
+    key_type: u32,
+    label: *const u8,
+    label_len: usize,
+    out_key: *mut *mut cellar_key,
+) -> cellar_status {
+    ffi_boundary!("cellar_key_derive_v1", {
+        let out = out_ptr(out_key, "out_key")?;
+        let parent = handle::<cellar_key>(parent, "parent")?;
+        let kt = KeyType::from_u32(key_type)?;
+        let label = in_slice(label, label_len, "label")?;
+        let key = parent.derive_v1(kt, label)?;
         write_out(out, new_handle::<cellar_key>(key));
         Ok(())
     })

@@ -60,18 +60,26 @@ pub const CELLAR_ABI_VERSION: u32 = 0x0001_0000;
 pub(crate) struct Fail {
     pub(crate) error: Error,
     pub(crate) detail: Option<String>,
+    /// A size query (`out_cap == 0`): reported as `CELLAR_ERR_BUFFER_TOO_SMALL` with the size,
+    /// but not a failure, so the last-error text and the approval indicator stay as they were.
+    pub(crate) probe: bool,
 }
 
 impl From<Error> for Fail {
     fn from(error: Error) -> Self {
-        Fail { error, detail: None }
+        Fail { error, detail: None, probe: false }
     }
 }
 
 impl Fail {
     /// A failure whose last-error text is `detail` (never a secret).
     pub(crate) fn with_detail(error: Error, detail: String) -> Self {
-        Fail { error, detail: Some(detail) }
+        Fail { error, detail: Some(detail), probe: false }
+    }
+
+    /// The answer to a size query: `needed` was written to the caller's length out-parameter.
+    pub(crate) fn size_probe(needed: usize) -> Self {
+        Fail { error: Error::BufferTooSmall { needed }, detail: None, probe: true }
     }
 }
 
@@ -126,6 +134,8 @@ pub(crate) fn boundary(name: &'static str, f: impl FnOnce() -> FfiResult) -> cel
             clear_last_error();
             CELLAR_OK
         }
+        // A size query is answered, not failed: last-error and indicator are left as they were.
+        Ok(Err(fail)) if fail.probe => fail.error.code(),
         Ok(Err(fail)) => {
             // A failed call reports "unknown", also when it failed before any cryptography.
             crate::fips::mark_failed();
@@ -214,6 +224,9 @@ pub(crate) fn out_buffer<'a>(
     let out_len = out_ptr(out_len, "out_len")?;
     if out_cap < needed {
         write_out(out_len, needed);
+        if out_cap == 0 {
+            return Err(Fail::size_probe(needed));
+        }
         return Err(Error::BufferTooSmall { needed }.into());
     }
     if needed == 0 {

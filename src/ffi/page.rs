@@ -50,8 +50,9 @@ const _: () = {
 /// type is `CELLAR_ERR_INVALID_KEY`, an unknown mode or flag bit `CELLAR_ERR_INVALID_ARGUMENT`.
 /// `file_id` is bound into every page; `key_version` is written into every GCM trailer and
 /// required on decrypt. `flags` is 0 or `CELLAR_PAGE_ZERO_IS_EMPTY`. A GCM cipher draws a random
-/// salt here and again after every 2^31 encryptions. On success `*out_cipher` receives a new
-/// handle (free with `cellar_page_cipher_free`).
+/// salt here and again after every 2^31 encryptions, and in the child of a `fork()` before the
+/// child's first page (the child never continues its parent's salt; the parent keeps it). On
+/// success `*out_cipher` receives a new handle (free with `cellar_page_cipher_free`).
 #[no_mangle]
 pub extern "C" fn cellar_page_cipher_new(
     key: *const cellar_key,
