@@ -369,3 +369,34 @@ test-python-data: setup-python-data
 
 bench-python-arrow: build setup-python-data
 	CELLAR_LIBRARY=$(abspath $(LIB)) $(PYTHON) python/bench/bench_arrow.py
+
+# KMIP (issue 15): the KMIP provider against a real PyKMIP server. PyKMIP (with SQLAlchemy 1.4,
+# which it needs) lives in its own virtual environment under target/, made once; each run starts
+# its own server (scripts/kmip_server.sh: fresh CA and certificates, a free loopback port) and
+# stops it by process id.
+.PHONY: setup-kmip test-kmip bench-kmip
+KMIP_VENV := target/kmip-venv
+KMIP_PY := $(KMIP_VENV)/bin/python
+
+setup-kmip:
+	@[ -x $(KMIP_PY) ] && $(KMIP_PY) -c "import kmip, sqlalchemy" 2>/dev/null || { \
+	  echo "setup-kmip: installing PyKMIP into $(KMIP_VENV)"; \
+	  $(PYTHON) -m venv $(KMIP_VENV) 2>/dev/null || { SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq python3-venv >/dev/null; \
+	    $(PYTHON) -m venv $(KMIP_VENV); }; \
+	  $(KMIP_PY) -m pip install -q 'pykmip==0.11.0' 'sqlalchemy<2' pytest; }
+	@command -v openssl >/dev/null || { SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq openssl >/dev/null; }
+
+test-kmip: build setup-kmip | $(BUILD)
+	CELLAR_KMIP_PYTHON=$(abspath $(KMIP_PY)) $(CARGO) test --release --test kmip -- --include-ignored --test-threads 4
+	$(CC) $(CWARN) -g -O1 $(SAN) -Iinclude -Iffi-tests/c ffi-tests/kmip/test_kmip.c -o $(BUILD)/test_kmip.san $(LDLIB)
+	@set -e; tmp=$$(mktemp -d); \
+	trap 'bash scripts/kmip_server.sh stop "$$tmp/server"; rm -rf "$$tmp"' EXIT; \
+	eval "$$(KMIP_PYTHON=$(abspath $(KMIP_PY)) bash scripts/kmip_server.sh start $$tmp/server)"; \
+	export KMIP_DIR KMIP_PORT; \
+	echo "== test_kmip (ASan+UBSan, PyKMIP on 127.0.0.1:$$KMIP_PORT)"; ASAN_OPTIONS=detect_leaks=1 $(BUILD)/test_kmip.san; \
+	echo "== cellar.kmip (pytest)"; CELLAR_LIBRARY=$(abspath $(LIB)) PYTHONPATH=python $(PYTHON) -m pytest -q ffi-tests/kmip/test_kmip_py.py
+
+bench-kmip: build setup-kmip
+	CELLAR_KMIP_PYTHON=$(abspath $(KMIP_PY)) $(CARGO) bench --bench kmip

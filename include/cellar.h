@@ -233,6 +233,21 @@
 #define CELLAR_KEYRING_LOCK_FORCE 1
 
 /**
+ * KMIP mode: Cellar Gets the key's material from the server when the version is attached
+ * (created, adopted, unlocked) and wraps data keys inside its own FIPS module with AES-KWP
+ * (blobs byte-identical to a local version's; the indicator reports 1). The server key's usage
+ * mask must allow Get (Export).
+ */
+#define CELLAR_KMIP_FETCH 1
+
+/**
+ * KMIP mode: the server wraps and unwraps (KMIP Encrypt/Decrypt, AES-256-GCM with a server IV)
+ * and the tenant key never leaves it; the indicator reports 0 (the server's module did the
+ * cryptography).
+ */
+#define CELLAR_KMIP_DELEGATED 2
+
+/**
  * `cellar_pkcs11_config.flags`: select the token by `slot_id` instead of `token_label`.
  */
 #define CELLAR_PKCS11_USE_SLOT 1
@@ -293,6 +308,15 @@ typedef struct cellar_key cellar_key;
  * given, and unwrap returns data keys only.
  */
 typedef struct cellar_keyring cellar_keyring;
+
+/**
+ * A KMIP client: TLS 1.3/1.2 with mutual certificate authentication through rustls on the
+ * AWS-LC FIPS module, a bounded pool of connections, timeouts. Thread-safe: any number of
+ * threads may use one client (and the keyring versions made with it) at once. Keyring versions
+ * keep their own reference to the client, so `cellar_kmip_client_free` may be called as soon
+ * as the caller no longer needs the handle; connections close when the last user is gone.
+ */
+typedef struct cellar_kmip_client cellar_kmip_client;
 
 /**
  * An opaque TDE page cipher: a page key, a mode, a file id, a key version and flags.
@@ -407,6 +431,96 @@ typedef struct cellar_key_provider {
      */
     cellar_provider_unwrap_fn unwrap;
 } cellar_key_provider;
+
+/**
+ * Where a KMIP server is and how to authenticate to it. Strings are UTF-8 bytes with their
+ * lengths (no NUL needed), each at most 4096 bytes. The struct and its buffers need only live
+ * for the `cellar_kmip_client_new` call (Cellar reads the PEM files then).
+ */
+typedef struct cellar_kmip_config {
+    /**
+     * Server host name or address.
+     */
+    const uint8_t *host;
+    /**
+     * Length of `host` (1 to 4096).
+     */
+    size_t host_len;
+    /**
+     * TCP port (KMIP's registered port is 5696).
+     */
+    uint16_t port;
+    /**
+     * Name the server certificate must carry (DNS name or IP address); length 0: `host`.
+     */
+    const uint8_t *server_name;
+    /**
+     * Length of `server_name`.
+     */
+    size_t server_name_len;
+    /**
+     * Path of the client certificate chain (PEM).
+     */
+    const uint8_t *client_cert_path;
+    /**
+     * Length of `client_cert_path`.
+     */
+    size_t client_cert_path_len;
+    /**
+     * Path of the client private key (PEM: PKCS#8, SEC1 or PKCS#1).
+     */
+    const uint8_t *client_key_path;
+    /**
+     * Length of `client_key_path`.
+     */
+    size_t client_key_path_len;
+    /**
+     * Path of the CA certificates trusted for the server certificate (PEM). Only these are
+     * trusted (no system store).
+     */
+    const uint8_t *ca_path;
+    /**
+     * Length of `ca_path`.
+     */
+    size_t ca_path_len;
+    /**
+     * TCP connect timeout in milliseconds (0: 5000).
+     */
+    uint32_t connect_timeout_ms;
+    /**
+     * Timeout of every read and write, and of waiting for a free pooled connection, in
+     * milliseconds (0: 5000). A server that does not answer in time fails the call with
+     * `CELLAR_ERR_PROVIDER_FAILED`; no call blocks longer than about connect + 2 x I/O timeout.
+     */
+    uint32_t io_timeout_ms;
+    /**
+     * Most connections open at once (0: 4; at most 64). Threads beyond it wait for one.
+     */
+    uint32_t max_connections;
+} cellar_kmip_config;
+
+/**
+ * What a KMIP client negotiated (`cellar_kmip_client_check`): public facts only.
+ */
+typedef struct cellar_kmip_status {
+    /**
+     * 1 when rustls reports the TLS connection as FIPS (`ClientConnection::fips()`: the FIPS
+     * crypto provider of the AWS-LC module and a FIPS-approved configuration), else 0.
+     */
+    int32_t tls_fips;
+    /**
+     * TLS version on the wire: 0x0304 (TLS 1.3) or 0x0303 (TLS 1.2).
+     */
+    uint16_t tls_version;
+    /**
+     * The negotiated cipher suite's IANA code (for example 0x1302 TLS_AES_256_GCM_SHA384).
+     */
+    uint16_t cipher_suite;
+    /**
+     * KMIP protocol version in use: `major << 16 | minor`.
+     */
+    uint32_t kmip_version;
+} cellar_kmip_status;
 
 /**
  * Where a PKCS#11 token key lives and how to log in. Strings are UTF-8 bytes with their
@@ -1432,6 +1546,118 @@ cellar_status cellar_keyring_generation(const struct cellar_keyring *keyring,
  * running on the handle; it must not be used afterwards.
  */
 void cellar_keyring_free(struct cellar_keyring *keyring);
+
+/**
+ * Makes a KMIP client from `config`: reads the PEM files and builds a TLS configuration that
+ * rustls reports as FIPS (`CELLAR_ERR_NOT_FIPS` otherwise). No connection is made until the
+ * first operation. Unreadable files, a key that does not match its certificate, an empty
+ * host or a zero port: `CELLAR_ERR_INVALID_ARGUMENT`. Free with `cellar_kmip_client_free`.
+ */
+cellar_status cellar_kmip_client_new(const struct cellar_kmip_config *config,
+                                     struct cellar_kmip_client **out_client);
+
+/**
+ * Frees a client handle (NULL does nothing). Keyring versions made with it keep working.
+ */
+void cellar_kmip_client_free(struct cellar_kmip_client *client);
+
+/**
+ * Connects (or reuses a connection), negotiates the KMIP protocol version (Discover Versions)
+ * and reports what was negotiated: the check an operator runs to see that TLS to the key
+ * manager runs inside the FIPS module. Errors: `CELLAR_ERR_PROVIDER_FAILED` (unreachable,
+ * TLS refused: last-error says why), `CELLAR_ERR_NOT_FIPS`.
+ */
+cellar_status cellar_kmip_client_check(const struct cellar_kmip_client *client,
+                                       struct cellar_kmip_status *out_status);
+
+/**
+ * Creates a keyring whose version 1 is a new AES-256 key created on the server under
+ * `key_name` (KMIP Create, then Activate) in `mode` (`CELLAR_KMIP_FETCH` or
+ * `CELLAR_KMIP_DELEGATED`). Unknown mode: `CELLAR_ERR_INVALID_ARGUMENT`; server errors:
+ * `CELLAR_ERR_PROVIDER_FAILED` with the KMIP result reason in the last-error text.
+ */
+cellar_status cellar_keyring_new_kmip(const struct cellar_kmip_client *client,
+                                      uint32_t kmip_mode,
+                                      const uint8_t *key_name,
+                                      size_t key_name_len,
+                                      struct cellar_keyring **out_keyring);
+
+/**
+ * Creates a keyring whose version 1 is an existing server key (bring your own key), found by
+ * `key_name` (KMIP Locate) or by `key_uid` (its Unique Identifier): exactly one has a non-zero
+ * length. The key must be an active AES-256 key: pre-active, revoked (deactivated,
+ * compromised) keys are `CELLAR_ERR_INVALID_KEY`, destroyed or absent keys
+ * `CELLAR_ERR_KEY_NOT_FOUND`, several keys with the name `CELLAR_ERR_INVALID_ARGUMENT`.
+ */
+cellar_status cellar_keyring_adopt_kmip(const struct cellar_kmip_client *client,
+                                        uint32_t kmip_mode,
+                                        const uint8_t *key_name,
+                                        size_t key_name_len,
+                                        const uint8_t *key_uid,
+                                        size_t key_uid_len,
+                                        struct cellar_keyring **out_keyring);
+
+/**
+ * Rotates to a new server key (as `cellar_keyring_new_kmip`); writes the new version to
+ * `*out_version`. Locked: `CELLAR_ERR_TENANT_LOCKED`.
+ */
+cellar_status cellar_keyring_rotate_kmip(struct cellar_keyring *keyring,
+                                         const struct cellar_kmip_client *client,
+                                         uint32_t kmip_mode,
+                                         const uint8_t *key_name,
+                                         size_t key_name_len,
+                                         uint32_t *out_version);
+
+/**
+ * Rotates to an existing server key (as `cellar_keyring_adopt_kmip`); writes the new version
+ * to `*out_version`. A key already in the keyring: `CELLAR_ERR_INVALID_KEY`.
+ */
+cellar_status cellar_keyring_rotate_kmip_adopt(struct cellar_keyring *keyring,
+                                               const struct cellar_kmip_client *client,
+                                               uint32_t kmip_mode,
+                                               const uint8_t *key_name,
+                                               size_t key_name_len,
+                                               const uint8_t *key_uid,
+                                               size_t key_uid_len,
+                                               uint32_t *out_version);
+
+/**
+ * Reconnects every KMIP version that is not attached, through `client`: after
+ * `cellar_keyring_lock` (which drops each version's connection to its key and, in fetch mode,
+ * wipes the fetched material) or after `cellar_keyring_import` (exports record a KMIP version
+ * as a reference: its unique identifier and mode, never material). Each key's state is checked
+ * first (revoked: `CELLAR_ERR_INVALID_KEY`; destroyed: `CELLAR_ERR_KEY_NOT_FOUND`) and its key
+ * id must match its version; nothing is attached unless all pass. Writes how many versions were
+ * attached to `*out_attached`.
+ */
+cellar_status cellar_keyring_unlock_kmip(struct cellar_keyring *keyring,
+                                         const struct cellar_kmip_client *client,
+                                         size_t *out_attached);
+
+/**
+ * Retires `version` like `cellar_keyring_retire`; with `CELLAR_KEYRING_RETIRE_DESTROY` it first
+ * revokes and destroys the key on the KMIP server (KMIP Revoke, reason Cessation of Operation,
+ * then Destroy; the version must be attached, else `CELLAR_ERR_TENANT_LOCKED`). If the server
+ * refuses, nothing is retired. Irreversible: every blob under that key, in any keyring or
+ * export, is lost. With `flags` 0 the server key stays.
+ */
+cellar_status cellar_keyring_retire_kmip(struct cellar_keyring *keyring,
+                                         uint32_t version,
+                                         uint32_t flags);
+
+/**
+ * Writes the KMIP unique identifier of `version` (UTF-8, no NUL) to `out` and its mode
+ * (`CELLAR_KMIP_FETCH` or `CELLAR_KMIP_DELEGATED`) to `*out_mode`: the status call that says
+ * which versions a key manager holds. A version not held by KMIP: `CELLAR_ERR_INVALID_ARGUMENT`;
+ * unknown version: `CELLAR_ERR_KEY_NOT_FOUND`; `out` too small: `CELLAR_ERR_BUFFER_TOO_SMALL`
+ * with the size in `*out_len`. Works while locked.
+ */
+cellar_status cellar_keyring_kmip_uid(const struct cellar_keyring *keyring,
+                                      uint32_t version,
+                                      uint32_t *out_mode,
+                                      uint8_t *out,
+                                      size_t out_cap,
+                                      size_t *out_len);
 
 /**
  * Creates a keyring whose version 1 is a new AES-256 key generated in the token: `CKA_TOKEN`,

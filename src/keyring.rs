@@ -1013,7 +1013,8 @@ mod tests {
             assert!(matches!(st.versions[0].slot, Slot::Retired));
             assert!(matches!(st.versions[1].slot, Slot::Local(Some(_))));
         }
-        kr.lock().unwrap();
+        // Version 2 was generated here and never exported: a plain lock refuses (issue 20).
+        kr.lock_with(LOCK_FORCE).unwrap();
         let st = kr.state.read().unwrap();
         assert!(st.versions.iter().all(|v| !v.available()));
         assert_eq!(st.versions.len(), 2);

@@ -1140,6 +1140,93 @@ static void matrix_pkcs11(void) {
     BAD(cellar_keyring_retire_pkcs11(ring, UINT32_MAX, CELLAR_KEYRING_RETIRE_DESTROY), CELLAR_ERR_KEY_NOT_FOUND);
 }
 
+/* KMIP: everything that fails before a connection (a live server is in ffi-tests/kmip). */
+static void matrix_kmip(void) {
+    static const uint8_t HOST[] = "127.0.0.1";
+    static const uint8_t NOFILE[] = "/nonexistent/cellar-kmip.pem";
+    static const uint8_t NAME[] = "key";
+    cellar_kmip_config c = {HOST, sizeof HOST - 1, 5696, NULL, 0, NOFILE, sizeof NOFILE - 1,
+                            NOFILE, sizeof NOFILE - 1, NOFILE, sizeof NOFILE - 1, 0, 0, 0};
+    cellar_kmip_config bad;
+    cellar_kmip_client *cl = (cellar_kmip_client *)(uintptr_t)0x1;
+    cellar_kmip_client *const CL0 = cl;
+    const cellar_kmip_client *notcl = (const cellar_kmip_client *)(const void *)ring;
+    cellar_keyring *r = (cellar_keyring *)(uintptr_t)0x1;
+    cellar_keyring *const R0 = r;
+    cellar_kmip_status st;
+    uint32_t v = 77, mode = 77;
+    size_t n = 77;
+    uint8_t buf[8];
+    /* cellar_kmip_client_new */
+    BAD(cellar_kmip_client_new(NULL, &cl), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_kmip_client_new(&c, NULL), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_kmip_client_new(&c, &cl), CELLAR_ERR_INVALID_ARGUMENT); /* unreadable PEM files */
+    bad = c; bad.host = NULL;
+    BAD(cellar_kmip_client_new(&bad, &cl), CELLAR_ERR_NULL_POINTER);
+    bad = c; bad.host_len = 0;
+    BAD(cellar_kmip_client_new(&bad, &cl), CELLAR_ERR_INVALID_ARGUMENT);
+    bad = c; bad.host_len = HUGE;
+    BAD(cellar_kmip_client_new(&bad, &cl), CELLAR_ERR_INVALID_ARGUMENT);
+    bad = c; bad.port = 0;
+    BAD(cellar_kmip_client_new(&bad, &cl), CELLAR_ERR_INVALID_ARGUMENT);
+    bad = c; bad.ca_path = NULL;
+    BAD(cellar_kmip_client_new(&bad, &cl), CELLAR_ERR_NULL_POINTER);
+    bad = c; bad.server_name_len = 3;
+    BAD(cellar_kmip_client_new(&bad, &cl), CELLAR_ERR_NULL_POINTER);
+    bad = c; bad.max_connections = 65;
+    BAD(cellar_kmip_client_new(&bad, &cl), CELLAR_ERR_INVALID_ARGUMENT);
+    CHECK(cl == CL0);
+    /* cellar_kmip_client_free: NULL and a handle of another kind are ignored */
+    cellar_kmip_client_free(NULL);
+    cellar_kmip_client_free((cellar_kmip_client *)(void *)cell);
+    /* cellar_kmip_client_check */
+    BAD(cellar_kmip_client_check(NULL, &st), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_kmip_client_check(notcl, &st), CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_kmip_client_check(notcl, NULL), CELLAR_ERR_NULL_POINTER);
+    /* cellar_keyring_new_kmip / cellar_keyring_adopt_kmip */
+    for (size_t i = 0; i < N_BAD_ENUMS; i++) {
+        BAD(cellar_keyring_new_kmip(NULL, BAD_ENUMS[i], NAME, 3, &r), CELLAR_ERR_NULL_POINTER);
+        BAD(cellar_keyring_adopt_kmip(notcl, BAD_ENUMS[i], NAME, 3, NULL, 0, &r), CELLAR_ERR_INVALID_ARGUMENT);
+    }
+    BAD(cellar_keyring_new_kmip(notcl, CELLAR_KMIP_FETCH, NAME, 3, &r), CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_keyring_new_kmip(notcl, CELLAR_KMIP_FETCH, NAME, 3, NULL), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_keyring_adopt_kmip(NULL, CELLAR_KMIP_DELEGATED, NULL, 0, NAME, 3, &r), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_keyring_adopt_kmip(notcl, CELLAR_KMIP_DELEGATED, NULL, 0, NAME, 3, NULL), CELLAR_ERR_NULL_POINTER);
+    CHECK(r == R0);
+    /* cellar_keyring_rotate_kmip / _adopt */
+    BAD(cellar_keyring_rotate_kmip(NULL, notcl, CELLAR_KMIP_FETCH, NAME, 3, &v), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_keyring_rotate_kmip(ring, NULL, CELLAR_KMIP_FETCH, NAME, 3, &v), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_keyring_rotate_kmip(ring, notcl, CELLAR_KMIP_FETCH, NAME, 3, &v), CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_keyring_rotate_kmip(ring, notcl, CELLAR_KMIP_FETCH, NAME, 3, NULL), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_keyring_rotate_kmip((cellar_keyring *)aes, notcl, CELLAR_KMIP_FETCH, NAME, 3, &v), CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_keyring_rotate_kmip_adopt(NULL, notcl, CELLAR_KMIP_FETCH, NAME, 3, NULL, 0, &v), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_keyring_rotate_kmip_adopt(ring, NULL, CELLAR_KMIP_FETCH, NAME, 3, NULL, 0, &v), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_keyring_rotate_kmip_adopt(ring, notcl, CELLAR_KMIP_FETCH, NAME, 3, NULL, 0, NULL), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_keyring_rotate_kmip_adopt(ring, notcl, CELLAR_KMIP_FETCH, NAME, 3, NULL, 0, &v), CELLAR_ERR_INVALID_ARGUMENT);
+    CHECK(v == 77);
+    /* cellar_keyring_unlock_kmip */
+    BAD(cellar_keyring_unlock_kmip(NULL, notcl, &n), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_keyring_unlock_kmip(ring, NULL, &n), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_keyring_unlock_kmip(ring, notcl, NULL), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_keyring_unlock_kmip(ring, notcl, &n), CELLAR_ERR_INVALID_ARGUMENT);
+    CHECK(n == 77);
+    /* cellar_keyring_retire_kmip: a local version is not a KMIP version */
+    BAD(cellar_keyring_retire_kmip(NULL, 1, 0), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_keyring_retire_kmip((cellar_keyring *)cell, 1, 0), CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_keyring_retire_kmip(ring, 1, 0), CELLAR_ERR_INVALID_ARGUMENT);
+    for (size_t i = 0; i < N_BAD_ENUMS; i++) {
+        BAD(cellar_keyring_retire_kmip(ring, 1, BAD_ENUMS[i]), CELLAR_ERR_INVALID_ARGUMENT);
+    }
+    BAD(cellar_keyring_retire_kmip(ring, UINT32_MAX, 0), CELLAR_ERR_KEY_NOT_FOUND);
+    /* cellar_keyring_kmip_uid */
+    BAD(cellar_keyring_kmip_uid(NULL, 1, &mode, buf, sizeof buf, &n), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_keyring_kmip_uid(ring, 1, NULL, buf, sizeof buf, &n), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_keyring_kmip_uid(ring, 1, &mode, buf, sizeof buf, &n), CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_keyring_kmip_uid(ring, 0, &mode, buf, sizeof buf, &n), CELLAR_ERR_KEY_NOT_FOUND);
+    BAD(cellar_keyring_kmip_uid((cellar_keyring *)aes, 1, &mode, buf, sizeof buf, &n), CELLAR_ERR_INVALID_ARGUMENT);
+    CHECK(mode == 77 && n == 77);
+}
+
 int main(void) {
     CHECK_OK(cellar_init(0));
     CHECK_OK(cellar_key_generate(CELLAR_KEY_AES256, &aes));
@@ -1160,6 +1247,7 @@ int main(void) {
     CHECK_OK(cellar_keyring_unlock(ring, k2));
     matrix_keyring();
     matrix_pkcs11();
+    matrix_kmip();
 
     cellar_key_free(k2);
     cellar_keyring_free(ring);

@@ -226,6 +226,24 @@ pub fn page_key_version(data: &[u8]) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// KMIP TTLV decoder (bytes from a key-management server)
+
+/// Decodes server bytes as one TTLV item and, as a response message, as a KMIP response.
+/// Invariants: no panic; a decoded item re-encodes to bytes that decode to the same item, and
+/// to exactly the input when the input's padding bytes were zero (the canonical form).
+pub fn kmip_ttlv(data: &[u8]) {
+    use cellar::provider::kmip::client::parse_response;
+    use cellar::provider::kmip::ttlv::Ttlv;
+    let Ok(item) = Ttlv::decode(data) else { return };
+    let again = item.to_bytes();
+    assert_eq!(Ttlv::decode(&again).as_ref(), Ok(&item), "re-encoding changed the item");
+    assert_eq!(again.len(), data.len(), "re-encoding changed the length");
+    // Responses Cellar reads: any operation code, never a panic.
+    let op = data.get(3).copied().unwrap_or(0) as u32;
+    let _ = parse_response(item, op);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Cell decrypt (all four modes)
 
 /// `data[0]`: mode (`% 4`, C order); `data[1]`: bits 0-4 context length (taken from the input),
@@ -723,12 +741,13 @@ pub fn run(target: &str, data: &[u8], full_kdf: bool) {
         "keyring_import" => keyring_import(data),
         "ffi_cell_decrypt" => ffi_cell_decrypt(data),
         "ffi_page_decrypt" => ffi_page_decrypt(data),
+        "kmip_ttlv" => kmip_ttlv(data),
         _ => panic!("unknown fuzz target {target}"),
     }
 }
 
 /// Every target name.
-pub const TARGETS: [&str; 9] = [
+pub const TARGETS: [&str; 10] = [
     "page_decrypt",
     "page_key_version",
     "cell_decrypt",
@@ -738,6 +757,7 @@ pub const TARGETS: [&str; 9] = [
     "keyring_import",
     "ffi_cell_decrypt",
     "ffi_page_decrypt",
+    "kmip_ttlv",
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -775,6 +795,47 @@ fn with_prefix(prefix: &[u8], body: &[u8]) -> Vec<u8> {
 pub fn seeds() -> Vec<Seed> {
     let mut out: Vec<Seed> = Vec::new();
     let mut push = |t: &'static str, name: String, bytes: Vec<u8>| out.push((t, name, bytes));
+
+    // KMIP: a Discover Versions request and a success and a failure response.
+    {
+        use cellar::provider::kmip::ttlv::Ttlv;
+        let pv = |a, b| Ttlv::structure(0x420069, vec![Ttlv::int(0x42006A, a), Ttlv::int(0x42006B, b)]);
+        let header = |t| Ttlv::structure(t, vec![pv(1, 4), Ttlv::int(0x42000D, 1)]);
+        let req = Ttlv::structure(
+            0x420078,
+            vec![header(0x420077), Ttlv::structure(0x42000F, vec![Ttlv::enumeration(0x42005C, 0x1E), Ttlv::structure(0x420079, vec![pv(2, 0), pv(1, 4)])])],
+        );
+        let ok = Ttlv::structure(
+            0x42007B,
+            vec![
+                header(0x42007A),
+                Ttlv::structure(
+                    0x42000F,
+                    vec![
+                        Ttlv::enumeration(0x42005C, 0x0A),
+                        Ttlv::enumeration(0x42007F, 0),
+                        Ttlv::structure(
+                            0x42007C,
+                            vec![Ttlv::text(0x420094, "1"), Ttlv::bytes(0x420043, &[7u8; 32]), Ttlv::boolean(0x4200C5, true)],
+                        ),
+                    ],
+                ),
+            ],
+        );
+        let fail = Ttlv::structure(
+            0x42007B,
+            vec![
+                header(0x42007A),
+                Ttlv::structure(
+                    0x42000F,
+                    vec![Ttlv::enumeration(0x42005C, 0x1F), Ttlv::enumeration(0x42007F, 1), Ttlv::enumeration(0x42007E, 1), Ttlv::text(0x42007D, "no")],
+                ),
+            ],
+        );
+        push("kmip_ttlv", "discover-request".into(), req.to_bytes());
+        push("kmip_ttlv", "get-response".into(), ok.to_bytes());
+        push("kmip_ttlv", "failed-response".into(), fail.to_bytes());
+    }
 
     // Pages: XTS and GCM, 512 and 4096 bytes, page numbers 3 and 200.
     let mut pages: Vec<(String, u8, u8, Vec<u8>)> = Vec::new();

@@ -79,3 +79,5 @@ __all__ = [
     "library_path",
     "version",
 ]
+
+del annotations  # the __future__ import is not part of the package

@@ -65,6 +65,10 @@ _BUFFER_TOO_SMALL = 3
 class CellMode(enum.IntEnum):
     """Cell modes (``CELLAR_CELL_*``)."""
 
+    def __str__(self) -> str:  # the name, not the integer (IntEnum prints the value)
+        return f"{type(self).__name__}.{self.name}"
+
+
     #: AES-256-GCM with a module nonce: ``0x01 | version | nonce | ct | tag`` (value + 33 bytes).
     RANDOMIZED = 1
     #: Deterministic (SIV from AES-CBC + HMAC-SHA256), for equality lookups and joins.
@@ -76,8 +80,11 @@ class CellMode(enum.IntEnum):
 
 
 def _context(context: Context) -> Tuple[Any, int, Any]:
+    if context is None:
+        raise TypeError("context=None is not a context: pass b\"\" for an empty one (a missing "
+                        "context must not silently bind cells to the empty context)")
     if not context:
-        if context is None or isinstance(context, (bytes, bytearray, str, memoryview)):
+        if isinstance(context, (bytes, bytearray, str, memoryview)):
             return None, 0, None
     if isinstance(context, str):
         context = context.encode("utf-8")
@@ -142,6 +149,24 @@ def _run_batch(fn: Any, sizer: Any, h: int, mode: int, cp: Any, cn: int, data: A
     return out, results
 
 
+def _is_missing(v: Any) -> bool:
+    """None, a float NaN (pandas' missing value for object columns), pd.NA or pd.NaT."""
+    if v is None:
+        return True
+    if isinstance(v, float):
+        return v != v
+    return type(v).__name__ in ("NAType", "NaTType")
+
+
+def _check_table_input(values: Any) -> None:
+    """Clear errors for table objects that are not a column of values."""
+    name = type(values).__name__
+    mod = type(values).__module__ or ""
+    if mod.startswith("pandas") and name == "DataFrame":
+        raise TypeError("a DataFrame holds several columns: pass one column (df['email']), "
+                        "with encoding='utf-8' for str values")
+
+
 def _bytes_address(b: bytes) -> Optional[int]:
     """The address of a ``bytes`` object's own buffer (valid while ``b`` lives); None if empty."""
     return ctypes.cast(ctypes.c_char_p(b), c_void_p).value if b else None
@@ -204,6 +229,9 @@ def _pack(values: Sequence[Any]) -> Tuple[bytes, "array.array[int]", int]:
         data = b"".join(values)
     except TypeError:
         for i, v in enumerate(values):
+            if _is_missing(v):
+                raise TypeError(f"value {i} is missing ({v!r}); cell values cannot be missing: fill "
+                                f"them, or pass missing='keep' to keep them missing (None) both ways") from None
             if isinstance(v, str):
                 kind = "str" if type(v) is str else "numpy.str_"
                 raise TypeError(f"value {i} is a {kind}; cell values must be bytes-like (encode "
@@ -411,7 +439,8 @@ class CellCipher(Handle):
     def encrypt_many(
         self, values: Iterable[BytesLike], context: Context = b"", threads: int = 1, *,
         encoding: Optional[str] = None, contexts: Optional[Sequence[Context]] = None,
-    ) -> List[bytes]:
+        missing: str = "error",
+    ) -> List[Any]:
         """Encrypts many values of one column, all bound to ``context``, and returns the
         ciphertexts in order. The values are packed into one buffer and encrypted by one C call
         with the GIL released. ``threads`` is a maximum: with ``threads`` > 1 the library shares
@@ -431,27 +460,34 @@ class CellCipher(Handle):
         Per-row contexts: with ``contexts`` (one entry per value, bytes-like or ``str``), value
         ``i`` is bound to ``context + contexts[i]``, exactly as ``encrypt(values[i], context +
         contexts[i])`` would bind it, at batch speed (``context`` becomes the shared prefix,
-        such as ``b"tenant=7/users/email/"``, and ``contexts`` the row keys)."""
+        such as ``b"tenant=7/users/email/"``, and ``contexts`` the row keys).
+
+        Missing values (``None``, NaN, ``pd.NA``) are refused with ``TypeError`` unless
+        ``missing="keep"``, which leaves them ``None`` in the result (and :meth:`decrypt_many`
+        with ``missing="keep"`` gives ``None`` back for them). A DataFrame is refused: pass one
+        column. ``context=None`` is refused rather than read as empty."""
         return self._many(_encrypt_batch, _batch_ct_len, values, context, threads, True,
-                          encoding, contexts, _encrypt_rows)
+                          encoding, contexts, _encrypt_rows, missing)
 
     def decrypt_many(
         self, ciphertexts: Iterable[BytesLike], context: Context = b"", threads: int = 1, *,
         encoding: Optional[str] = None, contexts: Optional[Sequence[Context]] = None,
+        missing: str = "error",
     ) -> List[Any]:
         """Decrypts many cells bound to ``context`` and returns the plaintexts in order (one C
         call per thread, as :meth:`encrypt_many`). One cell that fails to authenticate fails the
         batch (its index is in the error's ``detail``). With ``encoding`` the plaintexts are
         decoded to ``str``. ``contexts``: one context per cell, as in :meth:`encrypt_many`."""
         out = self._many(_decrypt_batch, _batch_pt_max, ciphertexts, context, threads,
-                         self._randomized, None, contexts, _decrypt_rows)
+                         self._randomized, None, contexts, _decrypt_rows, missing)
         if encoding is not None:
-            return [v.decode(encoding) for v in out]
+            return [None if v is None else v.decode(encoding) for v in out]
         return out
 
     def _many(self, fn: Any, sizer: Any, values: Iterable[BytesLike], context: Context,
               threads: int, exact: bool, encoding: Optional[str] = None,
-              contexts: Optional[Sequence[Context]] = None, rows_call: Any = None) -> List[bytes]:
+              contexts: Optional[Sequence[Context]] = None, rows_call: Any = None,
+              missing: str = "error") -> List[Any]:
         # exact: every output has exactly the size `sizer` reserves (encryption in every mode,
         # RANDOMIZED decryption), so the outputs are back to back with no gaps.
         h = self._handle
@@ -462,7 +498,19 @@ class CellCipher(Handle):
             if isinstance(values, (bytes, bytearray, memoryview, str)):
                 raise TypeError("expected an iterable of values, not one bytes-like value "
                                 "(use encrypt/decrypt, or encrypt_packed for a packed buffer)")
+            _check_table_input(values)
             values = list(values)
+        if missing != "error":
+            if missing != "keep":
+                raise ValueError("missing must be 'error' or 'keep'")
+            holes = {i for i, v in enumerate(values) if _is_missing(v)}
+            if holes:  # run the present values, then put the holes back as None
+                present = [v for i, v in enumerate(values) if i not in holes]
+                rows = None if contexts is None else [c for i, c in enumerate(list(contexts)) if i not in holes]
+                got = (self._many(fn, sizer, present, context, threads, exact, encoding, rows, rows_call)
+                       if present else [])
+                it = iter(got)
+                return [None if i in holes else next(it) for i in range(len(values))]
         if encoding is not None:
             values = [v.encode(encoding) if isinstance(v, str) else v for v in values]
         count = len(values)

@@ -32,6 +32,10 @@ _free = lib.cellar_key_free
 class KeyType(enum.IntEnum):
     """Key types (``CELLAR_KEY_*``)."""
 
+    def __str__(self) -> str:  # the name, not the integer (IntEnum prints the value)
+        return f"{type(self).__name__}.{self.name}"
+
+
     #: 32-byte AES-256 key: GCM, key wrapping, cells, derivation, keyrings.
     AES256 = 1
     #: 64-byte AES-256-XTS key (two distinct halves), for XTS pages.

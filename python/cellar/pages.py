@@ -39,6 +39,10 @@ _decrypt_pages = lib.cellar_page_decrypt_pages
 class PageMode(enum.IntEnum):
     """Page modes (``CELLAR_PAGE_*``)."""
 
+    def __str__(self) -> str:  # the name, not the integer (IntEnum prints the value)
+        return f"{type(self).__name__}.{self.name}"
+
+
     #: AES-256-XTS: needs an AES256_XTS key; no tamper detection.
     XTS = 1
     #: AES-256-GCM with a 48-byte trailer per page: needs an AES256 key.

@@ -109,3 +109,38 @@ def test_lock_stops_live_ciphers_and_repr_shows_it():
     assert not gen.locked
     gen.lock(force=True)
     assert gen.locked
+
+
+def test_table_ergonomics(det):
+    """Issue 20 item 11: missing values, DataFrames, context=None, enum names, public names."""
+    import pandas as pd
+
+    col = pd.Series([b"a@x", None, float("nan"), pd.NA, b"b@x"], dtype=object)
+    with pytest.raises(TypeError, match=r"value 1 is missing.*missing='keep'"):
+        det.encrypt_many(col, CTX)
+    cts = det.encrypt_many(col, CTX, missing="keep")
+    assert cts[1] is None and cts[2] is None and cts[3] is None
+    assert cts[0] == det.encrypt(b"a@x", CTX) and cts[4] == det.encrypt(b"b@x", CTX)
+    assert det.decrypt_many(cts, CTX, missing="keep") == [b"a@x", None, None, None, b"b@x"]
+    with pytest.raises(TypeError, match="value 1 is missing"):
+        det.decrypt_many(cts, CTX)
+    names = pd.Series(["ann", None, "bo"])
+    back = det.decrypt_many(det.encrypt_many(names, CTX, encoding="utf-8", missing="keep"), CTX,
+                            encoding="utf-8", missing="keep")
+    assert back == ["ann", None, "bo"]
+    with pytest.raises(TypeError, match=r"value 0 is a str.*encoding='utf-8'"):
+        det.encrypt_many(pd.Series(["ann"]), CTX)
+    with pytest.raises(TypeError, match="DataFrame holds several columns"):
+        det.encrypt_many(pd.DataFrame({"email": [b"a"]}), CTX)
+    with pytest.raises(ValueError, match="missing must be"):
+        det.encrypt_many([b"a"], CTX, missing="drop")
+    for call in (lambda: det.encrypt(b"a", None), lambda: det.encrypt_many([b"a"], None),
+                 lambda: det.decrypt(det.encrypt(b"a"), None)):
+        with pytest.raises(TypeError, match="context=None"):
+            call()
+    assert str(CellMode.DETERMINISTIC) == "CellMode.DETERMINISTIC"
+    assert str(cellar.PageMode.GCM) == "PageMode.GCM" and str(cellar.KeyType.AES256) == "KeyType.AES256"
+    assert f"{CellMode.RANDOMIZED}" == "CellMode.RANDOMIZED" and CellMode.RANDOMIZED == 1
+    stray = [n for n in dir(cellar) if not n.startswith("_") and n not in cellar.__all__
+             and not isinstance(getattr(cellar, n), type(cellar))]  # submodules are fine
+    assert stray == []

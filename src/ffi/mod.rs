@@ -13,6 +13,7 @@ pub mod fips;
 pub mod keys;
 pub mod page;
 pub mod keyring;
+pub mod kmip;
 pub mod pkcs11;
 #[cfg(feature = "test-hooks")]
 pub mod test_hooks;

@@ -1,0 +1,2 @@
+//! Empty on purpose: see this crate's Cargo.toml. Cellar's FIPS build never uses `aws-lc-sys`.
+#![no_std]
