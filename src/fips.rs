@@ -129,6 +129,33 @@ pub fn init(require_fips: bool) -> Result<()> {
     Ok(())
 }
 
+/// The indicator state of an operation in progress on this thread, saved by [`enter_boundary`].
+pub(crate) struct BoundaryGuard {
+    depth: u32,
+    all_counted: bool,
+}
+
+impl Drop for BoundaryGuard {
+    fn drop(&mut self) {
+        DEPTH.with(|d| d.set(self.depth));
+        ALL_COUNTED.with(|a| a.set(self.all_counted));
+    }
+}
+
+/// Called by the C boundary on entry to every export: the call runs as an outermost operation
+/// of its own, with the state of any operation already in progress on this thread saved and
+/// restored when it returns. A re-entrant call from a provider callback therefore reports its
+/// own result and leaves the outer operation's accounting as it was; and a call made after a
+/// callback that never returned (left by `longjmp`, skipping the guards that would have reset
+/// the depth) starts clean instead of being folded into an operation that will never finish
+/// (security review finding 7).
+#[inline]
+pub(crate) fn enter_boundary() -> BoundaryGuard {
+    let depth = DEPTH.with(|d| d.replace(0));
+    let all_counted = ALL_COUNTED.with(|a| a.replace(true));
+    BoundaryGuard { depth, all_counted }
+}
+
 /// Records a failed call on this thread: the C boundary calls it for every failing export
 /// (including failures before any operation started, such as a NULL argument, and caught
 /// panics), so the indicator never shows a stale "approved" after a failure. Inside an

@@ -98,7 +98,7 @@ fn warm_spin(pool: &'static rayon_core::ThreadPool) {
 }
 
 /// Hand-off latency estimate in ns: how long after a hand-off a worker started on it (an
-/// exponentially weighted average over recent multi-threaded calls, 1/8 per sample).
+/// exponentially weighted average over recent multi-threaded calls; see `record_handoff`).
 static HANDOFF_NS: AtomicU64 = AtomicU64::new(DEFAULT_HANDOFF_NS);
 /// Starting estimate: a parked worker on these machines (see the module comment).
 const DEFAULT_HANDOFF_NS: u64 = 40_000;
@@ -108,14 +108,20 @@ static SKIPPED: AtomicUsize = AtomicUsize::new(0);
 /// estimate raised by a busy spell comes back down.
 const PROBE_EVERY: usize = 16;
 
-/// Folds one hand-off sample into the estimate. A sample counts for at most twice the current
-/// estimate plus 50 us, so one preempted worker (a time slice on a busy machine is milliseconds)
-/// moves the estimate a little, while a sustained rise still doubles it every few calls.
+/// Folds one hand-off sample into the estimate: slowly up, quickly down. A sample above the
+/// estimate counts 1/8 and for at most twice the estimate plus 50 us, so one preempted worker (a
+/// time slice on a busy machine is milliseconds) moves it a little while a sustained rise still
+/// doubles it every few calls; a sample below counts 1/2, so once the machine is idle again a few
+/// probes bring sharing back.
 fn record_handoff(ns: u64) {
     let old = HANDOFF_NS.load(Ordering::Relaxed);
     let ns = ns.clamp(1_000, 2 * old + 50_000);
-    HANDOFF_NS.store((old - old / 8 + ns / 8).min(5_000_000), Ordering::Relaxed);
+    let new = if ns < old { old / 2 + ns / 2 } else { old - old / 8 + ns / 8 };
+    HANDOFF_NS.store(new.min(5_000_000), Ordering::Relaxed);
 }
+
+/// How long the calling thread, done with its pieces, waits awake for helpers still on theirs.
+const WAIT_AWAKE: Duration = Duration::from_millis(2);
 
 /// Below this hand-off estimate the machine has idle cores and a warm spin pays; above it the
 /// workers wait for a time slice anyway, and spinning would only take CPU from other processes.
@@ -140,9 +146,13 @@ pub fn handoff_ns() -> u64 {
 
 /// Whether a call estimated to take `work_ns` on one thread should be shared: when its work
 /// is at least twice the hand-off latency (then a worker that starts late still takes a
-/// useful share), with an occasional probe so the estimate follows the machine.
+/// useful share), with an occasional probe so the estimate follows the machine. While hand-offs
+/// are slow (200 us or more: no idle core, workers wait for time slices, and one preempted
+/// worker holds the call up), only calls of at least 16 hand-offs are shared.
 pub(crate) fn worth_splitting(work_ns: u64) -> bool {
-    if work_ns >= 2 * handoff_ns() {
+    let h = handoff_ns();
+    let k = if h < SPIN_WHILE_HANDOFF_UNDER_NS { 2 } else { 16 };
+    if work_ns >= k * h {
         return true;
     }
     SKIPPED.fetch_add(1, Ordering::Relaxed) % PROBE_EVERY == PROBE_EVERY - 1
@@ -191,11 +201,15 @@ pub(crate) fn run_pieces<P: Send>(
     let helpers = helpers.min(pool.current_num_threads());
     // (smallest failure, approval of the worker's operation, whether it ran any piece)
     let outcomes: Mutex<Vec<(Option<Failure>, Approval, bool)>> = Mutex::new(Vec::with_capacity(helpers));
+    // Helpers that started and have not finished: the caller, done with the pieces, waits for
+    // them awake (see below) rather than asleep in rayon's latch.
+    let working = AtomicUsize::new(0);
     let handed = Instant::now();
     let own = pool.in_place_scope(|s| {
         for _ in 0..helpers {
-            let (drain, outcomes) = (&drain, &outcomes);
+            let (drain, outcomes, working) = (&drain, &outcomes, &working);
             s.spawn(move |_| {
+                working.fetch_add(1, Ordering::AcqRel);
                 record_handoff(handed.elapsed().as_nanos().min(u64::MAX as u128) as u64);
                 // A panic is caught here, so the scope never re-raises one; the piece it was on
                 // is lost, so the call fails (index 0: which piece is not known here).
@@ -215,9 +229,18 @@ pub(crate) fn run_pieces<P: Send>(
                 if ran && handoff_ns() < SPIN_WHILE_HANDOFF_UNDER_NS {
                     pool.spawn(move || warm_spin(pool));
                 }
+                working.fetch_sub(1, Ordering::AcqRel);
             });
         }
-        drain().0
+        let own = drain().0;
+        // A helper still on its last piece finishes within about one piece's time. Blocking in
+        // rayon's latch would add a wake-up of this thread (on a busy machine, a wait for a
+        // time slice) to every call, so poll for up to WAIT_AWAKE, yielding the CPU.
+        let t = Instant::now();
+        while working.load(Ordering::Acquire) > 0 && t.elapsed() < WAIT_AWAKE {
+            std::thread::yield_now();
+        }
+        own
     });
     let mut first = own;
     let mut all_approved = true;

@@ -353,21 +353,25 @@ fn external_provider() {
     hsm.fail.store(false, Ordering::Relaxed);
 
     assert_eq!(kr.add_provider(hsm.clone()).unwrap(), 2);
-    approved();
+    // Provider-performed wrapping: succeeded, not approved (security review finding 4).
+    assert_eq!(last_operation_approved(), Approval::NotApproved);
     let info = kr.version_info(2).unwrap();
     assert!(info.provider && info.active && !info.locked);
     assert_eq!(code(kr.add_provider(hsm.clone())), INVALID_KEY); // same id twice
 
     let bp = kr.wrap(&dk).unwrap();
-    approved();
+    // Provider-performed wrapping: succeeded, not approved (security review finding 4).
+    assert_eq!(last_operation_approved(), Approval::NotApproved);
     assert_eq!(bp[2..18], [0xA5; 16]);
     // The HSM does AES-KWP: the blob is byte-for-byte a SPEC 3 blob (same length too).
     assert_eq!(bp.len(), keys::wrapped_len(KeyType::Aes256));
     let (k, v) = kr.unwrap(&bp).unwrap();
-    approved();
+    // Provider-performed wrapping: succeeded, not approved (security review finding 4).
+    assert_eq!(last_operation_approved(), Approval::NotApproved);
     assert_eq!((k.id(), v), (dk.id(), 2));
     let r = kr.rewrap(&b1).unwrap();
-    approved();
+    // Provider-performed wrapping: succeeded, not approved (security review finding 4).
+    assert_eq!(last_operation_approved(), Approval::NotApproved);
     assert_eq!(r, bp);
 
     // Failures: provider-failed, nothing changed; tamper: authentication failed.

@@ -132,6 +132,9 @@ fn keyring_rotate_lock_unlock_race_wrap_unwrap() {
                 for k in keys.lock().unwrap().iter() {
                     ring.unlock(k).unwrap();
                 }
+                // Leave the workers an unlocked window (on a loaded 2-core machine a tight
+                // lock/unlock loop can otherwise keep every worker call on the locked side).
+                thread::sleep(std::time::Duration::from_micros(300));
                 rounds += 1;
             }
             rounds

@@ -191,10 +191,11 @@ class Keyring:
         lib.cellar_keyring_free(self.h)
 
 
-def ok(pair):
+def ok(pair, expect=1):
+    """The value of a successful call; `expect` is the indicator (0 when a provider did the work)."""
     st, val = pair[0], pair[1]
     assert st == OK, last_error()
-    approved()
+    assert lib.cellar_last_operation_approved() == expect
     return val
 
 
@@ -413,15 +414,15 @@ def test_python_provider():
     hsm.fail = False
 
     assert lib.cellar_keyring_add_provider(kr.h, C.byref(hsm.struct), C.byref(v)) == OK, last_error()
-    approved()
+    assert lib.cellar_last_operation_approved() == 0  # the provider wrapped the probe (finding 4)
     assert v.value == 2 and kr.active() == 2
-    bp = ok(kr.wrap(dk))
+    bp = ok(kr.wrap(dk), expect=0)
     # The provider does AES-KWP, so the blob is a standard one under the HSM key.
     inner = bytes([AES]) + struct.pack(">I", 2) + key_id_of(d) + d
     assert bp == b"\x57\x01" + b"\x5a" * 16 + aes_key_wrap_with_padding(hsm.key, inner)
     st, k, ver = kr.unwrap(bp)
     assert st == OK and ver == 2 and k.raw() == d
-    assert ok(kr.rewrap(b1)) == bp
+    assert ok(kr.rewrap(b1), expect=0) == bp
 
     # Failures: provider-failed, nothing changed.
     for mode in ("fail", "raise_"):

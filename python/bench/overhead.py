@@ -62,8 +62,21 @@ def main() -> None:
             assert C._decrypt_batch(h, ctx, len(ctx), cdata, C._size_array(coffsets), n, pout, room,
                                     C._size_array(oo), ctypes.byref(used)) == 0
 
-        def py_threads(fn, sizer, d, o):  # the pre-issue-18 threads=2 path: two Python threads
-            return lambda: C._run_batch(fn, sizer, h, c._mode, ctx, len(ctx), d, o, n, 2)
+        def py_threads(fn, sizer, vals, exact):  # encrypt_many/decrypt_many's threads=2 path
+            def run():                            # before issue 18: two Python threads
+                d, o, same = C._pack(vals)
+                out, results = C._run_batch(fn, sizer, h, c._mode, ctx, len(ctx), d, o, n, 2)
+                try:
+                    if same >= 0 and exact:
+                        return C._split_equal(out, sum(r[1] for r in results) // n, n)
+                    res, base = [], ctypes.addressof(out)
+                    for start, used, oo in results:
+                        res.extend(C._split(C._string_at(base + start, used) if used else b"", oo))
+                    return res
+                finally:
+                    if fn is C._decrypt_batch:
+                        C._wipe(out)
+            return run
 
         cases = {
             "C encrypt batch call alone": c_enc,
@@ -73,9 +86,9 @@ def main() -> None:
             "C decrypt batch call alone": c_dec,
             "decrypt_many": lambda: c.decrypt_many(cts, ctx),
             "encrypt_many threads=2 (one threaded C call)": lambda: c.encrypt_many(values, ctx, threads=2),
-            "  before: 2 Python threads, one C call each": py_threads(C._encrypt_batch, C._batch_ct_len, data, offsets),
+            "  before: 2 Python threads, one C call each": py_threads(C._encrypt_batch, C._batch_ct_len, values, True),
             "decrypt_many threads=2 (one threaded C call)": lambda: c.decrypt_many(cts, ctx, threads=2),
-            "  before: 2 Python threads, one C call each ": py_threads(C._decrypt_batch, C._batch_pt_max, cdata, coffsets),
+            "  before: 2 Python threads, one C call each ": py_threads(C._decrypt_batch, C._batch_pt_max, cts, c._randomized),
         }
         wall = {k: [] for k in cases}
         cpu = {k: [] for k in cases}

@@ -99,7 +99,12 @@ pub type cellar_provider_unwrap_fn = Option<
 /// `cellar_keyring_free` returns on every keyring it was given to (also after the version is
 /// retired or the keyring locked: a call may be in flight). Callbacks may be called from any
 /// thread and concurrently with each other; no keyring lock is held during a call, so a callback
-/// may call Cellar. `key_id` names the version in blobs and must differ from every other
+/// may call Cellar. Callbacks must return: a callback that leaves by `longjmp` or a C++
+/// exception skips Cellar's clean-up (a keyring lock may stay held, an unwrapped record is not
+/// wiped) and is not supported; Cellar only makes sure the thread's FIPS indicator does not stay
+/// frozen (the next Cellar call on the thread starts clean). An operation whose wrap or unwrap a
+/// provider performed reports `cellar_last_operation_approved() == 0`: it succeeded, but not in
+/// this module's approved services (an HSM's own validation covers its part). `key_id` names the version in blobs and must differ from every other
 /// version's id (if the provider key is an AES-256 key, its Cellar key id is a good choice).
 #[repr(C)]
 pub struct cellar_key_provider {

@@ -126,6 +126,9 @@ pub(crate) fn copy_last_error(buf: *mut u8, cap: usize) -> usize {
 /// thread's last-error text. Use through [`ffi_boundary!`].
 #[inline]
 pub(crate) fn boundary(name: &'static str, f: impl FnOnce() -> FfiResult) -> cellar_status {
+    // Every export is an outermost operation (see `fips::enter_boundary`); the guard outlives
+    // `mark_failed` below and restores any interrupted or enclosing operation's state last.
+    let _indicator = crate::fips::enter_boundary();
     match catch_unwind(AssertUnwindSafe(|| {
         #[cfg(feature = "test-hooks")]
         test_hooks::maybe_panic(name);
