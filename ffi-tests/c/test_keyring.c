@@ -345,8 +345,13 @@ static void provider(void) {
     /* A callback that never returns (longjmp out of it): the next call starts clean. Run in a
      * child process: the skipped clean-up leaks by design, and the child leaves with _exit. */
     fflush(NULL);
+    /* The child reports through a pipe, not its exit status: under valgrind the leak it makes
+     * on purpose turns any exit status into --error-exitcode. */
+    int res[2];
+    CHECK(pipe(res) == 0);
     pid_t pid = fork();
     if (pid == 0) {
+        close(res[0]);
         volatile int jumped = 0;
         size_t jl = 0;
         if (setjmp(escape) == 0) {
@@ -363,12 +368,18 @@ static void provider(void) {
         ok = ok && cellar_key_generate(99, &g) == CELLAR_ERR_INVALID_ARGUMENT && cellar_last_operation_approved() == -1;
         ok = ok && cellar_key_generate(CELLAR_KEY_AES256, &g) == CELLAR_OK && cellar_last_operation_approved() == 1;
         ok = ok && cellar_key_import(CELLAR_KEY_AES256, NULL, 0, &g) != CELLAR_OK && cellar_last_operation_approved() == -1;
+        char verdict = ok ? 'y' : 'n';
+        if (write(res[1], &verdict, 1) != 1) _exit(2);
         _exit(ok ? 0 : 1);
     }
     {
+        close(res[1]);
+        char verdict = 0;
+        CHECK(read(res[0], &verdict, 1) == 1 && verdict == 'y');
+        close(res[0]);
         int status = -1;
         CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
-        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        CHECK(WIFEXITED(status));
     }
 
     /* A failing callback: provider-failed, nothing changed. */
