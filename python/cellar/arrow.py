@@ -452,11 +452,15 @@ def _blind_one(bkey: int, arr: "pa.Array", ctx: bytes, length: int,
 
 
 def blind_index_array(key: Key, array: ArrayLike, context: Context = b"", *,
-                      length: int = 16, row_context: Optional[ArrayLike] = None) -> ArrayLike:
+                      length: int = 16, row_context: Optional[ArrayLike] = None, version: int = 2) -> ArrayLike:
     """Blind indexes (``cellar.blind_index``) of every value of ``array`` bound to ``context``
     (or ``context + row_context[i]``): a ``fixed_size_binary(length)`` array, nulls kept, for
     equality lookups and joins without deterministic ciphertexts. One blind-index key
-    derivation and one C batch call per array (per chunk)."""
+    derivation and one C batch call per array (per chunk). ``version`` as for
+    ``cellar.blind_index``: 2 (the default, SP 800-108 key derivation) or 1 for indexes built
+    before format v2."""
+    if version not in (1, 2):
+        raise ValueError("version must be 1 or 2")
     if not isinstance(key, Key):
         raise TypeError(f"key must be a cellar.Key, not {type(key).__name__}")
     if not isinstance(length, int) or not _cells.BLIND_INDEX_MIN_LEN <= length <= _cells.BLIND_INDEX_MAX_LEN:
@@ -468,7 +472,7 @@ def blind_index_array(key: Key, array: ArrayLike, context: Context = b"", *,
     if row_context is not None:
         row_context = _row_context_array(row_context, len(array))
     out = ctypes.c_void_p()
-    st = _bkey_new(key._handle, _BLIND_INDEX_V1, byref(out))
+    st = _bkey_new(key._handle, version, byref(out))
     if st:
         raise error_for_status(st)
     bkey = out.value

@@ -260,6 +260,10 @@ impl KeyProvider for KmipKey {
         Some(self.encode_reference())
     }
 
+    fn performed_in_module(&self) -> bool {
+        self.mode == KmipMode::Fetch
+    }
+
     fn destroy(&self) -> core::result::Result<(), ProviderError> {
         self.destroy_on_server().map_err(ProviderError::Cellar)
     }
