@@ -139,7 +139,7 @@ bench: build
 # library (SONAME libcellar.so.1), libcellar.a, pkg-config files (cellar.pc; cellar-static.pc
 # links libcellar.a into an otherwise dynamic program) and a CMake package (lib/cmake/Cellar:
 # find_package(Cellar 1.0 CONFIG), targets Cellar::cellar and Cellar::cellar_static).
-ABI_NUM = $(shell sed -n 's/^.define CELLAR_ABI_VERSION \([0-9]*\).*/\1/p' include/cellar.h)
+ABI_NUM = $(shell sed -n 's/^.define CELLAR_ABI_VERSION \(0x[0-9a-fA-F]*\|[0-9]*\).*/\1/p' include/cellar.h)
 CRATE_VERSION = $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 install: $(LIB) $(DIST_STATIC)
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig \

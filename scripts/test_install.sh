@@ -111,7 +111,7 @@ cmake --build "$tmp/cmake-1.0" > "$tmp/cmake-build.log" 2>&1 || { cat "$tmp/cmak
 LD_LIBRARY_PATH=$prefix/lib "$tmp/cmake-1.0/host_cxx"
 "$tmp/cmake-1.0/host_static"
 if ldd "$tmp/cmake-1.0/host_static" | grep -q libcellar; then echo "FAIL: Cellar::cellar_static is shared"; exit 1; fi
-abi=$(sed -n 's/^#define CELLAR_ABI_VERSION \([0-9]*\).*/\1/p' include/cellar.h)
+abi=$(sed -n 's/^#define CELLAR_ABI_VERSION \(0x[0-9a-fA-F]*\|[0-9]*\).*/\1/p' include/cellar.h)
 for want in 2.0 "$((abi >> 16)).$(((abi & 0xffff) + 1))"; do
   if cm "$want"; then echo "FAIL: find_package(Cellar $want) accepted ABI $((abi >> 16)).$((abi & 0xffff))"; exit 1; fi
 done
