@@ -42,7 +42,10 @@ inc=$(pkg-config --cflags cellar)
 # 1. shared
 $CC $CWARN ffi-tests/install/main.c $(pkg-config --cflags --libs cellar) -o "$tmp/host"
 LD_LIBRARY_PATH=$prefix/lib "$tmp/host"
-if LD_LIBRARY_PATH=$prefix/lib ldd "$tmp/host" | grep -q "libcellar.so.1 => $prefix/lib/"; then
+# ldd's output is captured first: under pipefail, `ldd | grep -q` fails when grep exits early
+# and ldd dies of SIGPIPE (a CI failure on a fresh machine).
+host_ldd=$(LD_LIBRARY_PATH=$prefix/lib ldd "$tmp/host")
+if grep -q "libcellar.so.1 => $prefix/lib/" <<<"$host_ldd"; then
   echo "shared: links the installed libcellar.so.1"
 else
   echo "FAIL: host does not load the installed library"; LD_LIBRARY_PATH=$prefix/lib ldd "$tmp/host"; exit 1
@@ -58,7 +61,7 @@ if ldd "$tmp/static" >/dev/null 2>&1; then echo "FAIL: the -static program is dy
 
 # 3. libcellar.a in a dynamic program
 $CC $CWARN ffi-tests/install/fips_static.c $(pkg-config --cflags --libs cellar-static) -o "$tmp/static-a"
-if ldd "$tmp/static-a" | grep -q libcellar; then echo "FAIL: cellar-static.pc linked the shared library"; exit 1; fi
+if grep -q libcellar <<<"$(ldd "$tmp/static-a")"; then echo "FAIL: cellar-static.pc linked the shared library"; exit 1; fi
 "$tmp/static-a"
 
 # 4. a flipped byte in the module's text: AWS-LC's integrity check must stop the program
@@ -110,7 +113,7 @@ grep "Cellar " "$tmp/cmake-1.0.log"
 cmake --build "$tmp/cmake-1.0" > "$tmp/cmake-build.log" 2>&1 || { cat "$tmp/cmake-build.log"; exit 1; }
 LD_LIBRARY_PATH=$prefix/lib "$tmp/cmake-1.0/host_cxx"
 "$tmp/cmake-1.0/host_static"
-if ldd "$tmp/cmake-1.0/host_static" | grep -q libcellar; then echo "FAIL: Cellar::cellar_static is shared"; exit 1; fi
+if grep -q libcellar <<<"$(ldd "$tmp/cmake-1.0/host_static")"; then echo "FAIL: Cellar::cellar_static is shared"; exit 1; fi
 abi=$(sed -n 's/^#define CELLAR_ABI_VERSION \(0x[0-9a-fA-F]*\|[0-9]*\).*/\1/p' include/cellar.h)
 for want in 2.0 "$((abi >> 16)).$(((abi & 0xffff) + 1))"; do
   if cm "$want"; then echo "FAIL: find_package(Cellar $want) accepted ABI $((abi >> 16)).$((abi & 0xffff))"; exit 1; fi
