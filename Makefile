@@ -388,7 +388,7 @@ setup-kmip:
 	@command -v openssl >/dev/null || { SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq openssl >/dev/null; }
 
-test-kmip: build setup-kmip | $(BUILD)
+test-kmip: build setup-kmip sqlite-build | $(BUILD)
 	CELLAR_KMIP_PYTHON=$(abspath $(KMIP_PY)) $(CARGO) test --release --test kmip -- --include-ignored --test-threads 4
 	$(CC) $(CWARN) -g -O1 $(SAN) -Iinclude -Iffi-tests/c ffi-tests/kmip/test_kmip.c -o $(BUILD)/test_kmip.san $(LDLIB)
 	@set -e; tmp=$$(mktemp -d); \
@@ -396,7 +396,8 @@ test-kmip: build setup-kmip | $(BUILD)
 	eval "$$(KMIP_PYTHON=$(abspath $(KMIP_PY)) bash scripts/kmip_server.sh start $$tmp/server)"; \
 	export KMIP_DIR KMIP_PORT; \
 	echo "== test_kmip (ASan+UBSan, PyKMIP on 127.0.0.1:$$KMIP_PORT)"; ASAN_OPTIONS=detect_leaks=1 $(BUILD)/test_kmip.san; \
-	echo "== cellar.kmip (pytest)"; CELLAR_LIBRARY=$(abspath $(LIB)) PYTHONPATH=python $(PYTHON) -m pytest -q ffi-tests/kmip/test_kmip_py.py
+	echo "== cellar.kmip (pytest)"; CELLAR_LIBRARY=$(abspath $(LIB)) PYTHONPATH=python $(PYTHON) -m pytest -q ffi-tests/kmip/test_kmip_py.py; \
+	echo "== cellar-sqlite with a KMIP-held tenant key"; bash $(SQLITE_DIR)/tests/test_kmip_cli.sh $(SQLITE_BUILD)
 
 bench-kmip: build setup-kmip
 	CELLAR_KMIP_PYTHON=$(abspath $(KMIP_PY)) $(CARGO) bench --bench kmip

@@ -113,6 +113,24 @@ impl CellMode {
         matches!(self, CellMode::MssqlRandomized | CellMode::MssqlDeterministic)
     }
 
+    /// Whether the mode is an approved scheme (SPEC 10): only RANDOMIZED (AES-256-GCM with a
+    /// DRBG nonce, SP 800-38D). DETERMINISTIC derives its CBC IV from an HMAC of the value,
+    /// which is not one of SP 800-38A's IV methods, and both Always Encrypted modes exist for
+    /// compatibility (HMAC label derivation, a deterministic IV): their operations succeed
+    /// with indicator 0. The FIPS-strict way to search by equality is a RANDOMIZED cell plus a
+    /// blind index (`docs/FIPS.md`).
+    pub fn is_approved_scheme(self) -> bool {
+        matches!(self, CellMode::Randomized)
+    }
+
+    /// Marks the current operation not approved unless this mode is an approved scheme.
+    #[inline]
+    pub(crate) fn note_scheme(self) {
+        if !self.is_approved_scheme() {
+            crate::fips::not_approved();
+        }
+    }
+
     /// Ciphertext length for a plaintext of `plaintext_len` bytes. Exact in every mode (PKCS7
     /// always adds 1..=16 bytes, so a CBC length is known from the plaintext length). `None` on
     /// arithmetic overflow.
@@ -296,6 +314,7 @@ impl CellCipher {
         operation(|| {
             key.check_unlocked()?;
             key.expect_type(KeyType::Aes256, "cell ciphers need an AES-256 key")?;
+            mode.note_scheme();
             let m = key.material();
             let engine = match mode {
                 CellMode::Randomized => {
@@ -404,6 +423,7 @@ impl CellCipher {
     pub(crate) fn check_context(&self, context: &[u8]) -> Result<()> {
         // Every single and batch call passes here once: the tenant lock is checked with it.
         self.key.check_unlocked()?;
+        self.mode.note_scheme();
         if self.mode.is_mssql() && !context.is_empty() {
             return Err(Error::InvalidArgument("Always Encrypted cells take no context"));
         }
@@ -1029,6 +1049,10 @@ impl CellCipher {
 pub struct BlindIndexKey {
     bkey: hmac::Key,
     version: u32,
+    /// The key it came from (a shared handle, not a copy of its material): a blind-index key
+    /// of a tenant's data key refuses to compute while that tenant's keyring is locked, like
+    /// every cipher made from the key (issue 20).
+    source: Key,
 }
 
 impl fmt::Debug for BlindIndexKey {
@@ -1053,15 +1077,25 @@ impl BlindIndexKey {
     }
 
     pub(crate) fn with_version_inner(key: &Key, version: u32) -> Result<Self> {
+        key.check_unlocked()?;
         match version {
             BLIND_INDEX_V1 => Self::new_inner(key),
             BLIND_INDEX_V2 => {
                 key.expect_type(KeyType::Aes256, "blind indexes need an AES-256 key")?;
                 let mut b = Zeroizing::new([0u8; 32]);
                 crate::kdf::kdf(key.material(), BLIND_LABEL_V2, b"", &mut b[..])?;
-                Ok(BlindIndexKey { bkey: hmac::Key::new(hmac::HMAC_SHA256, &b[..]), version })
+                Ok(BlindIndexKey { bkey: hmac::Key::new(hmac::HMAC_SHA256, &b[..]), version, source: key.clone() })
             }
             _ => Err(Error::InvalidArgument("blind index version must be 1 or 2")),
+        }
+    }
+
+    /// A v1 index is the v1 scheme throughout (its key came from HKDF): computing one reports
+    /// indicator 0, as making the key did (SPEC 10).
+    #[inline]
+    fn note_version(&self) {
+        if self.version == BLIND_INDEX_V1 {
+            fips::not_approved();
         }
     }
 
@@ -1085,7 +1119,7 @@ impl BlindIndexKey {
                 Err(Error::Internal("HKDF failed"))
             }
         })?;
-        Ok(BlindIndexKey { bkey: hmac::Key::new(hmac::HMAC_SHA256, &b[..]), version: BLIND_INDEX_V1 })
+        Ok(BlindIndexKey { bkey: hmac::Key::new(hmac::HMAC_SHA256, &b[..]), version: BLIND_INDEX_V1, source: key.clone() })
     }
 
     /// Writes `HMAC-SHA256(bkey, len(context) (u32 BE) | context | value)[..out.len()]` to `out`,
@@ -1095,6 +1129,8 @@ impl BlindIndexKey {
     }
 
     fn compute_inner(&self, context: &[u8], value: &[u8], out: &mut [u8]) -> Result<()> {
+        self.source.check_unlocked()?;
+        self.note_version();
         if !(BLIND_INDEX_MIN..=BLIND_INDEX_MAX).contains(&out.len()) {
             return Err(Error::InvalidArgument("blind index length must be 4 to 32 bytes"));
         }
@@ -1296,6 +1332,7 @@ impl CellCipher {
     /// the Always Encrypted modes.
     fn check_rows(&self, contexts: &RowContexts<'_>, count: usize) -> core::result::Result<(), BatchError> {
         self.key.check_unlocked()?;
+        self.mode.note_scheme();
         if contexts.count() != count {
             return Err(Error::InvalidArgument("context offsets and value offsets differ in count").into());
         }
@@ -1432,6 +1469,8 @@ impl BlindIndexKey {
     }
 
     fn check_index_out(&self, count: usize, index_len: usize, out_len: usize) -> core::result::Result<usize, BatchError> {
+        self.source.check_unlocked()?;
+        self.note_version();
         if !(BLIND_INDEX_MIN..=BLIND_INDEX_MAX).contains(&index_len) {
             return Err(Error::InvalidArgument("blind index length must be 4 to 32 bytes").into());
         }

@@ -276,7 +276,7 @@ fn tenant_copy(key: Option<&Key>) -> Result<Key> {
         None => Key::generate(KeyType::Aes256),
         Some(k) => {
             k.expect_type(KeyType::Aes256, "a tenant key must be an AES-256 key")?;
-            Key::import(KeyType::Aes256, k.material())
+            Key::from_trusted_material(KeyType::Aes256, k.material())
         }
     }
 }
@@ -297,7 +297,7 @@ fn decode_record(rec: &[u8]) -> Result<(Key, u32)> {
         return Err(BAD);
     }
     let kt = KeyType::from_u32(u32::from(rec[0])).map_err(|_| BAD)?;
-    let key = Key::import(kt, &rec[INNER_HEADER_LEN..]).map_err(|_| BAD)?;
+    let key = Key::from_trusted_material(kt, &rec[INNER_HEADER_LEN..]).map_err(|_| BAD)?;
     if key.id()[..] != rec[5..INNER_HEADER_LEN] {
         return Err(BAD);
     }
@@ -855,7 +855,7 @@ impl Keyring {
                     if m[0] != KeyType::Aes256 as u8 {
                         return Err(BAD);
                     }
-                    let k = Key::import(KeyType::Aes256, &m[1..]).map_err(|_| BAD)?;
+                    let k = Key::from_trusted_material(KeyType::Aes256, &m[1..]).map_err(|_| BAD)?;
                     if k.id() != id {
                         return Err(BAD);
                     }

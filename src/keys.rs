@@ -304,7 +304,21 @@ impl Key {
 
     /// Imports raw key material (bring your own key). The length must match `key_type`; an
     /// AES-256-XTS key must have distinct halves. The caller's copy is not touched.
+    ///
+    /// Not an approved scheme (SPEC 10): the module cannot vouch for bytes it did not generate
+    /// (an all-zero key imports), so the indicator reports 0 after it. Keys from the module's
+    /// DRBG ([`Key::generate`]), from a KDF ([`Key::derive`]) or unwrapped from a blob report 1.
     pub fn import(key_type: KeyType, material: &[u8]) -> Result<Self> {
+        operation(|| {
+            fips::not_approved();
+            Self::from_material(key_type, Zeroizing::new(material.to_vec()))
+        })
+    }
+
+    /// Rebuilds a key from material Cellar itself holds or authenticated (a keyring record, a
+    /// key the keyring already has, a KMIP-fetched key): as [`Key::import`] without marking the
+    /// operation not approved, because no caller-chosen bytes enter.
+    pub(crate) fn from_trusted_material(key_type: KeyType, material: &[u8]) -> Result<Self> {
         operation(|| Self::from_material(key_type, Zeroizing::new(material.to_vec())))
     }
 
@@ -359,7 +373,14 @@ impl Key {
 
     /// **Hazard**: returns the raw key material. Only for handing a key to another system that
     /// cannot take a wrapped or password-protected form; the copy is zeroized when dropped.
+    ///
+    /// Counts as an operation that reports indicator 0 (SPEC 10: plaintext key export is not an
+    /// approved service). The C call also refuses a key of a locked tenant.
     pub fn dangerous_export_raw(&self) -> Zeroizing<Vec<u8>> {
+        let _ = operation(|| {
+            fips::not_approved();
+            Ok(())
+        });
         Zeroizing::new(self.inner.material.to_vec())
     }
 

@@ -1,10 +1,11 @@
 //! # Cellar
 //!
 //! A small cryptographic kernel for encrypting database data at rest, built on the AWS-LC
-//! FIPS 140-3 validated module (through `aws-lc-rs` with its `fips` feature). It holds keys as
+//! FIPS module (through `aws-lc-rs` with its `fips` feature; by default the FIPS 3 line of
+//! certificates #5298 / #5314, `docs/FIPS.md`). It holds keys as
 //! opaque handles, wraps data keys under tenant keys, encrypts database pages (TDE) and single
-//! column values (cells), and reports for every operation whether the module counted it as an
-//! approved service.
+//! column values (cells), and reports for every operation whether the module counted every
+//! service it used as approved and the scheme is an approved one.
 //!
 //! The same API is exported to C through `include/cellar.h` (see `src/ffi`). Byte formats are in
 //! `docs/FORMATS.md`.

@@ -25,6 +25,18 @@ fn approved() {
     assert_eq!(last_operation_approved(), Approval::Approved);
 }
 
+fn not_approved() {
+    assert_eq!(last_operation_approved(), Approval::NotApproved);
+}
+
+/// SPEC 10: only RANDOMIZED is an approved scheme; DETERMINISTIC and both Always Encrypted
+/// modes succeed with indicator 0.
+fn verdict(mode: CellMode) {
+    let want = if mode == CellMode::Randomized { Approval::Approved } else { Approval::NotApproved };
+    assert_eq!(last_operation_approved(), want, "{mode:?}");
+    assert_eq!(mode.is_approved_scheme(), mode == CellMode::Randomized);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Always Encrypted known answers.
 //
@@ -49,12 +61,12 @@ fn ae_key() -> Key {
 #[test]
 fn always_encrypted_deterministic_matches_tedious_byte_for_byte() {
     let c = CellCipher::new(&ae_key(), CellMode::MssqlDeterministic, 0).unwrap();
-    approved();
+    not_approved();
     let ct = c.encrypt(b"", &hex::decode(AE_DET_PT).unwrap()).unwrap();
-    approved();
+    not_approved();
     assert_eq!(hex::encode_upper(&ct), AE_DET_CT);
     assert_eq!(&c.decrypt(b"", &ct).unwrap()[..], &hex::decode(AE_DET_PT).unwrap()[..]);
-    approved();
+    not_approved();
 }
 
 #[test]
@@ -62,7 +74,7 @@ fn always_encrypted_ciphertexts_from_a_driver_decrypt_in_both_mssql_modes() {
     for mode in [CellMode::MssqlRandomized, CellMode::MssqlDeterministic] {
         let c = CellCipher::new(&ae_key(), mode, 0).unwrap();
         let pt = c.decrypt(b"", &hex::decode(AE_RND_CT).unwrap()).unwrap();
-        approved();
+        not_approved();
         assert_eq!(&pt[..], &hex::decode(AE_RND_PT).unwrap()[..]);
         let pt = c.decrypt(b"", &hex::decode(AE_DET_CT).unwrap()).unwrap();
         assert_eq!(&pt[..], &hex::decode(AE_DET_PT).unwrap()[..]);
@@ -75,7 +87,7 @@ fn always_encrypted_randomized_has_the_format_and_fresh_ivs() {
     let pt = hex::decode(AE_RND_PT).unwrap();
     let a = c.encrypt(b"", &pt).unwrap();
     let b = c.encrypt(b"", &pt).unwrap();
-    approved();
+    not_approved();
     assert_eq!(a.len(), hex::decode(AE_RND_CT).unwrap().len());
     assert_eq!(a[0], 0x01);
     assert_ne!(a[33..49], b[33..49], "IVs must differ");
@@ -103,7 +115,7 @@ fn formats_and_sizes() {
         for n in [0usize, 1, 15, 16, 17, 64, 100] {
             let pt = vec![0x5au8; n];
             let ct = c.encrypt(ctx(mode), &pt).unwrap();
-            approved();
+            verdict(mode);
             assert_eq!(ct.len(), mode.ciphertext_len(n).unwrap(), "{mode:?} {n}");
             assert!(mode.plaintext_max_len(ct.len()) >= n);
             match mode {
@@ -123,7 +135,7 @@ fn formats_and_sizes() {
                 }
             }
             let back = c.decrypt(ctx(mode), &ct).unwrap();
-            approved();
+            verdict(mode);
             assert_eq!(&back[..], &pt[..]);
         }
     }
@@ -228,9 +240,9 @@ fn empty_and_one_mib_plaintexts() {
         let c = CellCipher::new(&k, mode, 1).unwrap();
         for pt in [&b""[..], &big[..]] {
             let ct = c.encrypt(ctx(mode), pt).unwrap();
-            approved();
+            verdict(mode);
             assert_eq!(&c.decrypt(ctx(mode), &ct).unwrap()[..], pt);
-            approved();
+            verdict(mode);
         }
     }
 }
@@ -315,7 +327,7 @@ fn batch_equals_single_calls() {
             let mut out = vec![0u8; total];
             let mut oo = vec![0usize; offs.len()];
             let n = c.encrypt_batch_to(ctx(mode), &buf, &offs, &mut out, &mut oo).unwrap();
-            approved();
+            verdict(mode);
             assert_eq!(n, total);
             assert_eq!(oo[0], 0);
             for (i, v) in vals.iter().enumerate() {
@@ -333,7 +345,7 @@ fn batch_equals_single_calls() {
             let mut pts = vec![0u8; room];
             let mut po = vec![0usize; offs.len()];
             let m = c.decrypt_batch_to(ctx(mode), &cts, &in_offs, &mut pts, &mut po).unwrap();
-            approved();
+            verdict(mode);
             assert_eq!(m, vals.iter().map(Vec::len).sum::<usize>());
             for (i, v) in vals.iter().enumerate() {
                 assert_eq!(&pts[po[i]..po[i + 1]], &v[..]);
@@ -402,7 +414,7 @@ fn blind_index_is_stable_keyed_and_context_bound() {
     assert_eq!(last_operation_approved(), Approval::NotApproved);
     let mut b = [0u8; 32];
     bk.compute(b"users.email", b"alice@example.com", &mut b).unwrap();
-    assert_eq!(last_operation_approved(), Approval::Approved, "computing is HMAC only");
+    assert_eq!(last_operation_approved(), Approval::NotApproved, "a v1 index is the v1 (HKDF) scheme throughout");
     assert_eq!(a, b);
     // Version 2: SP 800-108 blind-index key, approved throughout.
     let b2 = BlindIndexKey::with_version(&k, 2).unwrap();
@@ -439,7 +451,7 @@ fn cipher_is_shareable_across_threads() {
             std::thread::spawn(move || {
                 for _ in 0..200 {
                     let ct = c.encrypt(b"c", b"v").unwrap();
-                    assert_eq!(last_operation_approved(), Approval::Approved);
+                    assert_eq!(last_operation_approved(), Approval::NotApproved);
                     assert_eq!(&c.decrypt(b"c", &ct).unwrap()[..], b"v");
                 }
                 c.encrypt(b"c", b"v").unwrap()

@@ -96,3 +96,37 @@ fn a_lock_with_no_way_back_needs_force() {
     let kr = Keyring::new(Some(&Key::generate(KeyType::Aes256).unwrap())).unwrap();
     kr.lock().unwrap();
 }
+
+/// A blind-index key made from a tenant's data key follows the tenant's lock too (issue 20): it
+/// refuses single and batch computation while the keyring is locked and computes the same
+/// indexes again after unlock; making a new one from the locked key is refused as well.
+#[test]
+fn blind_index_keys_follow_the_tenant_lock() {
+    use cellar::cell::BlindIndexKey;
+    let tenant = Key::generate(KeyType::Aes256).unwrap();
+    let kr = Keyring::new(Some(&tenant)).unwrap();
+    let (k, _) = kr.unwrap(&kr.wrap(&Key::generate(KeyType::Aes256).unwrap()).unwrap()).unwrap();
+    for version in [1, 2] {
+        let bik = BlindIndexKey::with_version(&k, version).unwrap();
+        let mut before = [0u8; 16];
+        bik.compute(b"users.email", b"alice@example.com", &mut before).unwrap();
+        let mut batch = [0u8; 32];
+        bik.compute_batch(b"ctx", b"ab", &[0, 1, 2], 16, &mut batch).unwrap();
+
+        kr.lock().unwrap();
+        let mut out = [0u8; 16];
+        assert_eq!(code(bik.compute(b"users.email", b"alice@example.com", &mut out)), LOCKED);
+        assert_eq!(out, [0u8; 16], "nothing written while locked");
+        assert_eq!(
+            bik.compute_batch(b"ctx", b"ab", &[0, 1, 2], 16, &mut batch).map_err(|e| e.error.code()).err(),
+            Some(LOCKED)
+        );
+        assert_eq!(code(BlindIndexKey::with_version(&k, version)), LOCKED);
+        let mut one = [0u8; 16];
+        assert_eq!(code(cellar::cell::blind_index_versioned(&k, version, b"c", b"v", &mut one)), LOCKED);
+
+        kr.unlock(&tenant).unwrap();
+        bik.compute(b"users.email", b"alice@example.com", &mut out).unwrap();
+        assert_eq!(out, before, "the same index after unlock");
+    }
+}

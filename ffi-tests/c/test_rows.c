@@ -193,7 +193,7 @@ static void test_blind_index_key(cellar_key *key, cellar_key *xts) {
     CHECK(cellar_last_operation_approved() == 0); /* version 1: HKDF blind-index key (SPEC 10) */
     uint8_t a[32], e[32];
     CHECK_OK(cellar_blind_index_compute(b, (const uint8_t *)PREFIX, 5, vals, 5, a, 32));
-    CHECK_APPROVED();
+    CHECK(cellar_last_operation_approved() == 0); /* a v1 index is the v1 (HKDF) scheme throughout */
     CHECK_OK(cellar_blind_index(key, (const uint8_t *)PREFIX, 5, vals, 5, e, 32));
     CHECK(memcmp(a, e, 32) == 0);
     CHECK_STATUS(cellar_blind_index_compute(b, NULL, 0, NULL, 0, a, 3), CELLAR_ERR_INVALID_ARGUMENT);
@@ -202,7 +202,7 @@ static void test_blind_index_key(cellar_key *key, cellar_key *xts) {
     size_t il = 0;
     CHECK_OK(cellar_blind_index_batch(b, (const uint8_t *)PREFIX, sizeof PREFIX - 1, vals, voffs, N, 16, idx,
                                       sizeof idx, &il));
-    CHECK_APPROVED();
+    CHECK(cellar_last_operation_approved() == 0);
     CHECK(il == N * 16);
     for (int i = 0; i < N; i++) {
         CHECK_OK(cellar_blind_index_compute(b, (const uint8_t *)PREFIX, sizeof PREFIX - 1, vals + voffs[i],
@@ -213,7 +213,7 @@ static void test_blind_index_key(cellar_key *key, cellar_key *xts) {
     cellar_row_contexts pre = {(const uint8_t *)PREFIX, sizeof PREFIX - 1, sufs, soffs32 + 1, CELLAR_OFFSETS_32};
     cellar_row_contexts packed = {NULL, 0, whole, woffs64, CELLAR_OFFSETS_64};
     CHECK_OK(cellar_blind_index_batch_rows(b, &pre, vals, voffs, N, 16, rows, sizeof rows, &il));
-    CHECK_APPROVED();
+    CHECK(cellar_last_operation_approved() == 0);
     uint8_t rows2[N * 16];
     CHECK_OK(cellar_blind_index_batch_rows(b, &packed, vals, voffs, N, 16, rows2, sizeof rows2, &il));
     CHECK(memcmp(rows, rows2, sizeof rows) == 0);

@@ -26,7 +26,12 @@ static const char *usage =
     "environment: CELLAR_KEYRING (file), CELLAR_PASSWORD (>= 14 bytes), CELLAR_KDF_ITERATIONS\n"
     "HSM-held tenant key (PKCS#11): CELLAR_PKCS11_MODULE (module path), CELLAR_PKCS11_TOKEN (token\n"
     "  label), CELLAR_PKCS11_PIN_FILE (file holding the user PIN), CELLAR_PKCS11_KEY (key label for\n"
-    "  keyring-new), CELLAR_PKCS11_ALLOW_ZERO_PADDED=1 (SoftHSM 2.6; docs/KEYS.md 6a)\n";
+    "  keyring-new), CELLAR_PKCS11_ALLOW_ZERO_PADDED=1 (SoftHSM 2.6; docs/KEYS.md 6a)\n"
+    "Tenant key on a KMIP server: CELLAR_KMIP_HOST, CELLAR_KMIP_PORT (default 5696), CELLAR_KMIP_CA\n"
+    "  (CA bundle, PEM), CELLAR_KMIP_CERT and CELLAR_KMIP_KEY (client certificate and key, PEM),\n"
+    "  CELLAR_KMIP_SERVER_NAME (name in the server certificate; default the host), CELLAR_KMIP_MODE\n"
+    "  (fetch or delegated; default fetch), CELLAR_KMIP_KEY_NAME (server key name for keyring-new;\n"
+    "  keyring-rotate names the new key NAME-vN), CELLAR_KMIP_TIMEOUT_MS (default 5000)\n";
 
 static int fail(const char *what, cellar_status st) {
     char detail[256];
@@ -99,6 +104,57 @@ static int pkcs11_config(cellar_pkcs11_config *c, char *pin, size_t pin_cap) {
     return 1;
 }
 
+/* A KMIP client from the environment, or NULL when CELLAR_KMIP_HOST is unset. Exits on a bad
+ * setting or a client that cannot be made (the TLS files are read here). */
+static cellar_kmip_client *kmip_client(uint32_t *mode) {
+    const char *host = getenv("CELLAR_KMIP_HOST");
+    if (!host || !*host) return NULL;
+    const char *ca = env_or_die("CELLAR_KMIP_CA"), *cert = env_or_die("CELLAR_KMIP_CERT"),
+               *key = env_or_die("CELLAR_KMIP_KEY");
+    const char *port_s = getenv("CELLAR_KMIP_PORT"), *name = getenv("CELLAR_KMIP_SERVER_NAME");
+    const char *mode_s = getenv("CELLAR_KMIP_MODE"), *timeout_s = getenv("CELLAR_KMIP_TIMEOUT_MS");
+    char *end = NULL;
+    unsigned long port = port_s && *port_s ? strtoul(port_s, &end, 10) : 5696;
+    if ((port_s && *port_s && *end) || port == 0 || port > 65535) {
+        fprintf(stderr, "cellar-sqlite: CELLAR_KMIP_PORT must be 1 to 65535\n");
+        exit(2);
+    }
+    unsigned long timeout = timeout_s && *timeout_s ? strtoul(timeout_s, &end, 10) : 5000;
+    if ((timeout_s && *timeout_s && *end) || timeout == 0 || timeout > 600000) {
+        fprintf(stderr, "cellar-sqlite: CELLAR_KMIP_TIMEOUT_MS must be 1 to 600000\n");
+        exit(2);
+    }
+    if (!mode_s || !*mode_s || strcmp(mode_s, "fetch") == 0) {
+        *mode = CELLAR_KMIP_FETCH;
+    } else if (strcmp(mode_s, "delegated") == 0) {
+        *mode = CELLAR_KMIP_DELEGATED;
+    } else {
+        fprintf(stderr, "cellar-sqlite: CELLAR_KMIP_MODE must be fetch or delegated\n");
+        exit(2);
+    }
+    cellar_kmip_config c;
+    memset(&c, 0, sizeof c);
+    c.host = (const uint8_t *)host;
+    c.host_len = strlen(host);
+    c.port = (uint16_t)port;
+    if (name && *name) {
+        c.server_name = (const uint8_t *)name;
+        c.server_name_len = strlen(name);
+    }
+    c.client_cert_path = (const uint8_t *)cert;
+    c.client_cert_path_len = strlen(cert);
+    c.client_key_path = (const uint8_t *)key;
+    c.client_key_path_len = strlen(key);
+    c.ca_path = (const uint8_t *)ca;
+    c.ca_path_len = strlen(ca);
+    c.connect_timeout_ms = (uint32_t)timeout;
+    c.io_timeout_ms = (uint32_t)timeout;
+    cellar_kmip_client *client = NULL;
+    cellar_status st = cellar_kmip_client_new(&c, &client);
+    if (st != CELLAR_OK) exit(fail("KMIP client", st));
+    return client;
+}
+
 static cellar_keyring *load_keyring(void) {
     const char *path = env_or_die("CELLAR_KEYRING"), *pw = env_or_die("CELLAR_PASSWORD");
     FILE *f = fopen(path, "rb");
@@ -120,6 +176,16 @@ static cellar_keyring *load_keyring(void) {
         st = cellar_keyring_unlock_pkcs11(kr, &c, &attached);
         memset(pin, 0, sizeof pin);
         if (st != CELLAR_OK) exit(fail("cannot reconnect the HSM-held tenant key", st));
+    }
+    /* KMIP versions likewise: fetch mode Gets the key material again (its state is checked:
+     * a revoked or destroyed key is refused), delegated mode reattaches the server key. */
+    uint32_t kmode = 0;
+    cellar_kmip_client *kc = kmip_client(&kmode);
+    if (kc) {
+        size_t attached = 0;
+        st = cellar_keyring_unlock_kmip(kr, kc, &attached);
+        cellar_kmip_client_free(kc);
+        if (st != CELLAR_OK) exit(fail("cannot reconnect the KMIP-held tenant key", st));
     }
     return kr;
 }
@@ -274,10 +340,16 @@ int main(int argc, char **argv) {
         cellar_pkcs11_config c;
         char pin[257];
         cellar_status st;
+        uint32_t kmode = 0;
+        cellar_kmip_client *kc = NULL;
         if (pkcs11_config(&c, pin, sizeof pin)) { /* the tenant key is generated in the HSM */
             const char *label = env_or_die("CELLAR_PKCS11_KEY");
             st = cellar_keyring_new_pkcs11(&c, (const uint8_t *)label, strlen(label), &kr);
             memset(pin, 0, sizeof pin);
+        } else if ((kc = kmip_client(&kmode)) != NULL) { /* created and activated on the server */
+            const char *name = env_or_die("CELLAR_KMIP_KEY_NAME");
+            st = cellar_keyring_new_kmip(kc, kmode, (const uint8_t *)name, strlen(name), &kr);
+            cellar_kmip_client_free(kc);
         } else {
             st = cellar_keyring_new(NULL, &kr);
         }
@@ -381,8 +453,23 @@ int main(int argc, char **argv) {
         else fprintf(stderr, "cellar-sqlite: %s\n", cellar_sqlite_last_error());
         sqlite3_close(db);
     } else if (strcmp(cmd, "keyring-rotate") == 0) {
-        uint32_t tv = 0;
-        cellar_status st = cellar_keyring_rotate(kr, NULL, &tv);
+        uint32_t tv = 0, kmode = 0;
+        cellar_status st;
+        cellar_kmip_client *kc = kmip_client(&kmode);
+        if (kc) { /* the new tenant key is made on the KMIP server too, named NAME-vN */
+            uint32_t active = 0;
+            st = cellar_keyring_active_version(kr, &active);
+            char name[1200];
+            int n = snprintf(name, sizeof name, "%s-v%u", env_or_die("CELLAR_KMIP_KEY_NAME"), (unsigned)active + 1);
+            if (st == CELLAR_OK && (n <= 0 || (size_t)n >= sizeof name)) {
+                fprintf(stderr, "cellar-sqlite: CELLAR_KMIP_KEY_NAME is too long\n");
+                return 2;
+            }
+            if (st == CELLAR_OK) st = cellar_keyring_rotate_kmip(kr, kc, kmode, (const uint8_t *)name, (size_t)n, &tv);
+            cellar_kmip_client_free(kc);
+        } else {
+            st = cellar_keyring_rotate(kr, NULL, &tv);
+        }
         if (st != CELLAR_OK) return fail("keyring rotate", st);
         /* Persist the new tenant version before any blob depends on it; old versions stay. */
         rc = save_keyring(kr, getenv("CELLAR_KEYRING"), 0);

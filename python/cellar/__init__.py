@@ -1,6 +1,7 @@
 """Cellar for Python: a FIPS-oriented cryptographic kernel for database encryption at rest.
 
-A ctypes binding over ``libcellar`` (Rust on the AWS-LC FIPS 140-3 validated module)::
+A ctypes binding over ``libcellar`` (Rust on the AWS-LC FIPS module; by default the FIPS 3 line of
+certificates #5298 / #5314, see docs/FIPS.md)::
 
     import cellar
 

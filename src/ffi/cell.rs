@@ -85,6 +85,12 @@ fn offsets_slice<'a>(p: *const usize, count: usize, name: &'static str) -> FfiRe
 /// native cells carry and decryption requires. The Always Encrypted modes have no key version and
 /// ignore it. The CBC modes derive their subkeys here, once. On success `*out_cipher` receives a
 /// new handle (free with `cellar_cell_cipher_free`).
+///
+/// Indicator (SPEC 10): only `CELLAR_CELL_RANDOMIZED` is an approved scheme (1). Every successful
+/// call with a `CELLAR_CELL_DETERMINISTIC`, `CELLAR_CELL_MSSQL_RANDOMIZED` or
+/// `CELLAR_CELL_MSSQL_DETERMINISTIC` cipher, this one included, reports 0: the deterministic IV is
+/// not an SP 800-38A IV method, and the Always Encrypted modes exist for compatibility. For
+/// FIPS-strict equality search use RANDOMIZED cells plus a version-2 blind index (docs/FIPS.md).
 #[no_mangle]
 pub extern "C" fn cellar_cell_cipher_new(
     key: *const cellar_key,

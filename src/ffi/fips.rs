@@ -67,7 +67,10 @@ pub extern "C" fn cellar_last_error(buf: *mut c_char, cap: usize) -> usize {
 /// 1 when it succeeded and the module counted every service it used as approved, 0 when it
 /// succeeded but some service was not counted, -1 when none has run on this thread or the last
 /// call failed (every call that returns an error status sets -1). Successful calls that do no
-/// cryptography (ids, types, sizes, names, raw export) leave it unchanged.
+/// cryptography (ids, types, sizes, names) and size queries leave it unchanged. 1 means an
+/// approved *scheme*, not only approved primitives (SPEC 10): DETERMINISTIC and both Always
+/// Encrypted cell modes, raw key import, raw export, v1 (HKDF) formats and operations a key
+/// provider performed succeed with 0. The per-operation table is in docs/FIPS.md.
 #[no_mangle]
 pub extern "C" fn cellar_last_operation_approved() -> i32 {
     fips::last_operation_approved() as i32

@@ -53,6 +53,9 @@ pub extern "C" fn cellar_key_generate(key_type: u32, out_key: *mut *mut cellar_k
 /// Imports raw key material (bring your own key): 32 bytes for `CELLAR_KEY_AES256`, 64 bytes
 /// with distinct halves for `CELLAR_KEY_AES256_XTS`. The material is copied into zeroizing
 /// memory; the caller's buffer is not kept. Wrong length or equal halves: `CELLAR_ERR_INVALID_KEY`.
+/// Indicator: 0 on success (SPEC 10: the module did not generate these bytes and cannot vouch for
+/// them; an all-zero key imports). For an approved path, bring a key wrapped (`cellar_key_unwrap`)
+/// or let the module make it (`cellar_key_generate`, `cellar_key_derive`).
 #[no_mangle]
 pub extern "C" fn cellar_key_import(
     key_type: u32,
@@ -255,7 +258,8 @@ pub extern "C" fn cellar_key_import_password(
 
 /// **Hazard: exports the raw key material in plaintext.** Only for handing a key to a system
 /// that takes nothing else; prefer `cellar_key_wrap` or `cellar_key_export_password`. Writes 32
-/// or 64 bytes; the caller must wipe them after use.
+/// or 64 bytes; the caller must wipe them after use. Indicator: 0 on success (plaintext key
+/// output is not an approved service); a size query (`out_cap == 0`) leaves it unchanged.
 #[no_mangle]
 pub extern "C" fn cellar_key_dangerous_export_raw(
     key: *const cellar_key,
@@ -266,6 +270,9 @@ pub extern "C" fn cellar_key_dangerous_export_raw(
     ffi_boundary!("cellar_key_dangerous_export_raw", {
         let key = handle::<cellar_key>(key, "key")?;
         key.check_unlocked()?;
+        // A size query answers without exporting (and leaves the indicator as it was); an
+        // export itself reports indicator 0 (SPEC 10).
+        out_buffer(out, out_cap, out_len, key.key_type().material_len())?;
         write_buffer(out, out_cap, out_len, &key.dangerous_export_raw())
     })
 }

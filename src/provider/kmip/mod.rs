@@ -96,7 +96,7 @@ impl KmipKey {
         let (id, material) = match mode {
             KmipMode::Fetch => {
                 let m = client.get_aes256(uid)?;
-                let k = Key::import(KeyType::Aes256, &m)?;
+                let k = Key::from_trusted_material(KeyType::Aes256, &m)?;
                 (k.id(), Some(k))
             }
             KmipMode::Delegated => (delegated_key_id(uid), None),
