@@ -39,7 +39,7 @@ from .errors import (
 )
 from .fips import AbiVersion, FipsStatus, abi_version, fips_status, init, last_operation_approved, version
 from .keyring import Keyring, VersionInfo
-from .keys import Key, KeyType
+from .keys import Key, KeyPurpose, KeyType
 from .pages import PageCipher, PageMode
 
 __version__ = "0.1.0"
@@ -58,6 +58,7 @@ __all__ = [
     "InvalidKeyError",
     "Key",
     "KeyNotFoundError",
+    "KeyPurpose",
     "KeyType",
     "Keyring",
     "LibraryError",
