@@ -48,7 +48,7 @@ from .fips import (
     version,
 )
 from .keyring import Keyring, VersionInfo
-from .keys import Key, KeyType
+from .keys import Key, KeyPurpose, KeyType
 from .pages import PageCipher, PageMode
 
 __version__ = "0.1.0"
@@ -67,6 +67,7 @@ __all__ = [
     "InvalidKeyError",
     "Key",
     "KeyNotFoundError",
+    "KeyPurpose",
     "KeyType",
     "Keyring",
     "LibraryError",
