@@ -38,9 +38,18 @@ from .errors import (
     UnsupportedFormatError,
     UsageLimitError,
 )
-from .fips import AbiVersion, FipsStatus, abi_version, fips_status, init, last_operation_approved, version
+from .fips import (
+    AbiVersion,
+    FipsStatus,
+    abi_version,
+    fips_status,
+    init,
+    last_operation_approved,
+    module_certificate,
+    version,
+)
 from .keyring import Keyring, VersionInfo
-from .keys import Key, KeyType
+from .keys import Key, KeyPurpose, KeyType
 from .pages import PageCipher, PageMode
 
 __version__ = "0.1.0"
@@ -59,6 +68,7 @@ __all__ = [
     "InvalidKeyError",
     "Key",
     "KeyNotFoundError",
+    "KeyPurpose",
     "KeyType",
     "Keyring",
     "LibraryError",
@@ -75,6 +85,7 @@ __all__ = [
     "abi_version",
     "blind_index",
     "fips_status",
+    "module_certificate",
     "init",
     "last_operation_approved",
     "library_path",

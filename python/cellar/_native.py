@@ -129,6 +129,7 @@ SIGNATURES: Dict[str, Tuple[Optional[type], List[type]]] = {
     "cellar_last_operation_approved": (c_int32, []),
     "cellar_init": (_st, [c_uint32]),
     "cellar_fips_module_version": (c_char_p, []),
+    "cellar_fips_module_certificate": (c_char_p, []),
     "cellar_fips_mode": (c_int32, []),
     "cellar_fips_self_test_passed": (c_int32, []),
     # Keys.
@@ -136,6 +137,10 @@ SIGNATURES: Dict[str, Tuple[Optional[type], List[type]]] = {
     "cellar_key_import": (_st, [c_uint32, _vp, c_size_t, _pvp]),
     "cellar_key_derive": (_st, [_vp, c_uint32, _vp, c_size_t, _pvp]),
     "cellar_key_derive_v1": (_st, [_vp, c_uint32, _vp, c_size_t, _pvp]),
+    "cellar_key_generate_purpose": (_st, [c_uint32, c_uint32, _pvp]),
+    "cellar_key_import_purpose": (_st, [c_uint32, c_uint32, _vp, c_size_t, _pvp]),
+    "cellar_key_derive_purpose": (_st, [_vp, c_uint32, c_uint32, _vp, c_size_t, _pvp]),
+    "cellar_key_purpose": (_st, [_vp, _pu32]),
     "cellar_key_id": (_st, [_vp, _vp]),
     "cellar_key_type": (_st, [_vp, _pu32]),
     "cellar_key_wrapped_len": (c_size_t, [c_uint32]),
