@@ -39,15 +39,29 @@ fn generate_xts_is_approved() {
     approved();
 }
 
+fn not_approved() {
+    assert_eq!(last_operation_approved(), Approval::NotApproved);
+}
+
+/// Raw import succeeds with indicator 0 (SPEC 10): the module cannot vouch for bytes it did not
+/// generate, and an all-zero key imports. Using the key afterwards is approved as usual.
 #[test]
-fn import_is_approved() {
+fn raw_import_is_not_an_approved_scheme() {
     make_unknown();
-    Key::import(KeyType::Aes256, &[1u8; 32]).unwrap();
-    approved();
+    let k = Key::import(KeyType::Aes256, &[0u8; 32]).unwrap();
+    not_approved();
     make_unknown();
     let mut m = [1u8; 64];
     m[40] = 2;
     Key::import(KeyType::Aes256Xts, &m).unwrap();
+    not_approved();
+    // With a purpose too.
+    make_unknown();
+    Key::import_with_purpose(KeyType::Aes256, &[3u8; 32], cellar::KeyPurpose::DataEncryption).unwrap();
+    not_approved();
+    // The imported key wraps under the module's approved AES-KWP as usual.
+    make_unknown();
+    keys::wrap(&k, &Key::generate(KeyType::Aes256).unwrap(), 1).unwrap();
     approved();
 }
 
@@ -111,24 +125,27 @@ fn minimum_password_is_approved() {
     approved();
 }
 
-/// Raw export, id, type and usage queries are not cryptography: the indicator is unchanged,
-/// whatever it was.
+/// Id, type and usage queries are not cryptography: the indicator is unchanged, whatever it was.
+/// Raw export is an operation of its own that reports 0 (SPEC 10: plaintext key output is not
+/// an approved service).
 #[test]
 fn non_crypto_calls_leave_the_indicator_unchanged() {
     let key = Key::generate(KeyType::Aes256).unwrap();
     approved();
-    let raw = key.dangerous_export_raw();
-    assert_eq!(raw.len(), 32);
     let _ = (key.id(), key.key_type(), key.usage_count(), key.usage_limit());
     key.set_usage_limit(10).unwrap();
     let _ = keys::wrapped_len(KeyType::Aes256);
     approved();
 
     make_unknown();
-    let raw2 = key.dangerous_export_raw();
     let _ = (key.id(), key.key_type(), key.usage_count());
     assert_eq!(last_operation_approved(), Approval::Unknown);
-    assert_eq!(raw, raw2);
+
+    let raw = key.dangerous_export_raw();
+    assert_eq!(raw.len(), 32);
+    not_approved();
+    let _ = (key.id(), key.key_type());
+    not_approved();
 }
 
 #[test]
