@@ -17,6 +17,12 @@ def approved():
     assert cellar.last_operation_approved() is True
 
 
+def scheme(mode):
+    """Asserts the verdict SPEC 10 gives a cell mode: approved (True) for RANDOMIZED only;
+    DETERMINISTIC and both Always Encrypted modes succeed with False."""
+    assert cellar.last_operation_approved() is (mode == cellar.CellMode.RANDOMIZED), mode
+
+
 def raw_of(key):
     """The key's material, for independent checks with `cryptography` (tests only)."""
     return bytes(key.export_raw())

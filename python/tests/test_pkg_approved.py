@@ -87,7 +87,7 @@ def _key_and_keyring_ops():
     yield "Key.generate AES256", lambda: Key.generate(KeyType.AES256)
     yield "Key.generate XTS", lambda: Key.generate(KeyType.AES256_XTS)
     yield "Key.import_raw", lambda: Key.import_raw(KeyType.AES256, os.urandom(32))
-    yield "Key.export_raw", lambda: S.kek.dangerous_export_raw()
+    yield "Key.export_raw", lambda: S.kek.export_raw()
     yield "Key.derive", lambda: S.kek.derive("label", key_type=KeyType.AES256_XTS)
     yield "Key.wrap", lambda: S.xts.wrap(S.kek, version=2)
     yield "Key.unwrap", lambda: Key.unwrap(S.kek, S.blob)
