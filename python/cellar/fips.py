@@ -83,8 +83,11 @@ def init(require_fips: bool = False) -> None:
 
 
 def last_operation_approved() -> Optional[bool]:
-    """Whether this thread's last Cellar operation that did cryptography used only services the
-    FIPS module counted as approved: True, False, or None (none yet, or the last one failed)."""
+    """Whether this thread's last Cellar operation that did cryptography was an approved scheme
+    (SPEC 10): True when every service it used was counted approved by the FIPS module *and* the
+    scheme is approved; False when it succeeded otherwise (DETERMINISTIC and Always Encrypted
+    cells, raw key import and export, v1 formats, operations a key provider performed); None when
+    none has run on this thread or the last one failed. docs/FIPS.md has the table."""
     v = _approved()
     if v == 1:
         return True
