@@ -696,6 +696,12 @@ extern "C" {
  * native cells carry and decryption requires. The Always Encrypted modes have no key version and
  * ignore it. The CBC modes derive their subkeys here, once. On success `*out_cipher` receives a
  * new handle (free with `cellar_cell_cipher_free`).
+ *
+ * Indicator (SPEC 10): only `CELLAR_CELL_RANDOMIZED` is an approved scheme (1). Every successful
+ * call with a `CELLAR_CELL_DETERMINISTIC`, `CELLAR_CELL_MSSQL_RANDOMIZED` or
+ * `CELLAR_CELL_MSSQL_DETERMINISTIC` cipher, this one included, reports 0: the deterministic IV is
+ * not an SP 800-38A IV method, and the Always Encrypted modes exist for compatibility. For
+ * FIPS-strict equality search use RANDOMIZED cells plus a version-2 blind index (docs/FIPS.md).
  */
 cellar_status cellar_cell_cipher_new(const struct cellar_key *key,
                                      uint32_t mode,
@@ -1045,7 +1051,10 @@ size_t cellar_last_error(char *buf, size_t cap);
  * 1 when it succeeded and the module counted every service it used as approved, 0 when it
  * succeeded but some service was not counted, -1 when none has run on this thread or the last
  * call failed (every call that returns an error status sets -1). Successful calls that do no
- * cryptography (ids, types, sizes, names, raw export) leave it unchanged.
+ * cryptography (ids, types, sizes, names) and size queries leave it unchanged. 1 means an
+ * approved *scheme*, not only approved primitives (SPEC 10): DETERMINISTIC and both Always
+ * Encrypted cell modes, raw key import, raw export, v1 (HKDF) formats and operations a key
+ * provider performed succeed with 0. The per-operation table is in docs/FIPS.md.
  */
 int32_t cellar_last_operation_approved(void);
 
@@ -1099,6 +1108,9 @@ cellar_status cellar_key_generate(uint32_t key_type, struct cellar_key **out_key
  * Imports raw key material (bring your own key): 32 bytes for `CELLAR_KEY_AES256`, 64 bytes
  * with distinct halves for `CELLAR_KEY_AES256_XTS`. The material is copied into zeroizing
  * memory; the caller's buffer is not kept. Wrong length or equal halves: `CELLAR_ERR_INVALID_KEY`.
+ * Indicator: 0 on success (SPEC 10: the module did not generate these bytes and cannot vouch for
+ * them; an all-zero key imports). For an approved path, bring a key wrapped (`cellar_key_unwrap`)
+ * or let the module make it (`cellar_key_generate`, `cellar_key_derive`).
  */
 cellar_status cellar_key_import(uint32_t key_type,
                                 const uint8_t *material,
@@ -1265,7 +1277,8 @@ cellar_status cellar_key_import_password(const uint8_t *blob,
 /**
  * **Hazard: exports the raw key material in plaintext.** Only for handing a key to a system
  * that takes nothing else; prefer `cellar_key_wrap` or `cellar_key_export_password`. Writes 32
- * or 64 bytes; the caller must wipe them after use.
+ * or 64 bytes; the caller must wipe them after use. Indicator: 0 on success (plaintext key
+ * output is not an approved service); a size query (`out_cap == 0`) leaves it unchanged.
  */
 cellar_status cellar_key_dangerous_export_raw(const struct cellar_key *key,
                                               uint8_t *out,

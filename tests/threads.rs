@@ -159,7 +159,7 @@ fn shared_cell_batches_equal_one_thread() {
                 let mut ct = vec![0u8; total + 9];
                 let mut ct_off = vec![7usize; count + 1];
                 let n = forced(|| c.encrypt_batch_threads_to(ctx, &values, &offsets, &mut ct, &mut ct_off, threads)).unwrap();
-                approved();
+                assert_eq!(last_operation_approved(), if mode.is_approved_scheme() { Approval::Approved } else { Approval::NotApproved }, "{mode:?}");
                 assert_eq!(n, total);
                 assert_eq!(ct_off, one_off, "{mode:?} {count} threads {threads}");
                 let deterministic = matches!(mode, CellMode::Deterministic | CellMode::MssqlDeterministic);
@@ -174,7 +174,7 @@ fn shared_cell_batches_equal_one_thread() {
                 let mut p2 = vec![0x55u8; room];
                 let mut o2 = vec![0usize; count + 1];
                 let m2 = forced(|| c.decrypt_batch_threads_to(ctx, &ct[..total], &ct_off, &mut p2, &mut o2, threads)).unwrap();
-                approved();
+                assert_eq!(last_operation_approved(), if mode.is_approved_scheme() { Approval::Approved } else { Approval::NotApproved }, "{mode:?}");
                 assert_eq!(m1, m2);
                 assert_eq!(o1, o2);
                 assert_eq!(p1[..m1], p2[..m2]);
