@@ -1205,6 +1205,20 @@ void cellar_key_free(struct cellar_key *key);
 cellar_status cellar_key_is_locked(const struct cellar_key *key, int32_t *out_locked);
 
 /**
+ * Reports how this process holds key material: `*out_locked` = 1 when every page holding key
+ * material is locked into RAM (`mlock`: never written to swap), `*out_nodump` = 1 when every
+ * such page is excluded from core dumps (`MADV_DONTDUMP`, Linux). Each key's material (at most
+ * 64 bytes) sits in a slot of such pages from creation until its last handle is freed, when the
+ * slot is zeroed. When the process lacks the limit (`RLIMIT_MEMLOCK`, see `ulimit -l`) or the
+ * system refuses, keys keep working from unlocked pages (still no-dump) and `*out_locked` is 0;
+ * raise the limit (or grant `CAP_IPC_LOCK`) before the first key is made to get 1. The answer
+ * covers every key page mapped so far (the first is mapped by this call if no key exists yet).
+ * Both out-parameters are required and written only on success. Does no cryptography (the
+ * approval indicator is unchanged). Thread-safe.
+ */
+cellar_status cellar_key_memory_status(int32_t *out_locked, int32_t *out_nodump);
+
+/**
  * Makes a page cipher for one file. `mode` is `CELLAR_PAGE_XTS` (key must be
  * `CELLAR_KEY_AES256_XTS`) or `CELLAR_PAGE_GCM` (key must be `CELLAR_KEY_AES256`); another key
  * type is `CELLAR_ERR_INVALID_KEY`, an unknown mode or flag bit `CELLAR_ERR_INVALID_ARGUMENT`.

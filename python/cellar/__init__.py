@@ -39,7 +39,7 @@ from .errors import (
 )
 from .fips import AbiVersion, FipsStatus, abi_version, fips_status, init, last_operation_approved, version
 from .keyring import Keyring, VersionInfo
-from .keys import Key, KeyType
+from .keys import Key, KeyMemoryStatus, KeyType, key_memory_status
 from .pages import PageCipher, PageMode
 
 __version__ = "0.1.0"
@@ -57,6 +57,7 @@ __all__ = [
     "InvalidArgumentError",
     "InvalidKeyError",
     "Key",
+    "KeyMemoryStatus",
     "KeyNotFoundError",
     "KeyType",
     "Keyring",
@@ -75,6 +76,7 @@ __all__ = [
     "blind_index",
     "fips_status",
     "init",
+    "key_memory_status",
     "last_operation_approved",
     "library_path",
     "version",
