@@ -22,7 +22,7 @@
 
 use crate::error::{Error, Result};
 use crate::fips::{self, operation, service};
-use crate::keys::{self, Key, KeyType, ZERO_SALT};
+use crate::keys::{self, Key, KeyPurpose, KeyType, ZERO_SALT};
 use aws_lc_rs::aead::{self, Aad, LessSafeKey, Nonce, RandomizedNonceKey, UnboundKey};
 use aws_lc_rs::cipher::{DecryptingKey, DecryptionContext, EncryptingKey, EncryptionContext, UnboundCipherKey, AES_256};
 use aws_lc_rs::constant_time::verify_slices_are_equal;
@@ -296,6 +296,7 @@ impl CellCipher {
         operation(|| {
             key.check_unlocked()?;
             key.expect_type(KeyType::Aes256, "cell ciphers need an AES-256 key")?;
+            key.require_purpose(KeyPurpose::DataEncryption)?;
             let m = key.material();
             let engine = match mode {
                 CellMode::Randomized => {
@@ -1057,6 +1058,7 @@ impl BlindIndexKey {
             BLIND_INDEX_V1 => Self::new_inner(key),
             BLIND_INDEX_V2 => {
                 key.expect_type(KeyType::Aes256, "blind indexes need an AES-256 key")?;
+                key.require_purpose(KeyPurpose::DataEncryption)?;
                 let mut b = Zeroizing::new([0u8; 32]);
                 crate::kdf::kdf(key.material(), BLIND_LABEL_V2, b"", &mut b[..])?;
                 Ok(BlindIndexKey { bkey: hmac::Key::new(hmac::HMAC_SHA256, &b[..]), version })
@@ -1072,6 +1074,7 @@ impl BlindIndexKey {
 
     fn new_inner(key: &Key) -> Result<Self> {
         key.expect_type(KeyType::Aes256, "blind indexes need an AES-256 key")?;
+        key.require_purpose(KeyPurpose::DataEncryption)?;
         // v1's key comes from HKDF (SP 800-56C, meant for shared secrets): not an approved
         // scheme for a key-from-key derivation (SPEC 10), so indexes of v1 report 0.
         fips::not_approved();

@@ -4,10 +4,17 @@
 //! `docs/KEYS.md`.
 //!
 //! Data-key blobs are exactly the wrapped-key blobs of [`crate::keys::wrap`]:
-//! `0x57 | 0x01 | kek_id (16) | AES-KWP(tenant key, type | version BE | key_id | material)`, where
+//! `0x57 | 0x01 | kek_id (16) | AES-KWP(tenant key, type | version BE | key_id | material)` (or
+//! `0x57 | 0x02 | ...` with the v2 record `type | purpose | version BE | key_id | material` for a
+//! data key with a purpose), where
 //! `kek_id` is the tenant version's key id (which selects the version on unwrap) and the inner
 //! `version` is the tenant version number. A provider version writes the same header and puts
 //! whatever its `wrap` returns (for an HSM doing AES-KWP: the same bytes) after it.
+//!
+//! Every local tenant key is a key-wrapping key ([`KeyPurpose::KeyWrapping`], SP 800-57): the
+//! keyring fixes that purpose on its own copy whether it generated the key, was given it (a
+//! customer key, a rotation or unlock key, which must have no purpose or key wrapping) or read
+//! it from an export. A root key that seals exports must be usable for key wrapping too.
 //!
 //! Thread rules: every method takes `&self`; the state sits behind an `RwLock`. Operations with
 //! a local tenant key hold the read lock for the whole key-wrap, so once [`Keyring::lock`] or
@@ -16,7 +23,7 @@
 
 use crate::error::{Error, Result};
 use crate::fips::{operation, service};
-use crate::keys::{self, Key, KeyId, KeyType, TenantGate, KEY_ID_LEN};
+use crate::keys::{self, Key, KeyId, KeyPurpose, KeyType, TenantGate, KEY_ID_LEN};
 use core::fmt;
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use zeroize::Zeroizing;
@@ -25,7 +32,7 @@ use zeroize::Zeroizing;
 pub const MAX_VERSIONS: usize = 4096;
 /// Most bytes a provider's `wrap` may return.
 pub const MAX_PROVIDER_WRAPPED_LEN: usize = 512;
-/// Size of the buffer a provider's `unwrap` writes into (the largest inner record is 85 bytes).
+/// Size of the buffer a provider's `unwrap` writes into (the largest inner record is 86 bytes).
 pub const MAX_PROVIDER_UNWRAPPED_LEN: usize = 128;
 /// Longest data-key blob a keyring produces: header (18) + [`MAX_PROVIDER_WRAPPED_LEN`].
 /// Blobs under a local version are [`keys::wrapped_len`] bytes (82 or 114).
@@ -80,8 +87,9 @@ pub enum ProviderError {
 
 /// An external key provider: stands in for a tenant key held outside the process (an HSM, a
 /// cloud KMS). Cellar gives it the inner record of a data key
-/// (`type (1) | tenant version (u32 BE) | data key id (16) | material`) to wrap, and the wrapped
-/// bytes to unwrap. Methods may be called from any thread, concurrently, with no keyring lock held.
+/// (`type (1) | tenant version (u32 BE) | data key id (16) | material`, or for a data key with a
+/// purpose the v2 record `type (1) | purpose (1) | tenant version | data key id | material`) to
+/// wrap, and the wrapped bytes to unwrap (opaque to the provider: return the record unchanged). Methods may be called from any thread, concurrently, with no keyring lock held.
 pub trait KeyProvider: Send + Sync {
     /// The provider key's public 16-byte id; it names the provider version in blobs. It must
     /// differ from every other version's id in the keyring.
@@ -269,38 +277,55 @@ impl fmt::Debug for Keyring {
 }
 
 /// A keyring-owned copy of a tenant key (never an `Arc` shared with the caller, so lock and
-/// retire really wipe), or a fresh one from the DRBG.
+/// retire really wipe), or a fresh one from the DRBG; either way a key-wrapping key. A caller's
+/// key of another purpose is refused ([`Error::InvalidKey`], naming both purposes).
 fn tenant_copy(key: Option<&Key>) -> Result<Key> {
     match key {
-        None => Key::generate(KeyType::Aes256),
+        None => Key::generate(KeyType::Aes256)?.into_purpose(KeyPurpose::KeyWrapping),
         Some(k) => {
             k.expect_type(KeyType::Aes256, "a tenant key must be an AES-256 key")?;
-            Key::import(KeyType::Aes256, k.material())
+            k.require_purpose(KeyPurpose::KeyWrapping)?;
+            Key::import(KeyType::Aes256, k.material())?.into_purpose(KeyPurpose::KeyWrapping)
         }
     }
 }
 
-/// `key_type (1) | version (u32 BE) | key_id (16) | material`: the inner record of SPEC 3.
+/// `key_type (1) | version (u32 BE) | key_id (16) | material`: the inner record of SPEC 3; for a
+/// key with a purpose the v2 record, with `purpose (1)` after the type (blob format 0x02).
 fn encode_record(key: &Key, version: u32) -> Zeroizing<Vec<u8>> {
-    let mut v = Zeroizing::new(Vec::with_capacity(INNER_HEADER_LEN + key.key_type().material_len()));
+    let mut v = Zeroizing::new(Vec::with_capacity(INNER_HEADER_LEN + 1 + key.key_type().material_len()));
     v.push(key.key_type() as u8);
+    if key.purpose() != KeyPurpose::None {
+        v.push(key.purpose() as u8);
+    }
     v.extend_from_slice(&version.to_be_bytes());
     v.extend_from_slice(&key.id());
     v.extend_from_slice(key.material());
     v
 }
 
-fn decode_record(rec: &[u8]) -> Result<(Key, u32)> {
+/// Reads a record [`encode_record`] wrote, of blob `format` (0x01: v1; 0x02: v2 with purpose).
+fn decode_record(format: u8, rec: &[u8]) -> Result<(Key, u32)> {
     const BAD: Error = Error::AuthenticationFailed("the provider returned an invalid key record");
-    if rec.len() < INNER_HEADER_LEN {
+    let (purpose, o) = match format {
+        keys::BLOB_FORMAT_V1 => (KeyPurpose::None, 0),
+        keys::BLOB_FORMAT_V2 => match rec.get(1).map(|&b| KeyPurpose::from_u32(u32::from(b))) {
+            Some(Ok(p)) if p != KeyPurpose::None => (p, 1),
+            _ => return Err(BAD),
+        },
+        _ => return Err(BAD),
+    };
+    let h = INNER_HEADER_LEN + o;
+    if rec.len() < h {
         return Err(BAD);
     }
     let kt = KeyType::from_u32(u32::from(rec[0])).map_err(|_| BAD)?;
-    let key = Key::import(kt, &rec[INNER_HEADER_LEN..]).map_err(|_| BAD)?;
-    if key.id()[..] != rec[5..INNER_HEADER_LEN] {
+    let key = Key::import(kt, &rec[h..]).map_err(|_| BAD)?;
+    if key.id()[..] != rec[5 + o..h] {
         return Err(BAD);
     }
-    Ok((key, u32::from_be_bytes([rec[1], rec[2], rec[3], rec[4]])))
+    let key = key.into_purpose(purpose).map_err(|_| BAD)?;
+    Ok((key, u32::from_be_bytes([rec[1 + o], rec[2 + o], rec[3 + o], rec[4 + o]])))
 }
 
 fn map_provider(e: ProviderError) -> Error {
@@ -571,7 +596,7 @@ impl Keyring {
         let w = provider_wrap(&*provider, &rec)?;
         let mut blob = Vec::with_capacity(WRAP_HEADER_LEN + w.len());
         blob.push(keys::WRAP_MAGIC);
-        blob.push(keys::BLOB_FORMAT_V1);
+        blob.push(keys::blob_format(data_key));
         blob.extend_from_slice(&id);
         blob.extend_from_slice(&w);
         Ok(blob)
@@ -604,7 +629,7 @@ impl Keyring {
         };
         drop(st);
         let rec = provider_unwrap(&*provider, &blob[WRAP_HEADER_LEN..])?;
-        let (dk, inner) = decode_record(&rec)?;
+        let (dk, inner) = decode_record(blob[1], &rec)?;
         check_version(dk.gated(Some(self.guard.gate.clone())), inner, n)
     }
 
@@ -851,7 +876,9 @@ impl Keyring {
                     if m[0] != KeyType::Aes256 as u8 {
                         return Err(BAD);
                     }
-                    let k = Key::import(KeyType::Aes256, &m[1..]).map_err(|_| BAD)?;
+                    let k = Key::import(KeyType::Aes256, &m[1..])
+                        .and_then(|k| k.into_purpose(KeyPurpose::KeyWrapping))
+                        .map_err(|_| BAD)?;
                     if k.id() != id {
                         return Err(BAD);
                     }
@@ -898,6 +925,7 @@ impl Keyring {
     pub fn export_with_root_key(&self, root_key: &Key) -> Result<Vec<u8>> {
         operation(|| {
             root_key.expect_type(KeyType::Aes256, "the root key must be an AES-256 key")?;
+            root_key.require_purpose(KeyPurpose::KeyWrapping)?;
             let mut unexported = self.guard.unexported();
             let state = self.encode_state(EXPORT_ROOT_MAGIC)?;
             let mut blob = Vec::with_capacity(ROOT_HEADER_LEN + kwp_len(state.len()));
@@ -961,6 +989,7 @@ impl Keyring {
         {
             const BAD: Error = Error::AuthenticationFailed("not a keyring export sealed under a root key");
             root_key.expect_type(KeyType::Aes256, "the root key must be an AES-256 key")?;
+            root_key.require_purpose(KeyPurpose::KeyWrapping)?;
             if blob.len() < ROOT_HEADER_LEN + 16 || !matches!(blob[1], EXPORT_FORMAT_V1 | EXPORT_FORMAT_V2) {
                 return Err(BAD);
             }

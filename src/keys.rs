@@ -25,8 +25,11 @@ pub const DEFAULT_USAGE_LIMIT: u64 = 1 << 32;
 pub const WRAP_MAGIC: u8 = 0x57;
 /// Password file: magic byte `'P'`.
 pub const PASSWORD_MAGIC: u8 = 0x50;
-/// Format byte of both blob kinds.
+/// Format byte of both blob kinds for a key without a fixed purpose (inner record v1).
 pub const BLOB_FORMAT_V1: u8 = 0x01;
+/// Format byte of both blob kinds for a key with a purpose (inner record v2, which adds the
+/// purpose byte after the key type; SPEC 10, `docs/FORMATS.md` 1.3).
+pub const BLOB_FORMAT_V2: u8 = 0x02;
 /// Minimum password length in bytes for password files (also the module's PBKDF2 approval floor).
 pub const MIN_PASSWORD_LEN: usize = 14;
 /// Minimum PBKDF2 iteration count accepted for export and import.
@@ -40,6 +43,9 @@ const KEY_ID_LABEL: &[u8] = b"cellar key id v1";
 const DERIVE_LABEL: &[u8] = b"cellar derive v1";
 /// SP 800-108 label of derive v2 (SPEC 10).
 const DERIVE_LABEL_V2: &[u8] = b"cellar derive v2";
+/// SP 800-108 label of derive v2 for a child with a purpose (`docs/FORMATS.md` 1.2): a child of
+/// one purpose never shares material with a child of another, or with a purpose-less child.
+const DERIVE_LABEL_V2_PURPOSE: &[u8] = b"cellar derive v2 purpose";
 /// `key_type (1) | key_version (4) | key_id (16)` before the material in a wrapped inner record.
 const INNER_HEADER_LEN: usize = 1 + 4 + KEY_ID_LEN;
 const WRAP_HEADER_LEN: usize = 2 + KEY_ID_LEN;
@@ -86,8 +92,83 @@ impl KeyType {
     }
 }
 
+/// What a key may be used for (NIST SP 800-57 Part 1 Rev. 5, 5.2: one purpose per key).
+/// The integer values are the C `CELLAR_KEY_PURPOSE_*` constants and the purpose byte of the
+/// v2 inner record of wrapped-key blobs and password files (`docs/FORMATS.md` 1.3).
+///
+/// A purpose is fixed when a key is made (generate, import, derive with a purpose; unwrap and
+/// password import restore it) and checked by every operation that uses the key: page and
+/// cell ciphers and blind indexes need [`KeyPurpose::DataEncryption`], wrapping and unwrapping
+/// (the key-encryption key, a keyring's root key) need [`KeyPurpose::KeyWrapping`], derivation
+/// (the parent) needs [`KeyPurpose::KeyDerivation`]. A key of another purpose is refused with
+/// [`Error::InvalidKey`] naming both. [`KeyPurpose::None`] (keys from the SPEC 8 calls and
+/// from format-0x01 blobs) works everywhere, as before purposes existed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[repr(u32)]
+pub enum KeyPurpose {
+    /// No fixed purpose: the key works for every operation (SPEC 8 calls, format-0x01 blobs).
+    #[default]
+    None = 0,
+    /// A data-encryption key: TDE pages, cells, blind indexes.
+    DataEncryption = 1,
+    /// A key-encryption (key-wrapping) key: wraps and unwraps other keys (AES-256 only).
+    KeyWrapping = 2,
+    /// A key-derivation key: the parent of derived keys.
+    KeyDerivation = 3,
+}
+
+impl KeyPurpose {
+    /// Parses a C `CELLAR_KEY_PURPOSE_*` integer.
+    pub fn from_u32(v: u32) -> Result<Self> {
+        match v {
+            0 => Ok(KeyPurpose::None),
+            1 => Ok(KeyPurpose::DataEncryption),
+            2 => Ok(KeyPurpose::KeyWrapping),
+            3 => Ok(KeyPurpose::KeyDerivation),
+            _ => Err(Error::InvalidArgument("unknown key purpose")),
+        }
+    }
+
+    /// Short name, for messages: "none", "data encryption", "key wrapping", "key derivation".
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyPurpose::None => "none",
+            KeyPurpose::DataEncryption => "data encryption",
+            KeyPurpose::KeyWrapping => "key wrapping",
+            KeyPurpose::KeyDerivation => "key derivation",
+        }
+    }
+
+    /// Whether a key of `key_type` may carry this purpose: key wrapping is AES-KWP with an
+    /// AES-256 key, so an AES-256-XTS key cannot be a key-wrapping key.
+    fn check_type(self, key_type: KeyType) -> Result<()> {
+        if self == KeyPurpose::KeyWrapping && key_type != KeyType::Aes256 {
+            return Err(Error::InvalidArgument(
+                "an AES-256-XTS key cannot be a key-wrapping key (key wrapping uses AES-256 keys)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The refusal of a key of purpose `have` for a use that needs `need` (both set, different).
+    fn refusal(have: KeyPurpose, need: KeyPurpose) -> Error {
+        use KeyPurpose::*;
+        Error::InvalidKey(match (have, need) {
+            (DataEncryption, KeyWrapping) => "a data-encryption key cannot be used as a key-encryption (key-wrapping) key",
+            (DataEncryption, KeyDerivation) => "a data-encryption key cannot be used as a key-derivation (parent) key",
+            (KeyWrapping, DataEncryption) => "a key-wrapping key cannot be used as a data-encryption key",
+            (KeyWrapping, KeyDerivation) => "a key-wrapping key cannot be used as a key-derivation (parent) key",
+            (KeyDerivation, DataEncryption) => "a key-derivation key cannot be used as a data-encryption key",
+            (KeyDerivation, KeyWrapping) => "a key-derivation key cannot be used as a key-encryption (key-wrapping) key",
+            _ => "the key's purpose does not allow this use",
+        })
+    }
+}
+
 struct KeyInner {
     key_type: KeyType,
+    /// Fixed when the key is made; see [`KeyPurpose`].
+    purpose: KeyPurpose,
     /// In locked, no-dump key memory (`sys::mem`; see [`key_memory_status`]); zeroed on drop.
     material: SecretBytes,
     id: KeyId,
@@ -205,6 +286,7 @@ impl fmt::Debug for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Key")
             .field("type", &self.inner.key_type.name())
+            .field("purpose", &self.inner.purpose.name())
             .field("id", &hex16(&self.inner.id))
             .finish_non_exhaustive()
     }
@@ -276,6 +358,7 @@ impl Key {
             gate: None,
             inner: Arc::new(KeyInner {
                 key_type,
+                purpose: KeyPurpose::None,
                 material,
                 id,
                 encryptions: usage_counter(key_type, id),
@@ -323,6 +406,7 @@ impl Key {
             context.push(key_type as u8);
             context.extend_from_slice(label);
             self.check_unlocked()?;
+            self.require_purpose(KeyPurpose::KeyDerivation)?;
             crate::kdf::kdf(self.material(), DERIVE_LABEL_V2, &context, &mut m)?;
             // A child of a tenant's data key is locked with the tenant.
             Self::from_material(key_type, m).map(|k| k.gated(self.gate.clone()))
@@ -341,10 +425,94 @@ impl Key {
             }
             let mut m = SecretBytes::zeroed(key_type.material_len())?;
             self.check_unlocked()?;
+            self.require_purpose(KeyPurpose::KeyDerivation)?;
             hkdf_sha256(self.material(), &ZERO_SALT, &[DERIVE_LABEL, &[key_type as u8], label], &mut m)?;
             // A child of a tenant's data key is locked with the tenant.
             Self::from_material(key_type, m).map(|k| k.gated(self.gate.clone()))
         })
+    }
+
+    /// Generates a fresh key of `key_type` with `purpose` fixed ([`KeyPurpose`]). A
+    /// key-wrapping key must be AES-256 ([`Error::InvalidArgument`] otherwise).
+    /// [`KeyPurpose::None`] is [`Key::generate`].
+    pub fn generate_with_purpose(key_type: KeyType, purpose: KeyPurpose) -> Result<Self> {
+        operation(|| {
+            purpose.check_type(key_type)?;
+            Self::generate(key_type)?.into_purpose(purpose)
+        })
+    }
+
+    /// Imports raw key material ([`Key::import`]) with `purpose` fixed ([`KeyPurpose`]). A
+    /// key-wrapping key must be AES-256 ([`Error::InvalidArgument`] otherwise).
+    pub fn import_with_purpose(key_type: KeyType, material: &[u8], purpose: KeyPurpose) -> Result<Self> {
+        operation(|| {
+            purpose.check_type(key_type)?;
+            Self::import(key_type, material)?.into_purpose(purpose)
+        })
+    }
+
+    /// Derives a child key of `key_type` with `purpose` fixed. [`KeyPurpose::None`] is exactly
+    /// [`Key::derive`]. With a purpose the child is
+    /// `KDF(self, "cellar derive v2 purpose", purpose (1) | type (1) | label, len(type))`
+    /// (SP 800-108r1 counter mode, HMAC-SHA-256; `docs/FORMATS.md` 1.2), so children of
+    /// different purposes (and the purpose-less child) of one parent and label never share
+    /// material. The parent must be a key-derivation key (or have no purpose); a key-wrapping
+    /// child must be AES-256.
+    pub fn derive_with_purpose(&self, key_type: KeyType, label: &[u8], purpose: KeyPurpose) -> Result<Self> {
+        if purpose == KeyPurpose::None {
+            return self.derive(key_type, label);
+        }
+        operation(|| {
+            purpose.check_type(key_type)?;
+            if label.is_empty() {
+                return Err(Error::InvalidArgument("derive label must be non-empty"));
+            }
+            let mut m = SecretBytes::zeroed(key_type.material_len())?;
+            let mut context = Vec::with_capacity(2 + label.len());
+            context.push(purpose as u8);
+            context.push(key_type as u8);
+            context.extend_from_slice(label);
+            self.check_unlocked()?;
+            self.require_purpose(KeyPurpose::KeyDerivation)?;
+            crate::kdf::kdf(self.material(), DERIVE_LABEL_V2_PURPOSE, &context, &mut m)?;
+            // A child of a tenant's data key is locked with the tenant.
+            Self::from_material(key_type, m)?.into_purpose(purpose).map(|k| k.gated(self.gate.clone()))
+        })
+    }
+
+    /// The key's purpose ([`KeyPurpose::None`] for keys made by the calls without one and for
+    /// keys read from format-0x01 blobs).
+    pub fn purpose(&self) -> KeyPurpose {
+        self.inner.purpose
+    }
+
+    /// Requires this key to be usable for `need`: its purpose is `need` or
+    /// [`KeyPurpose::None`]. Otherwise [`Error::InvalidKey`] naming both purposes.
+    pub fn require_purpose(&self, need: KeyPurpose) -> Result<()> {
+        let have = self.inner.purpose;
+        if have == KeyPurpose::None || need == KeyPurpose::None || have == need {
+            Ok(())
+        } else {
+            Err(KeyPurpose::refusal(have, need))
+        }
+    }
+
+    /// This key with `purpose` fixed. A key just made (no other handle shares it) is changed in
+    /// place; otherwise the result is a new key with a copy of the material (same id and usage
+    /// count), so no other handle's purpose changes.
+    pub(crate) fn into_purpose(mut self, purpose: KeyPurpose) -> Result<Self> {
+        purpose.check_type(self.inner.key_type)?;
+        if self.inner.purpose == purpose {
+            return Ok(self);
+        }
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.purpose = purpose;
+            return Ok(self);
+        }
+        let gate = self.gate.clone();
+        let copy = Self::from_material(self.inner.key_type, SecretBytes::copy_from(self.material())?)?;
+        drop(self);
+        copy.into_purpose(purpose).map(|k| k.gated(gate))
     }
 
     /// The key's type.
@@ -477,33 +645,62 @@ pub fn key_memory_status() -> Result<KeyMemoryStatus> {
     Ok(KeyMemoryStatus { locked: s.locked, nodump: s.nodump })
 }
 
-/// Serialises `key_type (1) | key_version (u32 BE) | key_id (16) | material`.
+/// The blob format byte a key is written with: [`BLOB_FORMAT_V1`] for a key without a purpose
+/// (byte-identical to the blobs made before purposes existed), [`BLOB_FORMAT_V2`] otherwise.
+pub(crate) fn blob_format(key: &Key) -> u8 {
+    if key.purpose() == KeyPurpose::None {
+        BLOB_FORMAT_V1
+    } else {
+        BLOB_FORMAT_V2
+    }
+}
+
+/// Serialises the inner record: v1 `key_type (1) | key_version (u32 BE) | key_id (16) |
+/// material` for a key without a purpose; v2 `key_type (1) | purpose (1) | key_version (u32 BE)
+/// | key_id (16) | material` for a key with one (the format byte is [`blob_format`]).
 fn encode_inner(key: &Key, key_version: u32) -> Zeroizing<Vec<u8>> {
-    let mut v = Zeroizing::new(Vec::with_capacity(INNER_HEADER_LEN + 64));
+    let mut v = Zeroizing::new(Vec::with_capacity(INNER_HEADER_LEN + 1 + 64));
     v.push(key.key_type() as u8);
+    if key.purpose() != KeyPurpose::None {
+        v.push(key.purpose() as u8);
+    }
     v.extend_from_slice(&key_version.to_be_bytes());
     v.extend_from_slice(&key.id());
     v.extend_from_slice(key.material());
     v
 }
 
-/// Parses and checks an inner record; every failure is the one authentication error.
-fn decode_inner(inner: &[u8]) -> Result<(Key, u32)> {
+/// Parses and checks an inner record of `format` ([`BLOB_FORMAT_V1`] or [`BLOB_FORMAT_V2`]);
+/// every failure is the one authentication error. The format byte sits outside the KWP layer,
+/// but a v1 record read as v2 (or the reverse) is one byte off the material length of every
+/// type, so a changed format byte fails here too.
+fn decode_inner(format: u8, inner: &[u8]) -> Result<(Key, u32)> {
     const BAD: Error = Error::AuthenticationFailed("wrapped key record is invalid");
-    if inner.len() < INNER_HEADER_LEN {
+    let (purpose, rest) = match format {
+        BLOB_FORMAT_V1 if !inner.is_empty() => (KeyPurpose::None, &inner[1..]),
+        // A v2 record always carries a purpose: 0 (none) is written as v1, never as v2.
+        BLOB_FORMAT_V2 if inner.len() >= 2 => match KeyPurpose::from_u32(u32::from(inner[1])) {
+            Ok(KeyPurpose::None) | Err(_) => return Err(BAD),
+            Ok(p) => (p, &inner[2..]),
+        },
+        _ => return Err(BAD),
+    };
+    // `rest` = key_version (4) | key_id (16) | material.
+    if rest.len() < INNER_HEADER_LEN - 1 {
         return Err(BAD);
     }
     let key_type = KeyType::from_u32(u32::from(inner[0])).map_err(|_| BAD)?;
-    let material = &inner[INNER_HEADER_LEN..];
+    let material = &rest[INNER_HEADER_LEN - 1..];
     if material.len() != key_type.material_len() {
         return Err(BAD);
     }
-    let version = u32::from_be_bytes([inner[1], inner[2], inner[3], inner[4]]);
+    let version = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]);
     let key = Key::from_material(key_type, SecretBytes::copy_from(material).map_err(|_| BAD)?).map_err(|_| BAD)?;
-    if key.id()[..] != inner[5..INNER_HEADER_LEN] {
+    if key.id()[..] != rest[4..INNER_HEADER_LEN - 1] {
         return Err(BAD);
     }
-    Ok((key, version))
+    // An XTS key-wrapping key cannot be made; a record claiming one is not authentic.
+    Ok((key.into_purpose(purpose).map_err(|_| BAD)?, version))
 }
 
 fn kwp_len(plain_len: usize) -> usize {
@@ -534,18 +731,22 @@ pub(crate) fn kwp_unwrap(kek: &[u8], wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>
     Ok(out)
 }
 
-/// Length in bytes of a wrapped-key blob for a key of `key_type`.
+/// Length in bytes of a wrapped-key blob for a key of `key_type`, with or without a purpose:
+/// the v2 record's purpose byte fits in the KWP padding of both types (54 and 86 bytes pad to
+/// 56 and 88, as 53 and 85 do).
 pub fn wrapped_len(key_type: KeyType) -> usize {
     WRAP_HEADER_LEN + kwp_len(INNER_HEADER_LEN + key_type.material_len())
 }
 
-/// Length in bytes of a password file for a key of `key_type`.
+/// Length in bytes of a password file for a key of `key_type`, with or without a purpose.
 pub fn password_file_len(key_type: KeyType) -> usize {
     PASSWORD_HEADER_LEN + kwp_len(INNER_HEADER_LEN + key_type.material_len())
 }
 
 /// Wraps `key` under `kek` (an AES-256 key-encryption key) with its `key_version`:
-/// `0x57 | 0x01 | kek_id (16) | AES-KWP(kek, type | version BE | key_id | material)`.
+/// `0x57 | 0x01 | kek_id (16) | AES-KWP(kek, type | version BE | key_id | material)` for a key
+/// without a purpose, `0x57 | 0x02 | kek_id | AES-KWP(kek, type | purpose | version BE | key_id
+/// | material)` for a key with one. `kek` must be a key-wrapping key or have no purpose.
 pub fn wrap(kek: &Key, key: &Key, key_version: u32) -> Result<Vec<u8>> {
     operation(|| wrap_inner(kek, key, key_version))
 }
@@ -554,18 +755,20 @@ pub(crate) fn wrap_inner(kek: &Key, key: &Key, key_version: u32) -> Result<Vec<u
     kek.check_unlocked()?;
     key.check_unlocked()?;
     kek.expect_type(KeyType::Aes256, "the key-encryption key must be an AES-256 key")?;
+    kek.require_purpose(KeyPurpose::KeyWrapping)?;
     let inner = encode_inner(key, key_version);
     let mut blob = Vec::with_capacity(wrapped_len(key.key_type()));
     blob.push(WRAP_MAGIC);
-    blob.push(BLOB_FORMAT_V1);
+    blob.push(blob_format(key));
     blob.extend_from_slice(&kek.id());
     kwp_wrap(kek.material(), &inner, &mut blob)?;
     Ok(blob)
 }
 
-/// The key id of the key-encryption key named in a wrapped-key blob, without any key.
+/// The key id of the key-encryption key named in a wrapped-key blob (format 0x01 or 0x02),
+/// without any key.
 pub fn wrapped_kek_id(blob: &[u8]) -> Result<KeyId> {
-    if blob.len() < WRAP_HEADER_LEN || blob[0] != WRAP_MAGIC || blob[1] != BLOB_FORMAT_V1 {
+    if blob.len() < WRAP_HEADER_LEN || blob[0] != WRAP_MAGIC || !matches!(blob[1], BLOB_FORMAT_V1 | BLOB_FORMAT_V2) {
         return Err(Error::AuthenticationFailed("not a Cellar wrapped-key blob"));
     }
     let mut id = [0u8; KEY_ID_LEN];
@@ -573,21 +776,23 @@ pub fn wrapped_kek_id(blob: &[u8]) -> Result<KeyId> {
     Ok(id)
 }
 
-/// Unwraps a blob made by [`wrap`], returning the key and its key version. Checks the KEK id,
-/// the KWP integrity check, the lengths and the inner key id; any mismatch is
-/// [`Error::AuthenticationFailed`].
+/// Unwraps a blob made by [`wrap`], returning the key (with its purpose: none for a format
+/// 0x01 blob) and its key version. Checks the KEK id, the KWP integrity check, the lengths, the
+/// purpose byte and the inner key id; any mismatch is [`Error::AuthenticationFailed`]. `kek`
+/// must be a key-wrapping key or have no purpose ([`Error::InvalidKey`]).
 pub fn unwrap(kek: &Key, blob: &[u8]) -> Result<(Key, u32)> {
     operation(|| unwrap_inner(kek, blob))
 }
 
 pub(crate) fn unwrap_inner(kek: &Key, blob: &[u8]) -> Result<(Key, u32)> {
     kek.expect_type(KeyType::Aes256, "the key-encryption key must be an AES-256 key")?;
+    kek.require_purpose(KeyPurpose::KeyWrapping)?;
     let kek_id = wrapped_kek_id(blob)?;
     if kek_id != kek.id() {
         return Err(Error::AuthenticationFailed("the blob was wrapped under another key-encryption key"));
     }
     let inner = kwp_unwrap(kek.material(), &blob[WRAP_HEADER_LEN..])?;
-    decode_inner(&inner)
+    decode_inner(blob[1], &inner)
 }
 
 fn check_password(password: &[u8]) -> Result<()> {
@@ -610,6 +815,7 @@ fn password_kek(password: &[u8], salt: &[u8], iterations: u32) -> Result<Zeroizi
 
 /// Seals arbitrary secret bytes under a password:
 /// `magic | 0x01 | iterations (u32 BE) | salt (16) | AES-KWP(PBKDF2-HMAC-SHA256(pw, salt, it, 32), secret)`.
+#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) fn password_seal(magic: u8, secret: &[u8], password: &[u8], iterations: u32) -> Result<Vec<u8>> {
     password_seal_format(magic, BLOB_FORMAT_V1, secret, password, iterations)
 }
@@ -640,6 +846,7 @@ pub(crate) fn password_seal_format(
 
 /// Opens [`password_seal`]'s output. Any mismatch, including a wrong password, is
 /// [`Error::AuthenticationFailed`]; a short password is [`Error::InvalidArgument`].
+#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) fn password_open(magic: u8, blob: &[u8], password: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     password_open_formats(magic, &[BLOB_FORMAT_V1], blob, password)
 }
@@ -671,22 +878,25 @@ pub(crate) fn password_open_formats(
 }
 
 /// Exports `key` (with its `key_version`) as a password-protected key file:
-/// `0x50 | 0x01 | iterations (u32 BE) | salt (16) | AES-KWP(PBKDF2(pw, salt, it, 32), inner)`.
+/// `0x50 | format | iterations (u32 BE) | salt (16) | AES-KWP(PBKDF2(pw, salt, it, 32), inner)`,
+/// format 0x01 with the v1 inner record for a key without a purpose, 0x02 with the v2 record
+/// (which carries the purpose) otherwise.
 /// The password must be at least 14 bytes and `iterations` between 100 000 and 10 000 000
 /// (600 000 is the recommended default, [`DEFAULT_PASSWORD_ITERATIONS`]).
 pub fn export_with_password(key: &Key, key_version: u32, password: &[u8], iterations: u32) -> Result<Vec<u8>> {
     operation(|| {
         key.check_unlocked()?;
         let inner = encode_inner(key, key_version);
-        password_seal(PASSWORD_MAGIC, &inner, password, iterations)
+        password_seal_format(PASSWORD_MAGIC, blob_format(key), &inner, password, iterations)
     })
 }
 
-/// Imports a password-protected key file, returning the key and its key version.
+/// Imports a password-protected key file (format 0x01 or 0x02), returning the key (with the
+/// purpose the file carries; none for format 0x01) and its key version.
 pub fn import_with_password(blob: &[u8], password: &[u8]) -> Result<(Key, u32)> {
     operation(|| {
-        let inner = password_open(PASSWORD_MAGIC, blob, password)?;
-        decode_inner(&inner)
+        let inner = password_open_formats(PASSWORD_MAGIC, &[BLOB_FORMAT_V1, BLOB_FORMAT_V2], blob, password)?;
+        decode_inner(blob[1], &inner)
     })
 }
 
@@ -935,6 +1145,92 @@ mod tests {
                 r.map(|(k, v)| (k.id(), v))
             );
             assert_eq!(last_operation_approved(), Approval::Unknown);
+        }
+    }
+
+    /// A blob of `format` with a valid KWP layer around `inner`.
+    fn frame_format(kek: &Key, format: u8, inner: &[u8]) -> Vec<u8> {
+        let mut blob = frame(kek, inner);
+        blob[1] = format;
+        blob
+    }
+
+    /// Format 0x02: the purpose byte after the type, the same blob lengths as 0x01.
+    #[test]
+    fn wrap_v2_layout_carries_the_purpose() {
+        let kek = kek();
+        for (t, p) in [
+            (KeyType::Aes256, KeyPurpose::DataEncryption),
+            (KeyType::Aes256, KeyPurpose::KeyWrapping),
+            (KeyType::Aes256, KeyPurpose::KeyDerivation),
+            (KeyType::Aes256Xts, KeyPurpose::DataEncryption),
+            (KeyType::Aes256Xts, KeyPurpose::KeyDerivation),
+        ] {
+            let key = Key::generate_with_purpose(t, p).unwrap();
+            let blob = wrap(&kek, &key, 0x0A0B_0C0D).unwrap();
+            assert_eq!(blob.len(), wrapped_len(t), "{t:?} {p:?}: padding-neutral");
+            assert_eq!(&blob[..2], &[0x57, 0x02]);
+            assert_eq!(&blob[2..18], &kek.id());
+            let inner = kwp_unwrap(kek.material(), &blob[18..]).unwrap();
+            assert_eq!(inner.len(), 1 + 1 + 4 + 16 + t.material_len());
+            assert_eq!(inner[0], t as u8);
+            assert_eq!(inner[1], p as u8);
+            assert_eq!(&inner[2..6], &[0x0A, 0x0B, 0x0C, 0x0D]);
+            assert_eq!(&inner[6..22], &key.id());
+            assert_eq!(&inner[22..], key.material());
+            let (back, v) = unwrap(&kek, &blob).unwrap();
+            assert_eq!((back.purpose(), back.id(), v), (p, key.id(), 0x0A0B_0C0D));
+            // The password file: format byte 0x02 at offset 1, same length as 0x01.
+            let file = export_with_password(&key, 3, b"correct horse battery", MIN_PASSWORD_ITERATIONS).unwrap();
+            assert_eq!(&file[..2], &[0x50, 0x02]);
+            assert_eq!(file.len(), password_file_len(t));
+            let (back, v) = import_with_password(&file, b"correct horse battery").unwrap();
+            assert_eq!((back.purpose(), back.id(), v), (p, key.id(), 3));
+        }
+        // A key without a purpose still writes format 0x01.
+        let plain = Key::generate(KeyType::Aes256).unwrap();
+        assert_eq!(wrap(&kek, &plain, 1).unwrap()[1], 0x01);
+    }
+
+    /// Inside an authentic KWP layer, a v2 record with a purpose byte out of range (0 = none is
+    /// never written as v2), an XTS key-wrapping key, or a format byte that disagrees with the
+    /// record, is the one authentication error.
+    #[test]
+    fn unwrap_checks_the_v2_purpose_byte() {
+        let kek = kek();
+        let key = Key::import_with_purpose(KeyType::Aes256, &[9u8; 32], KeyPurpose::DataEncryption).unwrap();
+        let good = encode_inner(&key, 5);
+        assert_eq!(good[1], 1);
+        let (k, v) = unwrap(&kek, &frame_format(&kek, BLOB_FORMAT_V2, &good)).unwrap();
+        assert_eq!((k.purpose(), v), (KeyPurpose::DataEncryption, 5));
+        let mut cases: Vec<(String, u8, Vec<u8>)> = Vec::new();
+        for b in [0u8, 4, 5, 0x7F, 0x80, 0xFF] {
+            let mut r = good.to_vec();
+            r[1] = b;
+            cases.push((format!("purpose byte {b:#04x}"), BLOB_FORMAT_V2, r));
+        }
+        let xts = Key::generate(KeyType::Aes256Xts).unwrap();
+        let mut xts_kw = vec![2u8, KeyPurpose::KeyWrapping as u8, 0, 0, 0, 1];
+        xts_kw.extend_from_slice(&xts.id());
+        xts_kw.extend_from_slice(xts.material());
+        cases.push(("XTS key-wrapping key".into(), BLOB_FORMAT_V2, xts_kw));
+        // The format byte is outside KWP: flipping it makes the record one byte off its type.
+        cases.push(("v2 record read as v1".into(), BLOB_FORMAT_V1, good.to_vec()));
+        let v1 = encode_inner(&Key::import(KeyType::Aes256, &[9u8; 32]).unwrap(), 5);
+        cases.push(("v1 record read as v2".into(), BLOB_FORMAT_V2, v1.to_vec()));
+        let v1x = encode_inner(&xts, 5);
+        cases.push(("v1 XTS record read as v2".into(), BLOB_FORMAT_V2, v1x.to_vec()));
+        cases.push(("unknown format 0x03".into(), 0x03, good.to_vec()));
+        cases.push(("v2 tiny record".into(), BLOB_FORMAT_V2, vec![1u8, 1]));
+        for (what, format, inner) in cases {
+            let r = unwrap(&kek, &frame_format(&kek, format, &inner));
+            assert!(matches!(r, Err(Error::AuthenticationFailed(_))), "{what}: {:?}", r.map(|(k, v)| (k.id(), v)));
+            assert_eq!(last_operation_approved(), Approval::Unknown, "{what}");
+            // The same record in a password file.
+            let mut file = password_seal(PASSWORD_MAGIC, &inner, b"correct horse battery", MIN_PASSWORD_ITERATIONS).unwrap();
+            file[1] = format;
+            let r = import_with_password(&file, b"correct horse battery");
+            assert!(matches!(r, Err(Error::AuthenticationFailed(_))), "password file, {what}");
         }
     }
 

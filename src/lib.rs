@@ -29,7 +29,7 @@ pub mod ffi;
 pub use error::{Error, Result};
 pub use fips::{last_operation_approved, Approval};
 pub use cell::{BlindIndexKey, CellCipher, CellMode};
-pub use keys::{Key, KeyId, KeyType};
+pub use keys::{Key, KeyId, KeyPurpose, KeyType};
 pub use page::{PageCipher, PageMode};
 pub use keyring::Keyring;
 

@@ -20,7 +20,7 @@
 
 use crate::error::{Error, Result};
 use crate::fips::{self, operation, service};
-use crate::keys::{self, Key, KeyType};
+use crate::keys::{self, Key, KeyPurpose, KeyType};
 use crate::sys::{GcmKey, InOut, XtsCtx, GCM_TAG_NONCE_LEN};
 use core::fmt;
 use std::cell::Cell;
@@ -465,6 +465,7 @@ impl PageCipher {
                     PageMode::Gcm => "GCM pages need an AES-256 key",
                 },
             )?;
+            key.require_purpose(KeyPurpose::DataEncryption)?;
             let engine = match mode {
                 PageMode::Xts => Engine::Xts(XtsEngine { key: key.clone(), pool: Pool::new() }),
                 PageMode::Gcm => {

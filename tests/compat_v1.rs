@@ -4,7 +4,7 @@
 
 use cellar::cell::{self, BlindIndexKey, CellCipher, CellMode};
 use cellar::keyring::Keyring;
-use cellar::keys::{self, Key, KeyType};
+use cellar::keys::{self, Key, KeyPurpose, KeyType};
 use cellar::page::{self, PageCipher, PageMode, FLAG_ZERO_IS_EMPTY};
 use cellar::{last_operation_approved, Approval};
 use std::collections::HashMap;
@@ -208,10 +208,21 @@ fn v1_blobs_still_open() {
     let (k, v) = keys::unwrap(&key, f.get("wrap_v1")).unwrap();
     assert_eq!(v, 9);
     assert_eq!(k.id(), f.xts().id());
+    // Blobs from before key purposes (format 0x01) carry none: the key works everywhere (SPEC 10).
+    assert_eq!(k.purpose(), KeyPurpose::None);
     let (k, v) = keys::import_with_password(f.get("password_v1"), b"correct horse battery staple").unwrap();
     assert_eq!(v, 9);
     assert_eq!(k.id(), f.xts().id());
+    assert_eq!(k.purpose(), KeyPurpose::None);
     let kr = Keyring::import_with_root_key(f.get("keyring_export_root"), &key).unwrap();
     let (k, _) = kr.unwrap(f.get("keyring_wrapped_datakey")).unwrap();
     assert_eq!(k.id(), f.xts().id());
+    assert_eq!(k.purpose(), KeyPurpose::None);
+    // A key-wrapping handle of the same KEK opens the old blob too, and a purpose-less data key
+    // from it still makes XTS pages.
+    let kw = Key::import_with_purpose(KeyType::Aes256, f.get("key_aes256"), KeyPurpose::KeyWrapping).unwrap();
+    let (k, _) = keys::unwrap(&kw, f.get("wrap_v1")).unwrap();
+    assert!(PageCipher::new(&k, PageMode::Xts, FILE_ID, 1, 0).is_ok());
+    // ...and rewrapped it stays format 0x01, byte for byte (KWP is deterministic).
+    assert_eq!(keys::wrap(&key, &k, 9).unwrap(), f.get("wrap_v1"));
 }

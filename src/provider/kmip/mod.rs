@@ -26,7 +26,7 @@ pub use client::{KeyState, KmipClient, KmipConfig, TlsInfo};
 use crate::error::{Error, Result};
 use crate::fips::{self, service};
 use crate::keyring::{KeyProvider, Keyring, ProviderError};
-use crate::keys::{Key, KeyId, KeyType, KEY_ID_LEN};
+use crate::keys::{Key, KeyId, KeyPurpose, KeyType, KEY_ID_LEN};
 use aws_lc_rs::key_wrap::{self, KeyWrapPadded};
 use std::sync::Arc;
 use zeroize::Zeroizing;
@@ -96,7 +96,8 @@ impl KmipKey {
         let (id, material) = match mode {
             KmipMode::Fetch => {
                 let m = client.get_aes256(uid)?;
-                let k = Key::import(KeyType::Aes256, &m)?;
+                // A tenant key: a key-wrapping key (SP 800-57), like the keyring's own.
+                let k = Key::import(KeyType::Aes256, &m)?.into_purpose(KeyPurpose::KeyWrapping)?;
                 (k.id(), Some(k))
             }
             KmipMode::Delegated => (delegated_key_id(uid), None),
@@ -134,6 +135,7 @@ impl KmipKey {
     /// sense for a key that was in the process already), activates and attaches it.
     pub fn register(client: Arc<KmipClient>, name: &str, key: &Key, mode: KmipMode) -> Result<Self> {
         key.expect_type(KeyType::Aes256, "a KMIP tenant key must be an AES-256 key")?;
+        key.require_purpose(KeyPurpose::KeyWrapping)?;
         let usage = match mode {
             KmipMode::Fetch => client::USAGE_FETCH,
             KmipMode::Delegated => client::USAGE_ENCRYPT_DECRYPT,
