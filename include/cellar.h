@@ -127,6 +127,41 @@
 #define CELLAR_KEY_ID_LEN 16
 
 /**
+ * Key purposes (`uint32_t`, like key types): what a key may be used for (NIST SP 800-57 Part 1
+ * 5.2: one purpose per key). Fixed when the key is made (`cellar_key_generate_purpose`,
+ * `cellar_key_import_purpose`, `cellar_key_derive_purpose`; `cellar_key_unwrap` and
+ * `cellar_key_import_password` restore it from the blob) and read with `cellar_key_purpose`.
+ * Every operation that uses a key checks it: page ciphers, cell ciphers and blind indexes need
+ * `DATA_ENCRYPTION`; the `kek` of wrap/unwrap and a keyring's root key need `KEY_WRAPPING`;
+ * the parent of a derivation needs `KEY_DERIVATION`. A key of another purpose is refused with
+ * `CELLAR_ERR_INVALID_KEY` and a `cellar_last_error` text naming both purposes. Keys made by
+ * `cellar_key_generate`, `cellar_key_import` and `cellar_key_derive`, and keys read from
+ * format-0x01 blobs, have `CELLAR_KEY_PURPOSE_NONE` and work everywhere. The purpose does not
+ * change the approval indicator. An out-of-range purpose integer is
+ * `CELLAR_ERR_INVALID_ARGUMENT`. Tenant keys inside a keyring are always key-wrapping keys.
+ *
+ * `CELLAR_KEY_PURPOSE_NONE`: no purpose fixed; the key works for every operation (keys from
+ * the calls without a purpose, and from format-0x01 blobs and password files).
+ */
+#define CELLAR_KEY_PURPOSE_NONE 0
+
+/**
+ * Key purpose: data encryption (TDE pages, cells, blind indexes).
+ */
+#define CELLAR_KEY_PURPOSE_DATA_ENCRYPTION 1
+
+/**
+ * Key purpose: key wrapping, a key-encryption key (AES-256 only): wraps and unwraps keys,
+ * seals keyring exports, serves as a keyring tenant key.
+ */
+#define CELLAR_KEY_PURPOSE_KEY_WRAPPING 2
+
+/**
+ * Key purpose: key derivation, the parent of `cellar_key_derive` / `cellar_key_derive_purpose`.
+ */
+#define CELLAR_KEY_PURPOSE_KEY_DERIVATION 3
+
+/**
  * Minimum password length in bytes for password files.
  */
 #define CELLAR_PASSWORD_MIN_LEN 14
@@ -292,8 +327,9 @@ typedef struct cellar_cell_cipher cellar_cell_cipher;
  *
  * Immutable and safe to share between threads: any number of threads may use one handle at
  * once. Ciphers made from a key hold their own reference, so the key may be freed while they
- * live. Create with `cellar_key_generate`, `cellar_key_import`, `cellar_key_derive`,
- * `cellar_key_unwrap` or `cellar_key_import_password`; free with `cellar_key_free`, which wipes
+ * live. Create with `cellar_key_generate`, `cellar_key_import`, `cellar_key_derive` (or their
+ * `_purpose` forms, which fix a purpose: `CELLAR_KEY_PURPOSE_*`), `cellar_key_unwrap` or
+ * `cellar_key_import_password`; free with `cellar_key_free`, which wipes
  * the material once nothing else references it. No call consumes a key handle. The material
  * lives in locked, no-dump memory (`cellar_key_memory_status`; docs/SECURITY.md, "Key memory
  * and zeroization", says what else holds key-derived state and how it is wiped).
@@ -654,7 +690,8 @@ extern "C" {
 #endif // __cplusplus
 
 /**
- * Makes a cell cipher from an AES-256 `key` (an XTS key is `CELLAR_ERR_INVALID_KEY`), a mode
+ * Makes a cell cipher from an AES-256 `key` (an XTS key, or a key whose purpose is not data
+ * encryption or none, is `CELLAR_ERR_INVALID_KEY`), a mode
  * (`CELLAR_CELL_*`; another integer is `CELLAR_ERR_INVALID_ARGUMENT`) and a `key_version` that
  * native cells carry and decryption requires. The Always Encrypted modes have no key version and
  * ignore it. The CBC modes derive their subkeys here, once. On success `*out_cipher` receives a
@@ -889,7 +926,8 @@ cellar_status cellar_cell_decrypt_batch_rows(const struct cellar_cell_cipher *ci
                                              size_t *out_len);
 
 /**
- * Derives a blind-index key from an AES-256 `key` (`CELLAR_ERR_INVALID_KEY` otherwise) for
+ * Derives a blind-index key from an AES-256 `key` whose purpose is data encryption or none
+ * (`CELLAR_ERR_INVALID_KEY` otherwise) for
  * blind-index `version` (`CELLAR_BLIND_INDEX_V2` for new indexes, `CELLAR_BLIND_INDEX_V1` for
  * indexes built before format v2; another value is `CELLAR_ERR_INVALID_ARGUMENT`). A blind
  * index carries no version: the caller keeps using the version an existing index was built
@@ -1056,6 +1094,8 @@ cellar_status cellar_key_import(uint32_t key_type,
  * the module's `KBKDF_ctr_hmac`): `child = KDF(parent, "cellar derive v2", key_type (1 byte) |
  * label, length of the child type)`; see docs/FORMATS.md. Same inputs, same child. Keys that
  * were derived before format v2 (HKDF, derive v1) are derived again with `cellar_key_derive_v1`.
+ * The child has no purpose (`cellar_key_derive_purpose` fixes one). A `parent` whose purpose is
+ * not key derivation (or none) is `CELLAR_ERR_INVALID_KEY`.
  */
 cellar_status cellar_key_derive(const struct cellar_key *parent,
                                 uint32_t key_type,
@@ -1076,6 +1116,51 @@ cellar_status cellar_key_derive_v1(const struct cellar_key *parent,
                                    struct cellar_key **out_key);
 
 /**
+ * Generates a key of `key_type` (`CELLAR_KEY_*`) with the module's DRBG, with `purpose`
+ * (`CELLAR_KEY_PURPOSE_*`) fixed. An unknown type or purpose, or an AES-256-XTS key-wrapping
+ * key (key wrapping is AES-256 only), is `CELLAR_ERR_INVALID_ARGUMENT`. `CELLAR_KEY_PURPOSE_NONE`
+ * is `cellar_key_generate`. On success `*out_key` receives a new handle (free with
+ * `cellar_key_free`). Wrapped or exported, a key with a purpose is a format-0x02 blob or file.
+ */
+cellar_status cellar_key_generate_purpose(uint32_t key_type,
+                                          uint32_t purpose,
+                                          struct cellar_key **out_key);
+
+/**
+ * Imports raw key material as `cellar_key_import` does, with `purpose` (`CELLAR_KEY_PURPOSE_*`)
+ * fixed. Wrong length or equal XTS halves: `CELLAR_ERR_INVALID_KEY`; an unknown type or
+ * purpose, or an AES-256-XTS key-wrapping key: `CELLAR_ERR_INVALID_ARGUMENT`.
+ */
+cellar_status cellar_key_import_purpose(uint32_t key_type,
+                                        uint32_t purpose,
+                                        const uint8_t *material,
+                                        size_t material_len,
+                                        struct cellar_key **out_key);
+
+/**
+ * Derives a child key of `key_type` with `purpose` (`CELLAR_KEY_PURPOSE_*`) fixed from
+ * `parent` (a key-derivation key, or one without a purpose) and a non-empty `label`.
+ * `CELLAR_KEY_PURPOSE_NONE` gives exactly `cellar_key_derive`'s child; with a purpose the child
+ * is `KDF(parent, "cellar derive v2 purpose", purpose (1 byte) | key_type (1 byte) | label,
+ * length of the child type)` with the SP 800-108r1 counter-mode KDF (HMAC-SHA-256), so children
+ * of different purposes never share material (docs/FORMATS.md 1.2). A parent of another purpose
+ * is `CELLAR_ERR_INVALID_KEY`; an unknown type or purpose, an empty label or an AES-256-XTS
+ * key-wrapping child is `CELLAR_ERR_INVALID_ARGUMENT`.
+ */
+cellar_status cellar_key_derive_purpose(const struct cellar_key *parent,
+                                        uint32_t key_type,
+                                        uint32_t purpose,
+                                        const uint8_t *label,
+                                        size_t label_len,
+                                        struct cellar_key **out_key);
+
+/**
+ * Writes the key's purpose (`CELLAR_KEY_PURPOSE_*`) to `*out_purpose`. Does no cryptography
+ * (the approval indicator is unchanged).
+ */
+cellar_status cellar_key_purpose(const struct cellar_key *key, uint32_t *out_purpose);
+
+/**
  * Writes the key's public 16-byte id (first 16 bytes of
  * `HMAC-SHA256(material, "cellar key id v1")`) to `out_id`.
  */
@@ -1088,15 +1173,18 @@ cellar_status cellar_key_type(const struct cellar_key *key, uint32_t *out_type);
 
 /**
  * Length in bytes of a wrapped-key blob for a key of `key_type` (82 for AES-256, 114 for
- * AES-256-XTS); 0 for an unknown type.
+ * AES-256-XTS), with or without a purpose; 0 for an unknown type.
  */
 size_t cellar_key_wrapped_len(uint32_t key_type);
 
 /**
  * Wraps `key` with its `key_version` under `kek` (an AES-256 key) into `out`:
- * `0x57 | 0x01 | kek_id (16) | AES-KWP(kek, key_type | key_version BE | key_id | material)`.
+ * `0x57 | 0x01 | kek_id (16) | AES-KWP(kek, key_type | key_version BE | key_id | material)`
+ * for a key without a purpose; for a key with one, format `0x02` whose record carries the
+ * purpose byte after `key_type` (same length; docs/FORMATS.md 1.3).
  * `out_cap` below `cellar_key_wrapped_len` gives `CELLAR_ERR_BUFFER_TOO_SMALL` with the size in
- * `*out_len`. An XTS `kek` is `CELLAR_ERR_INVALID_KEY`.
+ * `*out_len`. An XTS `kek`, or a `kek` whose purpose is not key wrapping (or none), is
+ * `CELLAR_ERR_INVALID_KEY`.
  */
 cellar_status cellar_key_wrap(const struct cellar_key *kek,
                               const struct cellar_key *key,
@@ -1106,8 +1194,10 @@ cellar_status cellar_key_wrap(const struct cellar_key *kek,
                               size_t *out_len);
 
 /**
- * Unwraps a blob made by `cellar_key_wrap` under `kek`. On success `*out_key` receives a new
- * handle and `*out_key_version` the version stored in the blob. A blob under another KEK, or
+ * Unwraps a blob made by `cellar_key_wrap` under `kek` (format 0x01 or 0x02). On success
+ * `*out_key` receives a new handle, with the purpose the blob carries (none for format 0x01),
+ * and `*out_key_version` the version stored in the blob. A `kek` whose purpose is not key
+ * wrapping (or none) is `CELLAR_ERR_INVALID_KEY`. A blob under another KEK, or
  * tampered, truncated or extended in any byte, is `CELLAR_ERR_AUTHENTICATION_FAILED` and no
  * handle is made.
  */
@@ -1119,14 +1209,15 @@ cellar_status cellar_key_unwrap(const struct cellar_key *kek,
 
 /**
  * Length in bytes of a password file for a key of `key_type` (86 for AES-256, 118 for
- * AES-256-XTS); 0 for an unknown type.
+ * AES-256-XTS), with or without a purpose; 0 for an unknown type.
  */
 size_t cellar_key_password_file_len(uint32_t key_type);
 
 /**
  * Exports `key` with its `key_version` as a password-protected key file:
  * `0x50 | 0x01 | iterations (u32 BE) | salt (16) | AES-KWP(PBKDF2-HMAC-SHA256(password, salt,
- * iterations, 32), key_type | key_version BE | key_id | material)`. `password` is raw bytes
+ * iterations, 32), key_type | key_version BE | key_id | material)`; a key with a purpose is
+ * format `0x02` with the purpose byte after `key_type` (docs/FORMATS.md 1.4). `password` is raw bytes
  * (UTF-8 recommended), at least `CELLAR_PASSWORD_MIN_LEN` bytes; `iterations` between
  * `CELLAR_PASSWORD_MIN_ITERATIONS` and `CELLAR_PASSWORD_MAX_ITERATIONS` (use
  * `CELLAR_PASSWORD_DEFAULT_ITERATIONS`). Takes about 0.25 s at 600 000 iterations.
@@ -1141,7 +1232,8 @@ cellar_status cellar_key_export_password(const struct cellar_key *key,
                                          size_t *out_len);
 
 /**
- * Imports a password file made by `cellar_key_export_password`. A wrong password or any
+ * Imports a password file made by `cellar_key_export_password` (format 0x01, read as a key
+ * without a purpose, or 0x02, which restores the key's purpose). A wrong password or any
  * tampering is `CELLAR_ERR_AUTHENTICATION_FAILED`; a password shorter than
  * `CELLAR_PASSWORD_MIN_LEN` is `CELLAR_ERR_INVALID_ARGUMENT`. On success `*out_key` receives a
  * new handle and `*out_key_version` the stored version.
@@ -1226,7 +1318,8 @@ cellar_status cellar_key_memory_status(int32_t *out_locked, int32_t *out_nodump)
 /**
  * Makes a page cipher for one file. `mode` is `CELLAR_PAGE_XTS` (key must be
  * `CELLAR_KEY_AES256_XTS`) or `CELLAR_PAGE_GCM` (key must be `CELLAR_KEY_AES256`); another key
- * type is `CELLAR_ERR_INVALID_KEY`, an unknown mode or flag bit `CELLAR_ERR_INVALID_ARGUMENT`.
+ * type, or a key whose purpose is not data encryption (or none), is
+ * `CELLAR_ERR_INVALID_KEY`, an unknown mode or flag bit `CELLAR_ERR_INVALID_ARGUMENT`.
  * `file_id` is bound into every page; `key_version` is written into every GCM trailer and
  * required on decrypt. `flags` is 0 or `CELLAR_PAGE_ZERO_IS_EMPTY`. A GCM cipher draws a random
  * salt here and again after every 2^31 encryptions, and in the child of a `fork()` before the
@@ -1356,8 +1449,10 @@ cellar_status cellar_page_decrypt_pages_status(const struct cellar_page_cipher *
  * Creates a keyring whose version 1 is `customer_key` (an AES-256 key, copied: the caller may
  * free its handle) or, when `customer_key` is NULL, a key generated by the module (the
  * service-managed default). To start from a password file or a blob under a host root key, turn
- * it into a key with `cellar_key_import_password` or `cellar_key_unwrap` first. An XTS key is
- * `CELLAR_ERR_INVALID_KEY`. On success `*out_keyring` receives a new handle.
+ * it into a key with `cellar_key_import_password` or `cellar_key_unwrap` first. An XTS key, or
+ * a key whose purpose is not key wrapping (or none), is `CELLAR_ERR_INVALID_KEY`. Every tenant
+ * key in a keyring is a key-wrapping key (`CELLAR_KEY_PURPOSE_KEY_WRAPPING`), however it came
+ * in; the caller's handle keeps its own purpose. On success `*out_keyring` receives a new handle.
  */
 cellar_status cellar_keyring_new(const struct cellar_key *customer_key,
                                  struct cellar_keyring **out_keyring);
@@ -1394,7 +1489,8 @@ cellar_status cellar_keyring_version_info(const struct cellar_keyring *keyring,
  * Rotates: adds a new version, which becomes active, from `new_key` (a customer AES-256 key,
  * copied) or, when NULL, a generated key; writes its number to `*out_version`. Older versions
  * keep unwrapping. Locked: `CELLAR_ERR_TENANT_LOCKED`. A key whose id is already a version (or
- * was retired), or an XTS key: `CELLAR_ERR_INVALID_KEY`.
+ * was retired), an XTS key, or a key whose purpose is not key wrapping (or none):
+ * `CELLAR_ERR_INVALID_KEY`.
  */
 cellar_status cellar_keyring_rotate(struct cellar_keyring *keyring,
                                     const struct cellar_key *new_key,
@@ -1480,7 +1576,8 @@ cellar_status cellar_keyring_lock_with(struct cellar_keyring *keyring, uint32_t 
 /**
  * Gives back one version's material: `key` (AES-256, copied) is accepted only when its key id
  * matches a retained local version; otherwise `CELLAR_ERR_KEY_NOT_FOUND` (also for a retired
- * version), `CELLAR_ERR_INVALID_KEY` for an XTS key, `CELLAR_ERR_INVALID_ARGUMENT` for a
+ * version), `CELLAR_ERR_INVALID_KEY` for an XTS key or a key whose purpose is not key
+ * wrapping (or none), `CELLAR_ERR_INVALID_ARGUMENT` for a
  * provider version (use `cellar_keyring_unlock_provider`). Unlocking an unlocked version
  * succeeds. The keyring is usable again once its active version is back.
  */
@@ -1521,7 +1618,8 @@ cellar_status cellar_keyring_unlock_provider(struct cellar_keyring *keyring,
  * is ignored) or `password` (>= `CELLAR_PASSWORD_MIN_LEN` bytes, `iterations` between
  * `CELLAR_PASSWORD_MIN_ITERATIONS` and `CELLAR_PASSWORD_MAX_ITERATIONS`; `root_key` NULL).
  * Formats in docs/KEYS.md. Call with `out_cap` 0 to learn the size (no sealing is done). A
- * locked version: `CELLAR_ERR_TENANT_LOCKED`.
+ * locked version: `CELLAR_ERR_TENANT_LOCKED`. A `root_key` whose purpose is not key wrapping
+ * (or none): `CELLAR_ERR_INVALID_KEY`.
  */
 cellar_status cellar_keyring_export(const struct cellar_keyring *keyring,
                                     const struct cellar_key *root_key,
@@ -1537,6 +1635,7 @@ cellar_status cellar_keyring_export(const struct cellar_keyring *keyring,
  * and `password` (the one it was sealed with; the other kind is `CELLAR_ERR_INVALID_ARGUMENT`).
  * Wrong key or password, or any tampering: `CELLAR_ERR_AUTHENTICATION_FAILED`. Provider
  * versions come back detached (flag LOCKED): attach them with `cellar_keyring_unlock_provider`.
+ * A `root_key` whose purpose is not key wrapping (or none): `CELLAR_ERR_INVALID_KEY`.
  */
 cellar_status cellar_keyring_import(const uint8_t *blob,
                                     size_t blob_len,

@@ -612,6 +612,156 @@ static void test_usage_across_handles(void) {
     cellar_key_free(b);
 }
 
+/* Key purposes (SPEC 10, SP 800-57): the purpose is fixed at generate/import/derive, read back
+ * with cellar_key_purpose, enforced by every operation that uses the key with an error naming
+ * both purposes, carried in format-0x02 blobs and password files; NONE works everywhere; the
+ * indicator is the same as for a key without a purpose. */
+static cellar_key *gen_p(uint32_t type, uint32_t purpose) {
+    cellar_key *k = NULL;
+    CHECK_OK(cellar_key_generate_purpose(type, purpose, &k));
+    CHECK_APPROVED();
+    uint32_t p = 99;
+    CHECK_OK(cellar_key_purpose(k, &p));
+    CHECK(p == purpose);
+    return k;
+}
+
+static void test_purposes(void) {
+    CHECK(CELLAR_KEY_PURPOSE_NONE == 0 && CELLAR_KEY_PURPOSE_DATA_ENCRYPTION == 1 &&
+          CELLAR_KEY_PURPOSE_KEY_WRAPPING == 2 && CELLAR_KEY_PURPOSE_KEY_DERIVATION == 3);
+    cellar_key *none = gen(CELLAR_KEY_AES256);
+    uint32_t p = 99;
+    CHECK_OK(cellar_key_purpose(none, &p));
+    CHECK(p == CELLAR_KEY_PURPOSE_NONE);
+    cellar_key *dek = gen_p(CELLAR_KEY_AES256, CELLAR_KEY_PURPOSE_DATA_ENCRYPTION);
+    cellar_key *kek = gen_p(CELLAR_KEY_AES256, CELLAR_KEY_PURPOSE_KEY_WRAPPING);
+    cellar_key *kdk = gen_p(CELLAR_KEY_AES256, CELLAR_KEY_PURPOSE_KEY_DERIVATION);
+    cellar_key *xdek = gen_p(CELLAR_KEY_AES256_XTS, CELLAR_KEY_PURPOSE_DATA_ENCRYPTION);
+    cellar_key *k = SENTINEL_KEY;
+    uint8_t blob[200], out[200];
+    size_t bl = 0, ol = 0;
+
+    /* Out-of-range purposes and an XTS key-wrapping key. */
+    CHECK_STATUS(cellar_key_generate_purpose(CELLAR_KEY_AES256, 4, &k), CELLAR_ERR_INVALID_ARGUMENT);
+    CHECK_FAIL_TEXT("cellar_key_generate_purpose", "unknown key purpose");
+    CHECK_STATUS(cellar_key_generate_purpose(CELLAR_KEY_AES256_XTS, CELLAR_KEY_PURPOSE_KEY_WRAPPING, &k),
+                 CELLAR_ERR_INVALID_ARGUMENT);
+    CHECK_FAIL_TEXT("cellar_key_generate_purpose", "AES-256-XTS key cannot be a key-wrapping key");
+    CHECK(k == SENTINEL_KEY);
+
+    /* A data-encryption key as a key-encryption key. */
+    CHECK_STATUS(cellar_key_wrap(dek, none, 1, out, sizeof out, &ol), CELLAR_ERR_INVALID_KEY);
+    CHECK_FAIL_TEXT("cellar_key_wrap", "a data-encryption key cannot be used as a key-encryption (key-wrapping) key");
+    /* A key-wrapping key as a page key and as a cell key. */
+    cellar_page_cipher *pc = NULL;
+    cellar_cell_cipher *cc = NULL;
+    CHECK_STATUS(cellar_page_cipher_new(kek, CELLAR_PAGE_GCM, 1, 1, 0, &pc), CELLAR_ERR_INVALID_KEY);
+    CHECK_FAIL_TEXT("cellar_page_cipher_new", "a key-wrapping key cannot be used as a data-encryption key");
+    CHECK_STATUS(cellar_cell_cipher_new(kek, CELLAR_CELL_RANDOMIZED, 1, &cc), CELLAR_ERR_INVALID_KEY);
+    CHECK_FAIL_TEXT("cellar_cell_cipher_new", "a key-wrapping key cannot be used as a data-encryption key");
+    /* A key-derivation key as a data key, and as a blind-index key. */
+    CHECK_STATUS(cellar_cell_cipher_new(kdk, CELLAR_CELL_DETERMINISTIC, 1, &cc), CELLAR_ERR_INVALID_KEY);
+    CHECK_FAIL_TEXT("cellar_cell_cipher_new", "a key-derivation key cannot be used as a data-encryption key");
+    uint8_t idx[16];
+    CHECK_STATUS(cellar_blind_index_versioned(kdk, 2, (const uint8_t *)"c", 1, (const uint8_t *)"v", 1, idx, 16),
+                 CELLAR_ERR_INVALID_KEY);
+    CHECK_FAIL_TEXT("cellar_blind_index_versioned", "a key-derivation key cannot be used as a data-encryption key");
+    CHECK(pc == NULL && cc == NULL);
+    /* A data key as a derivation parent. */
+    CHECK_STATUS(cellar_key_derive(dek, CELLAR_KEY_AES256, (const uint8_t *)"t", 1, &k), CELLAR_ERR_INVALID_KEY);
+    CHECK_FAIL_TEXT("cellar_key_derive", "a data-encryption key cannot be used as a key-derivation (parent) key");
+    CHECK(k == SENTINEL_KEY);
+    /* A key-derivation key as a key-encryption key, on unwrap too. */
+    CHECK_OK(cellar_key_wrap(kek, dek, 5, blob, sizeof blob, &bl));
+    CHECK_STATUS(cellar_key_unwrap(kdk, blob, bl, &k, &(uint32_t){0}), CELLAR_ERR_INVALID_KEY);
+    CHECK_FAIL_TEXT("cellar_key_unwrap", "a key-derivation key cannot be used as a key-encryption (key-wrapping) key");
+    CHECK(k == SENTINEL_KEY);
+
+    /* Keys of the right purpose, and keys without one, work; the indicator is unchanged. */
+    CHECK_OK(cellar_page_cipher_new(xdek, CELLAR_PAGE_XTS, 1, 1, 0, &pc));
+    CHECK_APPROVED();
+    cellar_page_cipher_free(pc);
+    CHECK_OK(cellar_cell_cipher_new(dek, CELLAR_CELL_RANDOMIZED, 1, &cc));
+    CHECK_APPROVED();
+    cellar_cell_cipher_free(cc);
+    CHECK_OK(cellar_cell_cipher_new(none, CELLAR_CELL_RANDOMIZED, 1, &cc));
+    CHECK_APPROVED();
+    cellar_cell_cipher_free(cc);
+    CHECK_OK(cellar_key_wrap(none, dek, 5, out, sizeof out, &ol));
+    CHECK_APPROVED();
+    cellar_key *child = NULL;
+    CHECK_OK(cellar_key_derive(none, CELLAR_KEY_AES256, (const uint8_t *)"t", 1, &child));
+    cellar_key_free(child);
+    CHECK_OK(cellar_key_derive_purpose(kdk, CELLAR_KEY_AES256_XTS, CELLAR_KEY_PURPOSE_DATA_ENCRYPTION,
+                                       (const uint8_t *)"t", 1, &child));
+    CHECK_APPROVED();
+    CHECK_OK(cellar_key_purpose(child, &p));
+    CHECK(p == CELLAR_KEY_PURPOSE_DATA_ENCRYPTION);
+    cellar_key_free(child);
+
+    /* The blob is format 0x02, the usual length, and unwraps with the purpose. */
+    CHECK(bl == cellar_key_wrapped_len(CELLAR_KEY_AES256));
+    CHECK(blob[0] == 0x57 && blob[1] == 0x02);
+    uint32_t ver = 0;
+    CHECK_OK(cellar_key_unwrap(kek, blob, bl, &k, &ver));
+    CHECK_APPROVED();
+    CHECK(ver == 5);
+    CHECK_OK(cellar_key_purpose(k, &p));
+    CHECK(p == CELLAR_KEY_PURPOSE_DATA_ENCRYPTION);
+    cellar_key_free(k);
+    /* Forcing the format byte to 0x01 does not strip the purpose: the record no longer fits. */
+    blob[1] = 0x01;
+    k = SENTINEL_KEY;
+    CHECK_STATUS(cellar_key_unwrap(kek, blob, bl, &k, &ver), CELLAR_ERR_AUTHENTICATION_FAILED);
+    CHECK(k == SENTINEL_KEY);
+    /* A key without a purpose is still format 0x01, under any KEK. */
+    CHECK_OK(cellar_key_wrap(kek, none, 5, out, sizeof out, &ol));
+    CHECK(out[1] == 0x01 && ol == cellar_key_wrapped_len(CELLAR_KEY_AES256));
+
+    /* Password files carry the purpose too. */
+    uint8_t file[200];
+    size_t fl = 0;
+    CHECK_OK(cellar_key_export_password(kdk, 2, (const uint8_t *)PW, PW_LEN, IT, file, sizeof file, &fl));
+    CHECK(fl == cellar_key_password_file_len(CELLAR_KEY_AES256));
+    CHECK(file[0] == 0x50 && file[1] == 0x02);
+    CHECK_OK(cellar_key_import_password(file, fl, (const uint8_t *)PW, PW_LEN, &k, &ver));
+    CHECK_OK(cellar_key_purpose(k, &p));
+    CHECK(p == CELLAR_KEY_PURPOSE_KEY_DERIVATION && ver == 2);
+    cellar_key_free(k);
+
+    /* Import with a purpose keeps the id of the material. */
+    uint8_t mat[32], id1[16], id2[16];
+    for (int i = 0; i < 32; i++) mat[i] = (uint8_t)(i * 7);
+    cellar_key *a = NULL, *b = NULL;
+    CHECK_OK(cellar_key_import(CELLAR_KEY_AES256, mat, 32, &a));
+    CHECK_OK(cellar_key_import_purpose(CELLAR_KEY_AES256, CELLAR_KEY_PURPOSE_KEY_WRAPPING, mat, 32, &b));
+    CHECK_OK(cellar_key_id(a, id1));
+    CHECK_OK(cellar_key_id(b, id2));
+    CHECK(memcmp(id1, id2, 16) == 0);
+
+    /* Keyring tenant keys are key-wrapping keys: a data key as the customer key is refused. */
+    cellar_keyring *kr = NULL;
+    CHECK_STATUS(cellar_keyring_new(dek, &kr), CELLAR_ERR_INVALID_KEY);
+    CHECK_FAIL_TEXT("cellar_keyring_new", "a data-encryption key cannot be used as a key-encryption (key-wrapping) key");
+    CHECK(kr == NULL);
+    CHECK_OK(cellar_keyring_new(b, &kr));
+    CHECK_OK(cellar_keyring_wrap(kr, dek, out, sizeof out, &ol));
+    CHECK(out[1] == 0x02);
+    CHECK_OK(cellar_keyring_unwrap(kr, out, ol, &k, &ver));
+    CHECK_OK(cellar_key_purpose(k, &p));
+    CHECK(p == CELLAR_KEY_PURPOSE_DATA_ENCRYPTION);
+    cellar_key_free(k);
+    cellar_keyring_free(kr);
+
+    cellar_key_free(a);
+    cellar_key_free(b);
+    cellar_key_free(none);
+    cellar_key_free(dek);
+    cellar_key_free(kek);
+    cellar_key_free(kdk);
+    cellar_key_free(xdek);
+}
+
 static void test_free(void) {
     cellar_key_free(NULL);
     /* A wrong-kind pointer is ignored, not freed (ASan would report a bad free). */
@@ -641,6 +791,7 @@ int main(void) {
     test_raw_export();
     test_usage();
     test_usage_across_handles();
+    test_purposes();
     test_free();
     CHECK_SUMMARY();
 }

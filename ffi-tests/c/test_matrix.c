@@ -153,6 +153,77 @@ static void matrix_keys(void) {
     BAD(cellar_key_derive_v1((const cellar_key *)pgcm, CELLAR_KEY_AES256, label, 3, &k),
         CELLAR_ERR_INVALID_ARGUMENT);
     CHECK(k == K0);
+    /* cellar_key_generate_purpose: NULL out, unknown types and purposes (0 is NONE, valid), an
+     * XTS key-wrapping key */
+    static const uint32_t BAD_PURPOSES[] = {4u, 99u, (uint32_t)-1, (uint32_t)INT32_MAX};
+    const size_t n_bad_purposes = sizeof BAD_PURPOSES / sizeof BAD_PURPOSES[0];
+    BAD(cellar_key_generate_purpose(CELLAR_KEY_AES256, CELLAR_KEY_PURPOSE_DATA_ENCRYPTION, NULL),
+        CELLAR_ERR_NULL_POINTER);
+    for (size_t i = 0; i < N_BAD_ENUMS; i++)
+        BAD(cellar_key_generate_purpose(BAD_ENUMS[i], CELLAR_KEY_PURPOSE_NONE, &k), CELLAR_ERR_INVALID_ARGUMENT);
+    for (size_t i = 0; i < n_bad_purposes; i++)
+        BAD(cellar_key_generate_purpose(CELLAR_KEY_AES256, BAD_PURPOSES[i], &k), CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_key_generate_purpose(CELLAR_KEY_AES256_XTS, CELLAR_KEY_PURPOSE_KEY_WRAPPING, &k),
+        CELLAR_ERR_INVALID_ARGUMENT);
+    CHECK(k == K0);
+    /* cellar_key_import_purpose: as cellar_key_import, plus purposes */
+    BAD(cellar_key_import_purpose(CELLAR_KEY_AES256, CELLAR_KEY_PURPOSE_KEY_WRAPPING, NULL, 32, &k),
+        CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_key_import_purpose(CELLAR_KEY_AES256, CELLAR_KEY_PURPOSE_KEY_WRAPPING, mat, 32, NULL),
+        CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_key_import_purpose(CELLAR_KEY_AES256, CELLAR_KEY_PURPOSE_KEY_WRAPPING, mat, 0, &k),
+        CELLAR_ERR_INVALID_KEY);
+    BAD(cellar_key_import_purpose(CELLAR_KEY_AES256, CELLAR_KEY_PURPOSE_KEY_WRAPPING, mat, 31, &k),
+        CELLAR_ERR_INVALID_KEY);
+    BAD(cellar_key_import_purpose(CELLAR_KEY_AES256, CELLAR_KEY_PURPOSE_KEY_WRAPPING, mat, HUGE, &k),
+        CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_key_import_purpose(CELLAR_KEY_AES256_XTS, CELLAR_KEY_PURPOSE_DATA_ENCRYPTION, same, 64, &k),
+        CELLAR_ERR_INVALID_KEY);
+    BAD(cellar_key_import_purpose(CELLAR_KEY_AES256_XTS, CELLAR_KEY_PURPOSE_KEY_WRAPPING, mat, 64, &k),
+        CELLAR_ERR_INVALID_ARGUMENT);
+    for (size_t i = 0; i < N_BAD_ENUMS; i++)
+        BAD(cellar_key_import_purpose(BAD_ENUMS[i], CELLAR_KEY_PURPOSE_NONE, mat, 32, &k),
+            CELLAR_ERR_INVALID_ARGUMENT);
+    for (size_t i = 0; i < n_bad_purposes; i++)
+        BAD(cellar_key_import_purpose(CELLAR_KEY_AES256, BAD_PURPOSES[i], mat, 32, &k),
+            CELLAR_ERR_INVALID_ARGUMENT);
+    CHECK(k == K0);
+    /* cellar_key_derive_purpose: as cellar_key_derive, plus purposes and a parent of the wrong
+     * purpose */
+    BAD(cellar_key_derive_purpose(NULL, CELLAR_KEY_AES256, CELLAR_KEY_PURPOSE_DATA_ENCRYPTION, label, 3, &k),
+        CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_key_derive_purpose(aes, CELLAR_KEY_AES256, CELLAR_KEY_PURPOSE_DATA_ENCRYPTION, NULL, 3, &k),
+        CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_key_derive_purpose(aes, CELLAR_KEY_AES256, CELLAR_KEY_PURPOSE_DATA_ENCRYPTION, label, 3, NULL),
+        CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_key_derive_purpose(aes, CELLAR_KEY_AES256, CELLAR_KEY_PURPOSE_DATA_ENCRYPTION, label, 0, &k),
+        CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_key_derive_purpose(aes, CELLAR_KEY_AES256, CELLAR_KEY_PURPOSE_DATA_ENCRYPTION, label, HUGE, &k),
+        CELLAR_ERR_INVALID_ARGUMENT);
+    for (size_t i = 0; i < N_BAD_ENUMS; i++)
+        BAD(cellar_key_derive_purpose(aes, BAD_ENUMS[i], CELLAR_KEY_PURPOSE_DATA_ENCRYPTION, label, 3, &k),
+            CELLAR_ERR_INVALID_ARGUMENT);
+    for (size_t i = 0; i < n_bad_purposes; i++)
+        BAD(cellar_key_derive_purpose(aes, CELLAR_KEY_AES256, BAD_PURPOSES[i], label, 3, &k),
+            CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_key_derive_purpose(aes, CELLAR_KEY_AES256_XTS, CELLAR_KEY_PURPOSE_KEY_WRAPPING, label, 3, &k),
+        CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_key_derive_purpose((const cellar_key *)pgcm, CELLAR_KEY_AES256, CELLAR_KEY_PURPOSE_NONE, label, 3, &k),
+        CELLAR_ERR_INVALID_ARGUMENT);
+    {
+        cellar_key *dek = NULL;
+        CHECK_OK(cellar_key_generate_purpose(CELLAR_KEY_AES256, CELLAR_KEY_PURPOSE_DATA_ENCRYPTION, &dek));
+        BAD(cellar_key_derive_purpose(dek, CELLAR_KEY_AES256, CELLAR_KEY_PURPOSE_DATA_ENCRYPTION, label, 3, &k),
+            CELLAR_ERR_INVALID_KEY);
+        cellar_key_free(dek);
+    }
+    CHECK(k == K0);
+    /* cellar_key_purpose */
+    uint32_t pur = 0xdeadbeef;
+    BAD(cellar_key_purpose(NULL, &pur), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_key_purpose(aes, NULL), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_key_purpose((const cellar_key *)cell, &pur), CELLAR_ERR_INVALID_ARGUMENT);
+    CHECK(pur == 0xdeadbeef);
     /* cellar_key_id */
     uint8_t id[CELLAR_KEY_ID_LEN];
     memset(id, SENT, sizeof id);

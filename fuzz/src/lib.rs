@@ -28,7 +28,7 @@
 
 use cellar::cell::{self, CellCipher, CellMode};
 use cellar::keyring::Keyring;
-use cellar::keys::{self, Key, KeyType};
+use cellar::keys::{self, Key, KeyPurpose, KeyType};
 use cellar::page::{self, PageCipher, PageMode, FLAG_ZERO_IS_EMPTY, GCM_TRAILER_LEN};
 use cellar::Error;
 use std::sync::OnceLock;
@@ -412,7 +412,9 @@ pub fn key_unwrap(data: &[u8]) {
     let blob = if data[0] & 1 == 0 {
         data[1..].to_vec()
     } else {
-        let mut b = vec![keys::WRAP_MAGIC, keys::BLOB_FORMAT_V1];
+        // Bit 1 of the prefix: format 0x02 (inner v2, with a purpose byte after the type).
+        let format = if data[0] & 2 != 0 { keys::BLOB_FORMAT_V2 } else { keys::BLOB_FORMAT_V1 };
+        let mut b = vec![keys::WRAP_MAGIC, format];
         b.extend_from_slice(&kek.id());
         b.extend_from_slice(&kwp(&KEK_MATERIAL, &data[1..]));
         b
@@ -949,6 +951,29 @@ pub fn seeds() -> Vec<Seed> {
         let mut wrongtype = inner.clone();
         wrongtype[0] = 3 - wrongtype[0];
         push("key_unwrap", format!("inner{i}-wrongtype"), with_prefix(&[1], &wrongtype));
+    }
+    // Format 0x02: data keys with a purpose, wrapped, and their v2 inner records (prefix 3).
+    let purposed = [
+        Key::import_with_purpose(KeyType::Aes256, &WRAPPED_MATERIAL, KeyPurpose::DataEncryption).unwrap(),
+        Key::import_with_purpose(KeyType::Aes256Xts, &xts_material(), KeyPurpose::KeyDerivation).unwrap(),
+    ];
+    for (i, k) in purposed.iter().enumerate() {
+        let blob = keys::wrap(kek(), k, 5).unwrap();
+        for (n, b) in variants(&blob, &format!("purpose-wrapped{i}")) {
+            push("key_unwrap", n, with_prefix(&[0], &b));
+        }
+        let mut inner = vec![k.key_type() as u8, k.purpose() as u8];
+        inner.extend_from_slice(&5u32.to_be_bytes());
+        inner.extend_from_slice(&k.id());
+        inner.extend_from_slice(&k.dangerous_export_raw());
+        for (n, b) in variants(&inner, &format!("purpose-inner{i}")) {
+            push("key_unwrap", n, with_prefix(&[3], &b));
+        }
+        let mut bad = inner.clone();
+        bad[1] = 4;
+        push("key_unwrap", format!("purpose-inner{i}-badpurpose"), with_prefix(&[3], &bad));
+        // The v2 record under format byte 0x01.
+        push("key_unwrap", format!("purpose-inner{i}-asv1"), with_prefix(&[1], &inner));
     }
     // Inner version 1: the tenant keyring (version 1 = the KEK) accepts it too.
     for (n, b) in variants(&keys::wrap(kek(), &data_keys[0], 1).unwrap(), "wrapped-v1") {

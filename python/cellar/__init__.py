@@ -39,7 +39,7 @@ from .errors import (
 )
 from .fips import AbiVersion, FipsStatus, abi_version, fips_status, init, last_operation_approved, version
 from .keyring import Keyring, VersionInfo
-from .keys import Key, KeyMemoryStatus, KeyType, key_memory_status
+from .keys import Key, KeyMemoryStatus, KeyPurpose, KeyType, key_memory_status
 from .pages import PageCipher, PageMode
 
 __version__ = "0.1.0"
@@ -59,6 +59,7 @@ __all__ = [
     "Key",
     "KeyMemoryStatus",
     "KeyNotFoundError",
+    "KeyPurpose",
     "KeyType",
     "Keyring",
     "LibraryError",

@@ -17,7 +17,10 @@ from ._handles import Handle
 from ._native import lib
 from .errors import raise_status
 
-__all__ = ["KeyType", "Key", "KeyMemoryStatus", "key_memory_status", "PASSWORD_MIN_LEN", "DEFAULT_ITERATIONS", "MIN_ITERATIONS", "MAX_ITERATIONS"]
+__all__ = [
+    "KeyType", "KeyPurpose", "Key", "KeyMemoryStatus", "key_memory_status",
+    "PASSWORD_MIN_LEN", "DEFAULT_ITERATIONS", "MIN_ITERATIONS", "MAX_ITERATIONS",
+]
 
 KEY_ID_LEN = 16
 #: Shortest password (bytes, after UTF-8 encoding) for password files and keyring exports.
@@ -41,6 +44,41 @@ class KeyType(enum.IntEnum):
     AES256 = 1
     #: 64-byte AES-256-XTS key (two distinct halves), for XTS pages.
     AES256_XTS = 2
+
+
+class KeyPurpose(enum.IntEnum):
+    """Key purposes (``CELLAR_KEY_PURPOSE_*``; NIST SP 800-57: one purpose per key).
+
+    A purpose is fixed when a key is made (``purpose=`` of :meth:`Key.generate`,
+    :meth:`Key.import_raw` and :meth:`Key.derive`; :meth:`Key.unwrap` and
+    :meth:`Key.import_with_password` restore it) and checked by every operation that uses the
+    key: page and cell ciphers and blind indexes need ``DATA_ENCRYPTION``, the ``kek`` of
+    wrap/unwrap and a keyring's root key ``KEY_WRAPPING``, a derivation parent
+    ``KEY_DERIVATION``. A key of another purpose raises :class:`~cellar.InvalidKeyError`
+    naming both. ``NONE`` (the default, and keys from blobs written before purposes) works
+    everywhere. The purpose does not change the FIPS indicator.
+    """
+
+    def __str__(self) -> str:
+        return f"{type(self).__name__}.{self.name}"
+
+    #: No fixed purpose: the key works for every operation.
+    NONE = 0
+    #: Data encryption: TDE pages, cells, blind indexes.
+    DATA_ENCRYPTION = 1
+    #: Key wrapping (a key-encryption key, AES-256 only): wraps keys, seals keyring exports.
+    KEY_WRAPPING = 2
+    #: Key derivation: the parent of derived keys.
+    KEY_DERIVATION = 3
+
+
+def _key_purpose(value: Any) -> KeyPurpose:
+    try:
+        return KeyPurpose(value)
+    except ValueError:
+        raise ValueError(
+            f"unknown key purpose {value!r}; use cellar.KeyPurpose.NONE, DATA_ENCRYPTION, "
+            "KEY_WRAPPING or KEY_DERIVATION") from None
 
 
 def _key_type(value: Any) -> KeyType:
@@ -83,6 +121,7 @@ class Key(Handle):
     _kind = "key"
     _id: bytes
     _type: KeyType
+    _purpose: KeyPurpose
     #: The version stored in the blob or file this key came from (``unwrap``,
     #: ``import_with_password``, ``Keyring.unwrap``); None for other keys.
     stored_version: Optional[int]
@@ -107,37 +146,66 @@ class Key(Handle):
         if st:
             raise_status(st)
         self._type = KeyType(t.value)
+        st = lib.cellar_key_purpose(ptr, byref(t))
+        if st:
+            raise_status(st)
+        self._purpose = KeyPurpose(t.value)
         return self
 
     # Construction -------------------------------------------------------------------------
 
     @classmethod
-    def generate(cls, key_type: KeyType = KeyType.AES256) -> "Key":
-        """A new key of ``key_type`` from the module's DRBG."""
+    def generate(cls, key_type: KeyType = KeyType.AES256, purpose: KeyPurpose = KeyPurpose.NONE) -> "Key":
+        """A new key of ``key_type`` from the module's DRBG, with ``purpose`` fixed
+        (:class:`KeyPurpose`; a ``KEY_WRAPPING`` key must be AES256)."""
         out = c_void_p()
-        st = lib.cellar_key_generate(_key_type(key_type), byref(out))
+        kt, kp = _key_type(key_type), _key_purpose(purpose)
+        if kp == KeyPurpose.NONE:
+            st = lib.cellar_key_generate(kt, byref(out))
+        else:
+            st = lib.cellar_key_generate_purpose(kt, kp, byref(out))
         if st:
             raise_status(st)
         return cls._from_handle(out.value)
 
     @classmethod
-    def import_raw(cls, key_type: KeyType, data: BytesLike) -> "Key":
+    def import_raw(cls, key_type: KeyType, data: BytesLike, purpose: KeyPurpose = KeyPurpose.NONE) -> "Key":
         """Imports raw material (bring your own key): 32 bytes for AES256, 64 bytes with distinct
-        halves for AES256_XTS (else :class:`~cellar.InvalidKeyError`). The material is copied
-        into the library; ``data`` is not kept (wipe it yourself if it is a ``bytearray``)."""
+        halves for AES256_XTS (else :class:`~cellar.InvalidKeyError`), with ``purpose`` fixed
+        (:class:`KeyPurpose`). The material is copied into the library; ``data`` is not kept
+        (wipe it yourself if it is a ``bytearray``)."""
+        kt, kp = _key_type(key_type), _key_purpose(purpose)
         p, n, keep = readable(data, "key material")
         out = c_void_p()
-        st = lib.cellar_key_import(_key_type(key_type), p, n, byref(out))
+        if kp == KeyPurpose.NONE:
+            st = lib.cellar_key_import(kt, p, n, byref(out))
+        else:
+            st = lib.cellar_key_import_purpose(kt, kp, p, n, byref(out))
         if st:
             raise_status(st)
         return cls._from_handle(out.value)
 
-    def derive(self, label: Union[str, BytesLike], key_type: KeyType = KeyType.AES256) -> "Key":
+    def derive(
+        self, label: Union[str, BytesLike], key_type: KeyType = KeyType.AES256, purpose: KeyPurpose = KeyPurpose.NONE
+    ) -> "Key":
         """A child key of ``key_type`` derived from this key and a non-empty ``label`` (``str``
         is UTF-8 encoded), e.g. a table, column or file name, with the SP 800-108 counter-mode
         KDF (HMAC-SHA-256; derive v2, docs/FORMATS.md). Same inputs, same child. Keys derived
-        before format v2 are derived again with :meth:`derive_v1`."""
-        return self._derive(label, key_type, lib.cellar_key_derive)
+        before format v2 are derived again with :meth:`derive_v1`. With a ``purpose`` other than
+        ``NONE`` the child has that purpose and is derived under its own label ("cellar derive
+        v2 purpose", docs/FORMATS.md 1.2), so it differs from the purpose-less child. This key
+        must be a ``KEY_DERIVATION`` key or have no purpose."""
+        kp = _key_purpose(purpose)
+        if kp == KeyPurpose.NONE:
+            return self._derive(label, key_type, lib.cellar_key_derive)
+        p, n, keep = readable(text_or_bytes(label, "label"), "label")
+        if not n:
+            raise ValueError("label must not be empty")
+        out = c_void_p()
+        st = lib.cellar_key_derive_purpose(self._handle, _key_type(key_type), kp, p, n, byref(out))
+        if st:
+            raise_status(st)
+        return Key._from_handle(out.value)
 
     def derive_v1(self, label: Union[str, BytesLike], key_type: KeyType = KeyType.AES256) -> "Key":
         """Derive v1 (HKDF-SHA256, before format v2), only to recreate keys derived then.
@@ -165,6 +233,11 @@ class Key(Handle):
     def type(self) -> KeyType:
         """The key's type."""
         return self._type
+
+    @property
+    def purpose(self) -> KeyPurpose:
+        """The key's purpose (:class:`KeyPurpose`), fixed when it was made."""
+        return self._purpose
 
     @property
     def usage(self) -> Tuple[int, int]:
@@ -281,7 +354,8 @@ class Key(Handle):
 
     def __repr__(self) -> str:
         state = " closed" if self._h is None else (" locked" if self.locked else "")
-        return f"<cellar.Key {self._type.name} id={self._id.hex()}{state}>"
+        purpose = "" if self._purpose == KeyPurpose.NONE else f" purpose={self._purpose.name}"
+        return f"<cellar.Key {self._type.name}{purpose} id={self._id.hex()}{state}>"
 
     def __eq__(self, other: object) -> bool:
         """Keys are equal when their key ids are (the id is a fingerprint of the material)."""

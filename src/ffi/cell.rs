@@ -80,7 +80,8 @@ fn offsets_slice<'a>(p: *const usize, count: usize, name: &'static str) -> FfiRe
     Ok(unsafe { core::slice::from_raw_parts(p, n) })
 }
 
-/// Makes a cell cipher from an AES-256 `key` (an XTS key is `CELLAR_ERR_INVALID_KEY`), a mode
+/// Makes a cell cipher from an AES-256 `key` (an XTS key, or a key whose purpose is not data
+/// encryption or none, is `CELLAR_ERR_INVALID_KEY`), a mode
 /// (`CELLAR_CELL_*`; another integer is `CELLAR_ERR_INVALID_ARGUMENT`) and a `key_version` that
 /// native cells carry and decryption requires. The Always Encrypted modes have no key version and
 /// ignore it. The CBC modes derive their subkeys here, once. On success `*out_cipher` receives a
@@ -687,7 +688,8 @@ pub const CELLAR_BLIND_INDEX_V1: u32 = 1;
 /// 32)`, the SP 800-108 counter-mode KDF with HMAC-SHA-256. For new indexes; reports 1.
 pub const CELLAR_BLIND_INDEX_V2: u32 = 2;
 
-/// Derives a blind-index key from an AES-256 `key` (`CELLAR_ERR_INVALID_KEY` otherwise) for
+/// Derives a blind-index key from an AES-256 `key` whose purpose is data encryption or none
+/// (`CELLAR_ERR_INVALID_KEY` otherwise) for
 /// blind-index `version` (`CELLAR_BLIND_INDEX_V2` for new indexes, `CELLAR_BLIND_INDEX_V1` for
 /// indexes built before format v2; another value is `CELLAR_ERR_INVALID_ARGUMENT`). A blind
 /// index carries no version: the caller keeps using the version an existing index was built

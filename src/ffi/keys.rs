@@ -4,14 +4,15 @@ use super::{
     ffi_boundary, free_handle, handle, in_slice, new_handle, out_buffer, out_ptr, write_buffer, write_out, Castable,
     cellar_status,
 };
-use crate::keys::{self, Key, KeyType};
+use crate::keys::{self, Key, KeyPurpose, KeyType};
 
 /// An opaque key handle (AES-256 or AES-256-XTS).
 ///
 /// Immutable and safe to share between threads: any number of threads may use one handle at
 /// once. Ciphers made from a key hold their own reference, so the key may be freed while they
-/// live. Create with `cellar_key_generate`, `cellar_key_import`, `cellar_key_derive`,
-/// `cellar_key_unwrap` or `cellar_key_import_password`; free with `cellar_key_free`, which wipes
+/// live. Create with `cellar_key_generate`, `cellar_key_import`, `cellar_key_derive` (or their
+/// `_purpose` forms, which fix a purpose: `CELLAR_KEY_PURPOSE_*`), `cellar_key_unwrap` or
+/// `cellar_key_import_password`; free with `cellar_key_free`, which wipes
 /// the material once nothing else references it. No call consumes a key handle. The material
 /// lives in locked, no-dump memory (`cellar_key_memory_status`; docs/SECURITY.md, "Key memory
 /// and zeroization", says what else holds key-derived state and how it is wiped).
@@ -31,6 +32,30 @@ pub const CELLAR_KEY_AES256: u32 = 1;
 pub const CELLAR_KEY_AES256_XTS: u32 = 2;
 /// Length in bytes of a key id.
 pub const CELLAR_KEY_ID_LEN: usize = 16;
+
+/// Key purposes (`uint32_t`, like key types): what a key may be used for (NIST SP 800-57 Part 1
+/// 5.2: one purpose per key). Fixed when the key is made (`cellar_key_generate_purpose`,
+/// `cellar_key_import_purpose`, `cellar_key_derive_purpose`; `cellar_key_unwrap` and
+/// `cellar_key_import_password` restore it from the blob) and read with `cellar_key_purpose`.
+/// Every operation that uses a key checks it: page ciphers, cell ciphers and blind indexes need
+/// `DATA_ENCRYPTION`; the `kek` of wrap/unwrap and a keyring's root key need `KEY_WRAPPING`;
+/// the parent of a derivation needs `KEY_DERIVATION`. A key of another purpose is refused with
+/// `CELLAR_ERR_INVALID_KEY` and a `cellar_last_error` text naming both purposes. Keys made by
+/// `cellar_key_generate`, `cellar_key_import` and `cellar_key_derive`, and keys read from
+/// format-0x01 blobs, have `CELLAR_KEY_PURPOSE_NONE` and work everywhere. The purpose does not
+/// change the approval indicator. An out-of-range purpose integer is
+/// `CELLAR_ERR_INVALID_ARGUMENT`. Tenant keys inside a keyring are always key-wrapping keys.
+///
+/// `CELLAR_KEY_PURPOSE_NONE`: no purpose fixed; the key works for every operation (keys from
+/// the calls without a purpose, and from format-0x01 blobs and password files).
+pub const CELLAR_KEY_PURPOSE_NONE: u32 = 0;
+/// Key purpose: data encryption (TDE pages, cells, blind indexes).
+pub const CELLAR_KEY_PURPOSE_DATA_ENCRYPTION: u32 = 1;
+/// Key purpose: key wrapping, a key-encryption key (AES-256 only): wraps and unwraps keys,
+/// seals keyring exports, serves as a keyring tenant key.
+pub const CELLAR_KEY_PURPOSE_KEY_WRAPPING: u32 = 2;
+/// Key purpose: key derivation, the parent of `cellar_key_derive` / `cellar_key_derive_purpose`.
+pub const CELLAR_KEY_PURPOSE_KEY_DERIVATION: u32 = 3;
 /// Minimum password length in bytes for password files.
 pub const CELLAR_PASSWORD_MIN_LEN: usize = 14;
 /// Minimum PBKDF2 iteration count for password files.
@@ -78,6 +103,8 @@ pub extern "C" fn cellar_key_import(
 /// the module's `KBKDF_ctr_hmac`): `child = KDF(parent, "cellar derive v2", key_type (1 byte) |
 /// label, length of the child type)`; see docs/FORMATS.md. Same inputs, same child. Keys that
 /// were derived before format v2 (HKDF, derive v1) are derived again with `cellar_key_derive_v1`.
+/// The child has no purpose (`cellar_key_derive_purpose` fixes one). A `parent` whose purpose is
+/// not key derivation (or none) is `CELLAR_ERR_INVALID_KEY`.
 #[no_mangle]
 pub extern "C" fn cellar_key_derive(
     parent: *const cellar_key,
@@ -120,6 +147,90 @@ pub extern "C" fn cellar_key_derive_v1(
     })
 }
 
+/// Generates a key of `key_type` (`CELLAR_KEY_*`) with the module's DRBG, with `purpose`
+/// (`CELLAR_KEY_PURPOSE_*`) fixed. An unknown type or purpose, or an AES-256-XTS key-wrapping
+/// key (key wrapping is AES-256 only), is `CELLAR_ERR_INVALID_ARGUMENT`. `CELLAR_KEY_PURPOSE_NONE`
+/// is `cellar_key_generate`. On success `*out_key` receives a new handle (free with
+/// `cellar_key_free`). Wrapped or exported, a key with a purpose is a format-0x02 blob or file.
+#[no_mangle]
+pub extern "C" fn cellar_key_generate_purpose(
+    key_type: u32,
+    purpose: u32,
+    out_key: *mut *mut cellar_key,
+) -> cellar_status {
+    ffi_boundary!("cellar_key_generate_purpose", {
+        let out = out_ptr(out_key, "out_key")?;
+        let kt = KeyType::from_u32(key_type)?;
+        let p = KeyPurpose::from_u32(purpose)?;
+        let key = Key::generate_with_purpose(kt, p)?;
+        write_out(out, new_handle::<cellar_key>(key));
+        Ok(())
+    })
+}
+
+/// Imports raw key material as `cellar_key_import` does, with `purpose` (`CELLAR_KEY_PURPOSE_*`)
+/// fixed. Wrong length or equal XTS halves: `CELLAR_ERR_INVALID_KEY`; an unknown type or
+/// purpose, or an AES-256-XTS key-wrapping key: `CELLAR_ERR_INVALID_ARGUMENT`.
+#[no_mangle]
+pub extern "C" fn cellar_key_import_purpose(
+    key_type: u32,
+    purpose: u32,
+    material: *const u8,
+    material_len: usize,
+    out_key: *mut *mut cellar_key,
+) -> cellar_status {
+    ffi_boundary!("cellar_key_import_purpose", {
+        let out = out_ptr(out_key, "out_key")?;
+        let kt = KeyType::from_u32(key_type)?;
+        let p = KeyPurpose::from_u32(purpose)?;
+        let m = in_slice(material, material_len, "material")?;
+        let key = Key::import_with_purpose(kt, m, p)?;
+        write_out(out, new_handle::<cellar_key>(key));
+        Ok(())
+    })
+}
+
+/// Derives a child key of `key_type` with `purpose` (`CELLAR_KEY_PURPOSE_*`) fixed from
+/// `parent` (a key-derivation key, or one without a purpose) and a non-empty `label`.
+/// `CELLAR_KEY_PURPOSE_NONE` gives exactly `cellar_key_derive`'s child; with a purpose the child
+/// is `KDF(parent, "cellar derive v2 purpose", purpose (1 byte) | key_type (1 byte) | label,
+/// length of the child type)` with the SP 800-108r1 counter-mode KDF (HMAC-SHA-256), so children
+/// of different purposes never share material (docs/FORMATS.md 1.2). A parent of another purpose
+/// is `CELLAR_ERR_INVALID_KEY`; an unknown type or purpose, an empty label or an AES-256-XTS
+/// key-wrapping child is `CELLAR_ERR_INVALID_ARGUMENT`.
+#[no_mangle]
+pub extern "C" fn cellar_key_derive_purpose(
+    parent: *const cellar_key,
+    key_type: u32,
+    purpose: u32,
+    label: *const u8,
+    label_len: usize,
+    out_key: *mut *mut cellar_key,
+) -> cellar_status {
+    ffi_boundary!("cellar_key_derive_purpose", {
+        let out = out_ptr(out_key, "out_key")?;
+        let parent = handle::<cellar_key>(parent, "parent")?;
+        let kt = KeyType::from_u32(key_type)?;
+        let p = KeyPurpose::from_u32(purpose)?;
+        let label = in_slice(label, label_len, "label")?;
+        let key = parent.derive_with_purpose(kt, label, p)?;
+        write_out(out, new_handle::<cellar_key>(key));
+        Ok(())
+    })
+}
+
+/// Writes the key's purpose (`CELLAR_KEY_PURPOSE_*`) to `*out_purpose`. Does no cryptography
+/// (the approval indicator is unchanged).
+#[no_mangle]
+pub extern "C" fn cellar_key_purpose(key: *const cellar_key, out_purpose: *mut u32) -> cellar_status {
+    ffi_boundary!("cellar_key_purpose", {
+        let out = out_ptr(out_purpose, "out_purpose")?;
+        let key = handle::<cellar_key>(key, "key")?;
+        write_out(out, key.purpose() as u32);
+        Ok(())
+    })
+}
+
 /// Writes the key's public 16-byte id (first 16 bytes of
 /// `HMAC-SHA256(material, "cellar key id v1")`) to `out_id`.
 #[no_mangle]
@@ -146,16 +257,19 @@ pub extern "C" fn cellar_key_type(key: *const cellar_key, out_type: *mut u32) ->
 }
 
 /// Length in bytes of a wrapped-key blob for a key of `key_type` (82 for AES-256, 114 for
-/// AES-256-XTS); 0 for an unknown type.
+/// AES-256-XTS), with or without a purpose; 0 for an unknown type.
 #[no_mangle]
 pub extern "C" fn cellar_key_wrapped_len(key_type: u32) -> usize {
     KeyType::from_u32(key_type).map(keys::wrapped_len).unwrap_or(0)
 }
 
 /// Wraps `key` with its `key_version` under `kek` (an AES-256 key) into `out`:
-/// `0x57 | 0x01 | kek_id (16) | AES-KWP(kek, key_type | key_version BE | key_id | material)`.
+/// `0x57 | 0x01 | kek_id (16) | AES-KWP(kek, key_type | key_version BE | key_id | material)`
+/// for a key without a purpose; for a key with one, format `0x02` whose record carries the
+/// purpose byte after `key_type` (same length; docs/FORMATS.md 1.3).
 /// `out_cap` below `cellar_key_wrapped_len` gives `CELLAR_ERR_BUFFER_TOO_SMALL` with the size in
-/// `*out_len`. An XTS `kek` is `CELLAR_ERR_INVALID_KEY`.
+/// `*out_len`. An XTS `kek`, or a `kek` whose purpose is not key wrapping (or none), is
+/// `CELLAR_ERR_INVALID_KEY`.
 #[no_mangle]
 pub extern "C" fn cellar_key_wrap(
     kek: *const cellar_key,
@@ -174,8 +288,10 @@ pub extern "C" fn cellar_key_wrap(
     })
 }
 
-/// Unwraps a blob made by `cellar_key_wrap` under `kek`. On success `*out_key` receives a new
-/// handle and `*out_key_version` the version stored in the blob. A blob under another KEK, or
+/// Unwraps a blob made by `cellar_key_wrap` under `kek` (format 0x01 or 0x02). On success
+/// `*out_key` receives a new handle, with the purpose the blob carries (none for format 0x01),
+/// and `*out_key_version` the version stored in the blob. A `kek` whose purpose is not key
+/// wrapping (or none) is `CELLAR_ERR_INVALID_KEY`. A blob under another KEK, or
 /// tampered, truncated or extended in any byte, is `CELLAR_ERR_AUTHENTICATION_FAILED` and no
 /// handle is made.
 #[no_mangle]
@@ -199,7 +315,7 @@ pub extern "C" fn cellar_key_unwrap(
 }
 
 /// Length in bytes of a password file for a key of `key_type` (86 for AES-256, 118 for
-/// AES-256-XTS); 0 for an unknown type.
+/// AES-256-XTS), with or without a purpose; 0 for an unknown type.
 #[no_mangle]
 pub extern "C" fn cellar_key_password_file_len(key_type: u32) -> usize {
     KeyType::from_u32(key_type).map(keys::password_file_len).unwrap_or(0)
@@ -207,7 +323,8 @@ pub extern "C" fn cellar_key_password_file_len(key_type: u32) -> usize {
 
 /// Exports `key` with its `key_version` as a password-protected key file:
 /// `0x50 | 0x01 | iterations (u32 BE) | salt (16) | AES-KWP(PBKDF2-HMAC-SHA256(password, salt,
-/// iterations, 32), key_type | key_version BE | key_id | material)`. `password` is raw bytes
+/// iterations, 32), key_type | key_version BE | key_id | material)`; a key with a purpose is
+/// format `0x02` with the purpose byte after `key_type` (docs/FORMATS.md 1.4). `password` is raw bytes
 /// (UTF-8 recommended), at least `CELLAR_PASSWORD_MIN_LEN` bytes; `iterations` between
 /// `CELLAR_PASSWORD_MIN_ITERATIONS` and `CELLAR_PASSWORD_MAX_ITERATIONS` (use
 /// `CELLAR_PASSWORD_DEFAULT_ITERATIONS`). Takes about 0.25 s at 600 000 iterations.
@@ -231,7 +348,8 @@ pub extern "C" fn cellar_key_export_password(
     })
 }
 
-/// Imports a password file made by `cellar_key_export_password`. A wrong password or any
+/// Imports a password file made by `cellar_key_export_password` (format 0x01, read as a key
+/// without a purpose, or 0x02, which restores the key's purpose). A wrong password or any
 /// tampering is `CELLAR_ERR_AUTHENTICATION_FAILED`; a password shorter than
 /// `CELLAR_PASSWORD_MIN_LEN` is `CELLAR_ERR_INVALID_ARGUMENT`. On success `*out_key` receives a
 /// new handle and `*out_key_version` the stored version.

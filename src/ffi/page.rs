@@ -47,7 +47,8 @@ const _: () = {
 
 /// Makes a page cipher for one file. `mode` is `CELLAR_PAGE_XTS` (key must be
 /// `CELLAR_KEY_AES256_XTS`) or `CELLAR_PAGE_GCM` (key must be `CELLAR_KEY_AES256`); another key
-/// type is `CELLAR_ERR_INVALID_KEY`, an unknown mode or flag bit `CELLAR_ERR_INVALID_ARGUMENT`.
+/// type, or a key whose purpose is not data encryption (or none), is
+/// `CELLAR_ERR_INVALID_KEY`, an unknown mode or flag bit `CELLAR_ERR_INVALID_ARGUMENT`.
 /// `file_id` is bound into every page; `key_version` is written into every GCM trailer and
 /// required on decrypt. `flags` is 0 or `CELLAR_PAGE_ZERO_IS_EMPTY`. A GCM cipher draws a random
 /// salt here and again after every 2^31 encryptions, and in the child of a `fork()` before the
