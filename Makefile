@@ -402,3 +402,28 @@ test-kmip: build setup-kmip | $(BUILD)
 
 bench-kmip: build setup-kmip
 	CELLAR_KMIP_PYTHON=$(abspath $(KMIP_PY)) $(CARGO) bench --bench kmip
+
+# ---- Module line (issue 19, docs/FIPS.md "Module line", "Identification")
+.PHONY: identify identify-fips4 test-fips4 bench-lines
+FIPS4_DIR := target/fips4
+
+# Prints what the built library reports: Cellar's and the module's versions, the module line and
+# certificate (or "in CMVP review"), FIPS mode, the self-test result, and whether
+# cellar_init(CELLAR_INIT_REQUIRE_FIPS) accepts it. Fails unless all hold.
+identify: build
+	$(PYTHON) scripts/identify.py $(abspath $(LIB))
+
+identify-fips4:
+	$(CARGO) build --release --manifest-path fips4/Cargo.toml --target-dir $(FIPS4_DIR)
+	$(PYTHON) scripts/identify.py $(abspath $(FIPS4_DIR))/release/libcellar.so
+
+# The opt-in AWS-LC FIPS 4.x line (fips4/Cargo.toml, its own Cargo.lock and target dir): the Rust
+# suites (lib + the tests/*.rs listed there) against AWS-LC FIPS 4.2.0. The first run builds
+# AWS-LC 4.x once.
+test-fips4:
+	$(CARGO) test --release --locked --manifest-path fips4/Cargo.toml --target-dir $(FIPS4_DIR)
+
+# Both lines side by side, same machine, alternating rounds (scripts/bench_lines.sh): XTS and GCM
+# 8 KiB pages, RANDOMIZED and DETERMINISTIC 64-byte cells, wrap, derive. ROUNDS=n (default 3).
+bench-lines:
+	bash scripts/bench_lines.sh $(ROUNDS)

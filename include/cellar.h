@@ -1,6 +1,8 @@
 /*
  * cellar.h: the C interface of Cellar, a FIPS-oriented cryptographic kernel for database
- * encryption at rest, built on the AWS-LC FIPS 140-3 validated module.
+ * encryption at rest, built on the AWS-LC FIPS module: by default AWS-LC FIPS 3.1.0, the version
+ * FIPS 140-3 certificate #5314 (static) names; an opt-in build uses AWS-LC FIPS 4.2.0, in CMVP
+ * review. cellar_fips_module_certificate() says which; docs/FIPS.md gives the caveats.
  *
  * Conventions (see README.md):
  *  - Every fallible function returns a cellar_status; CELLAR_OK is 0. cellar_last_error() gives
@@ -106,8 +108,8 @@
 #define CELLAR_BLIND_INDEX_V2 2
 
 /**
- * `cellar_init` flag: fail with `CELLAR_ERR_NOT_FIPS` unless the module runs in FIPS mode and
- * its self tests pass.
+ * `cellar_init` flag: fail with `CELLAR_ERR_NOT_FIPS` unless the module runs in FIPS mode, its
+ * self tests pass and it is the module version this build pins.
  */
 #define CELLAR_INIT_REQUIRE_FIPS 1
 
@@ -1018,8 +1020,11 @@ cellar_status cellar_blind_index_versioned(const struct cellar_key *key,
 uint32_t cellar_abi_version(void);
 
 /**
- * Returns a static, NUL-terminated string naming Cellar's version and the module's, for example
- * "cellar 0.1.0 (AWS-LC FIPS 4.2.0)". Never NULL; valid for the life of the process.
+ * Returns a static, NUL-terminated string naming Cellar's version, the module's and the module's
+ * certificate, for example "cellar 0.1.0 (AWS-LC FIPS 3.1.0; FIPS 140-3 certificate #5314
+ * (static module; #5298 dynamic))"; on the opt-in 4.x build "...; in CMVP review, no
+ * certificate)"; a linked module other than the pinned version claims none. Never NULL; valid
+ * for the life of the process.
  */
 const char *cellar_version(void);
 
@@ -1049,7 +1054,9 @@ int32_t cellar_last_operation_approved(void);
 /**
  * Initialises the library (optional; every call works without it). With
  * `CELLAR_INIT_REQUIRE_FIPS` it fails closed with `CELLAR_ERR_NOT_FIPS` unless the module is in
- * FIPS mode and its self tests pass. Unknown flag bits are `CELLAR_ERR_INVALID_ARGUMENT`.
+ * FIPS mode, its self tests pass and `cellar_fips_module_version()` is exactly the module
+ * version this build pins ("AWS-LC FIPS 3.1.0" on the default FIPS 3 line; see
+ * `cellar_fips_module_certificate`). Unknown flag bits are `CELLAR_ERR_INVALID_ARGUMENT`.
  * Thread-safe and idempotent.
  */
 cellar_status cellar_init(uint32_t flags);
@@ -1061,7 +1068,20 @@ cellar_status cellar_init(uint32_t flags);
 const char *cellar_fips_module_version(void);
 
 /**
- * 1 when this is a FIPS build and the module runs in FIPS mode, 0 otherwise.
+ * Returns a static, NUL-terminated line naming the module line this build is on, the linked
+ * module version and its validation status, for example "AWS-LC FIPS 3 line, module AWS-LC
+ * FIPS 3.1.0: FIPS 140-3 certificate #5314 (static module; #5298 dynamic)", or on the opt-in
+ * 4.x build "AWS-LC FIPS 4 line, module AWS-LC FIPS 4.2.0: in CMVP review, no certificate".
+ * When the linked module is not the version the build pins, the text says so and names no
+ * certificate. The certificate covers the module only as its security policy states
+ * (operating environments, build procedure): docs/FIPS.md. Never NULL; valid for the life of
+ * the process; no cryptography (the indicator is unchanged).
+ */
+const char *cellar_fips_module_certificate(void);
+
+/**
+ * 1 when the module runs in FIPS mode (every Cellar build links the AWS-LC FIPS module), 0
+ * otherwise.
  */
 int32_t cellar_fips_mode(void);
 

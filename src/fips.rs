@@ -103,14 +103,73 @@ pub(crate) fn random(dest: &mut [u8]) -> Result<()> {
     service(|| aws_lc_rs::rand::fill(dest)).map_err(|_| Error::RandomFailed("module DRBG failed"))
 }
 
-/// The module's name and version, for example "AWS-LC FIPS 4.2.0".
+/// The module's name and version, for example "AWS-LC FIPS 3.1.0".
 pub fn module_version() -> &'static str {
     sys::module_version()
 }
 
-/// Whether this build links the FIPS module and it runs in FIPS mode.
+/// The module line this build is on (docs/FIPS.md "Module line"). The default manifest builds the
+/// validated FIPS 3 line; `fips4/Cargo.toml` builds the 4.x line with the `line-fips4` feature.
+#[cfg(not(feature = "line-fips4"))]
+mod line {
+    /// The line's name.
+    pub const NAME: &str = "AWS-LC FIPS 3";
+    /// The module version the line's security policies name; the pinned aws-lc-fips-sys (0.13.11)
+    /// bundles exactly this version.
+    pub const EXPECTED_MODULE_VERSION: &str = "AWS-LC FIPS 3.1.0";
+    /// The validation status of that module version. Cellar links the module statically (the
+    /// static module, #5314); #5298 is the same version built as a shared library.
+    pub const CERTIFICATE: &str = "FIPS 140-3 certificate #5314 (static module; #5298 dynamic)";
+}
+
+/// The opt-in 4.x line (`fips4/Cargo.toml`, aws-lc-fips-sys 0.14.4): submitted, not validated.
+#[cfg(feature = "line-fips4")]
+mod line {
+    /// The line's name.
+    pub const NAME: &str = "AWS-LC FIPS 4";
+    /// The module version the pinned aws-lc-fips-sys (0.14.4) bundles.
+    pub const EXPECTED_MODULE_VERSION: &str = "AWS-LC FIPS 4.2.0";
+    /// The validation status: no certificate.
+    pub const CERTIFICATE: &str = "in CMVP review, no certificate";
+}
+
+/// The module line this build is on, "AWS-LC FIPS 3" or "AWS-LC FIPS 4".
+pub const MODULE_LINE: &str = line::NAME;
+
+/// The module version this build pins (what [`module_version`] must report).
+pub const EXPECTED_MODULE_VERSION: &str = line::EXPECTED_MODULE_VERSION;
+
+/// The pinned version's validation status, without the line and version.
+pub const MODULE_CERTIFICATE: &str = line::CERTIFICATE;
+
+/// Whether the linked module reports the version this build pins.
+pub fn module_version_is_pinned() -> bool {
+    module_version() == EXPECTED_MODULE_VERSION
+}
+
+/// One line naming the module line, the linked module version and its certificate (or "in CMVP
+/// review"), for example "AWS-LC FIPS 3 line, module AWS-LC FIPS 3.1.0: FIPS 140-3 certificate
+/// #5314 (static module; #5298 dynamic)". When the linked module is not the pinned version it
+/// says so and claims no certificate.
+pub fn module_certificate() -> &'static str {
+    static TEXT: OnceLock<String> = OnceLock::new();
+    TEXT.get_or_init(|| certificate_text(module_version()))
+}
+
+fn certificate_text(linked: &str) -> String {
+    if linked == EXPECTED_MODULE_VERSION {
+        format!("{MODULE_LINE} line, module {linked}: {MODULE_CERTIFICATE}")
+    } else {
+        format!(
+            "{MODULE_LINE} line, module {linked}: not the pinned {EXPECTED_MODULE_VERSION}, no certificate applies"
+        )
+    }
+}
+
+/// Whether the module runs in FIPS mode. Every Cellar build links the AWS-LC FIPS module (there
+/// is no non-FIPS build), so this is the module's own `FIPS_mode()`.
 pub fn is_fips() -> bool {
-    cfg!(feature = "fips") && sys::fips_mode()
+    sys::fips_mode()
 }
 
 /// Whether the module's known-answer self tests pass. They are run again once, on first call,
@@ -121,10 +180,26 @@ pub fn self_tests_passed() -> bool {
 }
 
 /// Library initialisation. With `require_fips`, fails closed with [`Error::NotFips`] unless
-/// the module is in FIPS mode and its self tests pass. Safe to call any number of times.
+/// the module is in FIPS mode, its self tests pass and it reports the module version this build
+/// pins ([`EXPECTED_MODULE_VERSION`]). Safe to call any number of times.
 pub fn init(require_fips: bool) -> Result<()> {
-    if require_fips && !(is_fips() && self_tests_passed()) {
+    if require_fips {
+        check_required(is_fips(), self_tests_passed(), module_version())?;
+    }
+    Ok(())
+}
+
+fn check_required(fips_mode: bool, self_tests: bool, linked: &str) -> Result<()> {
+    if !fips_mode {
         return Err(Error::NotFips("FIPS mode was required but the module is not in FIPS mode"));
+    }
+    if !self_tests {
+        return Err(Error::NotFips("FIPS mode was required but the module's self tests failed"));
+    }
+    if linked != EXPECTED_MODULE_VERSION {
+        return Err(Error::NotFips(
+            "FIPS mode was required but the linked module is not the version this build pins (see cellar_fips_module_certificate)",
+        ));
     }
     Ok(())
 }
@@ -315,6 +390,41 @@ mod tests {
         })
         .unwrap();
         assert_eq!(last_operation_approved(), Approval::Approved);
+    }
+
+    /// The linked module is exactly the pinned version: this fails if the build picked up any
+    /// other AWS-LC (another aws-lc-fips-sys, a system library) than the one the line pins.
+    #[test]
+    fn linked_module_is_the_pinned_version() {
+        assert_eq!(module_version(), EXPECTED_MODULE_VERSION);
+        assert!(module_version_is_pinned());
+        #[cfg(not(feature = "line-fips4"))]
+        assert_eq!(EXPECTED_MODULE_VERSION, "AWS-LC FIPS 3.1.0");
+        #[cfg(feature = "line-fips4")]
+        assert!(EXPECTED_MODULE_VERSION.starts_with("AWS-LC FIPS 4."));
+        let text = module_certificate();
+        assert!(text.starts_with(&format!("{MODULE_LINE} line, module {EXPECTED_MODULE_VERSION}: ")), "{text}");
+        assert!(text.ends_with(MODULE_CERTIFICATE), "{text}");
+    }
+
+    #[test]
+    fn certificate_text_claims_nothing_for_another_version() {
+        let t = certificate_text("AWS-LC FIPS 9.9.9");
+        assert!(t.contains("not the pinned"), "{t}");
+        assert!(!t.contains('#') && !t.contains("review"), "{t}");
+    }
+
+    #[test]
+    fn require_fips_refuses_an_unexpected_module_version() {
+        check_required(true, true, EXPECTED_MODULE_VERSION).unwrap();
+        for other in ["AWS-LC FIPS 3.0.0", "AWS-LC FIPS 4.2.0", "AWS-LC FIPS 3.1.0 ", "AWS-LC 1.60.0", ""] {
+            if other == EXPECTED_MODULE_VERSION {
+                continue;
+            }
+            assert!(matches!(check_required(true, true, other), Err(Error::NotFips(_))), "{other:?}");
+        }
+        assert!(matches!(check_required(false, true, EXPECTED_MODULE_VERSION), Err(Error::NotFips(_))));
+        assert!(matches!(check_required(true, false, EXPECTED_MODULE_VERSION), Err(Error::NotFips(_))));
     }
 
     #[test]

@@ -36,7 +36,14 @@ pub use keyring::Keyring;
 /// ABI version of the C interface: `major << 16 | minor`.
 pub const ABI_VERSION: u32 = ffi::CELLAR_ABI_VERSION;
 
-/// Cellar's version and the module's, for example "cellar 0.1.0 (AWS-LC FIPS 4.2.0)".
+/// Cellar's version, the module's and its certificate, for example "cellar 0.1.0 (AWS-LC FIPS
+/// 3.1.0; FIPS 140-3 certificate #5314 (static module; #5298 dynamic))", or "...; in CMVP review,
+/// no certificate)" on the 4.x line; a module other than the pinned version claims none.
 pub fn version_string() -> String {
-    format!("cellar {} ({})", env!("CARGO_PKG_VERSION"), fips::module_version())
+    let status = if fips::module_version_is_pinned() {
+        fips::MODULE_CERTIFICATE.to_string()
+    } else {
+        format!("not the pinned {}, no certificate applies", fips::EXPECTED_MODULE_VERSION)
+    };
+    format!("cellar {} ({}; {})", env!("CARGO_PKG_VERSION"), fips::module_version(), status)
 }

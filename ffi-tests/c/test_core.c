@@ -32,6 +32,17 @@ static void test_versions(void) {
     CHECK(strstr(m, "FIPS") != NULL);
     CHECK(strstr(v, m) != NULL); /* the version string names the module's */
     printf("version: %s; module: %s\n", v, m);
+
+    /* The default build is on the validated FIPS 3 line at the version its security policies
+       name (docs/FIPS.md): this fails if any other AWS-LC was linked. */
+    CHECK(strcmp(m, "AWS-LC FIPS 3.1.0") == 0);
+    const char *c = cellar_fips_module_certificate();
+    CHECK(c != NULL);
+    CHECK(cellar_fips_module_certificate() == c); /* static */
+    CHECK(strcmp(c, "AWS-LC FIPS 3 line, module AWS-LC FIPS 3.1.0: FIPS 140-3 certificate #5314 "
+                    "(static module; #5298 dynamic)") == 0);
+    CHECK(strstr(v, "#5314") != NULL && strstr(v, "#5298") != NULL);
+    printf("certificate: %s\n", c);
 }
 
 static void test_status_names(void) {

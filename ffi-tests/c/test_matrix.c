@@ -80,6 +80,7 @@ static void matrix_core(void) {
     CHECK(cellar_abi_version() >> 16 == CELLAR_ABI_VERSION >> 16);
     CHECK(cellar_version() != NULL && cellar_version()[0] != '\0');
     CHECK(cellar_fips_module_version() != NULL);
+    CHECK(cellar_fips_module_certificate() != NULL && cellar_fips_module_certificate()[0] != '\0');
     CHECK(cellar_fips_mode() == 0 || cellar_fips_mode() == 1);
     CHECK(cellar_fips_self_test_passed() == 0 || cellar_fips_self_test_passed() == 1);
     /* cellar_status_name: unknown integers. */

@@ -37,7 +37,16 @@ from .errors import (
     UnsupportedFormatError,
     UsageLimitError,
 )
-from .fips import AbiVersion, FipsStatus, abi_version, fips_status, init, last_operation_approved, version
+from .fips import (
+    AbiVersion,
+    FipsStatus,
+    abi_version,
+    fips_status,
+    init,
+    last_operation_approved,
+    module_certificate,
+    version,
+)
 from .keyring import Keyring, VersionInfo
 from .keys import Key, KeyMemoryStatus, KeyPurpose, KeyType, key_memory_status
 from .pages import PageCipher, PageMode
@@ -76,6 +85,7 @@ __all__ = [
     "abi_version",
     "blind_index",
     "fips_status",
+    "module_certificate",
     "init",
     "key_memory_status",
     "last_operation_approved",

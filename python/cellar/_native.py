@@ -129,6 +129,7 @@ SIGNATURES: Dict[str, Tuple[Optional[type], List[type]]] = {
     "cellar_last_operation_approved": (c_int32, []),
     "cellar_init": (_st, [c_uint32]),
     "cellar_fips_module_version": (c_char_p, []),
+    "cellar_fips_module_certificate": (c_char_p, []),
     "cellar_fips_mode": (c_int32, []),
     "cellar_fips_self_test_passed": (c_int32, []),
     # Keys.

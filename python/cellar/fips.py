@@ -12,7 +12,16 @@ from .errors import raise_status
 if TYPE_CHECKING:
     from .keys import KeyMemoryStatus
 
-__all__ = ["AbiVersion", "FipsStatus", "fips_status", "init", "last_operation_approved", "abi_version", "version"]
+__all__ = [
+    "AbiVersion",
+    "FipsStatus",
+    "fips_status",
+    "init",
+    "last_operation_approved",
+    "abi_version",
+    "module_certificate",
+    "version",
+]
 
 INIT_REQUIRE_FIPS = 1
 
@@ -23,15 +32,18 @@ _approved = lib.cellar_last_operation_approved
 class FipsStatus:
     """What the library reports about its cryptographic module.
 
-    ``module`` is the module's name and version (for example ``"AWS-LC FIPS 4.2.0"``),
-    ``version`` Cellar's own version string, ``fips_mode`` whether this is a FIPS build running
-    in FIPS mode, ``self_test_passed`` whether the module's known-answer self tests passed.
+    ``module`` is the module's name and version (for example ``"AWS-LC FIPS 3.1.0"``),
+    ``version`` Cellar's own version string, ``fips_mode`` whether the module runs in FIPS mode,
+    ``self_test_passed`` whether the module's known-answer self tests passed, ``certificate``
+    the module line, version and certificate (or "in CMVP review") as
+    :func:`module_certificate` reports it.
     """
 
     module: str
     version: str
     fips_mode: bool
     self_test_passed: bool
+    certificate: str = ""
 
     @property
     def ok(self) -> bool:
@@ -59,12 +71,23 @@ def fips_status() -> FipsStatus:
         version=lib.cellar_version().decode("utf-8", "replace"),
         fips_mode=lib.cellar_fips_mode() == 1,
         self_test_passed=lib.cellar_fips_self_test_passed() == 1,
+        certificate=module_certificate(),
     )
+
+
+def module_certificate() -> str:
+    """The module line this library was built on, the linked module version and its validation
+    status, e.g. ``"AWS-LC FIPS 3 line, module AWS-LC FIPS 3.1.0: FIPS 140-3 certificate #5314
+    (static module; #5298 dynamic)"``; on the opt-in 4.x build ``"...: in CMVP review, no
+    certificate"``. A linked module other than the pinned version is named as such, with no
+    certificate."""
+    return lib.cellar_fips_module_certificate().decode("utf-8", "replace")
 
 
 def init(require_fips: bool = False) -> None:
     """Initialises the library (optional). With ``require_fips=True`` it fails closed with
-    :class:`~cellar.NotFipsError` unless the module is in FIPS mode and its self tests pass."""
+    :class:`~cellar.NotFipsError` unless the module is in FIPS mode, its self tests pass and it
+    is the module version the library was built to pin (see :func:`module_certificate`)."""
     st = lib.cellar_init(INIT_REQUIRE_FIPS if require_fips else 0)
     if st:
         raise_status(st)
@@ -120,5 +143,6 @@ def abi_version() -> AbiVersion:
 
 
 def version() -> str:
-    """Cellar's and the module's versions, e.g. ``"cellar 0.1.0 (AWS-LC FIPS 4.2.0)"``."""
+    """Cellar's version, the module's and its certificate, e.g. ``"cellar 0.1.0 (AWS-LC FIPS
+    3.1.0; FIPS 140-3 certificate #5314 (static module; #5298 dynamic))"``."""
     return lib.cellar_version().decode("utf-8", "replace")

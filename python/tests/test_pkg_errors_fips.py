@@ -1,6 +1,10 @@
 """Every exception class (status mapping, attributes, pickling) and the FIPS status surface."""
 import pickle
+import re
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -75,6 +79,38 @@ def test_fips_status():
     assert "FIPS mode" in str(s) and s.module in s.version and s.version == cellar.version()
     cellar.init()
     cellar.init(require_fips=True)  # fails closed only off a FIPS build
+    assert s.certificate == cellar.module_certificate()
+
+
+def _pinned_module_version():
+    """EXPECTED_MODULE_VERSION of the default (FIPS 3) line, read from the Rust source, not
+    from the library under test."""
+    src = (Path(__file__).resolve().parents[2] / "src" / "fips.rs").read_text()
+    block = src.split('#[cfg(not(feature = "line-fips4"))]\nmod line {', 1)[1].split("\n}\n", 1)[0]
+    m = re.search(r'EXPECTED_MODULE_VERSION: &str = "([^"]+)"', block)
+    assert m, "EXPECTED_MODULE_VERSION not found in src/fips.rs"
+    return m.group(1)
+
+
+def test_linked_module_is_the_pinned_version():
+    pinned = _pinned_module_version()
+    assert pinned == "AWS-LC FIPS 3.1.0"  # the version certificates #5314/#5298 name
+    s = cellar.fips_status()
+    assert s.module == pinned, f"linked {s.module!r}, pinned {pinned!r}"
+    assert s.certificate == (
+        f"AWS-LC FIPS 3 line, module {pinned}: FIPS 140-3 certificate #5314 (static module; #5298 dynamic)"
+    )
+    assert "#5314" in cellar.version() and pinned.removeprefix("AWS-LC FIPS ") in cellar.version()
+
+
+def test_identify_script_reports_the_build(tmp_path):
+    script = Path(__file__).resolve().parents[2] / "scripts" / "identify.py"
+    r = subprocess.run([sys.executable, str(script), cellar.library_path()], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = r.stdout
+    assert "module version:    AWS-LC FIPS 3.1.0" in out
+    assert "#5314" in out and "FIPS mode:         1" in out and "self tests passed: 1" in out
+    assert "REQUIRE_FIPS init: ok" in out
 
 
 def test_last_operation_approved_is_per_thread(aes_key):

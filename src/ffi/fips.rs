@@ -6,8 +6,8 @@ use core::ffi::c_char;
 use std::ffi::CString;
 use std::sync::OnceLock;
 
-/// `cellar_init` flag: fail with `CELLAR_ERR_NOT_FIPS` unless the module runs in FIPS mode and
-/// its self tests pass.
+/// `cellar_init` flag: fail with `CELLAR_ERR_NOT_FIPS` unless the module runs in FIPS mode, its
+/// self tests pass and it is the module version this build pins.
 pub const CELLAR_INIT_REQUIRE_FIPS: u32 = 1;
 
 /// Returns `CELLAR_ABI_VERSION` as compiled into the library. Compare it with the header's
@@ -17,8 +17,11 @@ pub extern "C" fn cellar_abi_version() -> u32 {
     crate::ABI_VERSION
 }
 
-/// Returns a static, NUL-terminated string naming Cellar's version and the module's, for example
-/// "cellar 0.1.0 (AWS-LC FIPS 4.2.0)". Never NULL; valid for the life of the process.
+/// Returns a static, NUL-terminated string naming Cellar's version, the module's and the module's
+/// certificate, for example "cellar 0.1.0 (AWS-LC FIPS 3.1.0; FIPS 140-3 certificate #5314
+/// (static module; #5298 dynamic))"; on the opt-in 4.x build "...; in CMVP review, no
+/// certificate)"; a linked module other than the pinned version claims none. Never NULL; valid
+/// for the life of the process.
 #[no_mangle]
 pub extern "C" fn cellar_version() -> *const c_char {
     static V: OnceLock<CString> = OnceLock::new();
@@ -75,7 +78,9 @@ pub extern "C" fn cellar_last_operation_approved() -> i32 {
 
 /// Initialises the library (optional; every call works without it). With
 /// `CELLAR_INIT_REQUIRE_FIPS` it fails closed with `CELLAR_ERR_NOT_FIPS` unless the module is in
-/// FIPS mode and its self tests pass. Unknown flag bits are `CELLAR_ERR_INVALID_ARGUMENT`.
+/// FIPS mode, its self tests pass and `cellar_fips_module_version()` is exactly the module
+/// version this build pins ("AWS-LC FIPS 3.1.0" on the default FIPS 3 line; see
+/// `cellar_fips_module_certificate`). Unknown flag bits are `CELLAR_ERR_INVALID_ARGUMENT`.
 /// Thread-safe and idempotent.
 #[no_mangle]
 pub extern "C" fn cellar_init(flags: u32) -> cellar_status {
@@ -98,7 +103,27 @@ pub extern "C" fn cellar_fips_module_version() -> *const c_char {
     })
 }
 
-/// 1 when this is a FIPS build and the module runs in FIPS mode, 0 otherwise.
+/// Returns a static, NUL-terminated line naming the module line this build is on, the linked
+/// module version and its validation status, for example "AWS-LC FIPS 3 line, module AWS-LC
+/// FIPS 3.1.0: FIPS 140-3 certificate #5314 (static module; #5298 dynamic)", or on the opt-in
+/// 4.x build "AWS-LC FIPS 4 line, module AWS-LC FIPS 4.2.0: in CMVP review, no certificate".
+/// When the linked module is not the version the build pins, the text says so and names no
+/// certificate. The certificate covers the module only as its security policy states
+/// (operating environments, build procedure): docs/FIPS.md. Never NULL; valid for the life of
+/// the process; no cryptography (the indicator is unchanged).
+#[no_mangle]
+pub extern "C" fn cellar_fips_module_certificate() -> *const c_char {
+    static V: OnceLock<CString> = OnceLock::new();
+    boundary_value(c"AWS-LC".as_ptr(), || {
+        V.get_or_init(|| {
+            CString::new(fips::module_certificate()).unwrap_or_else(|_| CString::from(c"AWS-LC"))
+        })
+        .as_ptr()
+    })
+}
+
+/// 1 when the module runs in FIPS mode (every Cellar build links the AWS-LC FIPS module), 0
+/// otherwise.
 #[no_mangle]
 pub extern "C" fn cellar_fips_mode() -> i32 {
     i32::from(fips::is_fips())
