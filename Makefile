@@ -263,9 +263,11 @@ test-no-hooks:
 	@if grep -n 'cellar_test_' include/cellar.h; then echo "test hooks in include/cellar.h"; exit 1; fi
 	@echo "no cellar_test_* symbol in $(LIB) or include/cellar.h"
 
-# Key wipes observed through the test-hooks feature's wipe log, and no key bytes in any text.
+# Key wipes observed through the test-hooks feature's wipe log, and no key bytes in any text;
+# key pages locked and no-dump in /proc/self/smaps (tests/key_memory.rs, also in test-rust
+# without the smaps check of a live key's own mapping).
 test-hygiene:
-	$(CARGO) test --release --features test-hooks --target-dir target/hooks --test hygiene
+	$(CARGO) test --release --features test-hooks --target-dir target/hooks --test hygiene --test key_memory
 
 # Bounded concurrency stress over every handle type (also part of `cargo test --release`).
 test-stress:

@@ -332,7 +332,9 @@ typedef struct cellar_cell_cipher cellar_cell_cipher;
  * live. Create with `cellar_key_generate`, `cellar_key_import`, `cellar_key_derive` (or their
  * `_purpose` forms, which fix a purpose: `CELLAR_KEY_PURPOSE_*`), `cellar_key_unwrap` or
  * `cellar_key_import_password`; free with `cellar_key_free`, which wipes
- * the material once nothing else references it. No call consumes a key handle.
+ * the material once nothing else references it. No call consumes a key handle. The material
+ * lives in locked, no-dump memory (`cellar_key_memory_status`; docs/SECURITY.md, "Key memory
+ * and zeroization", says what else holds key-derived state and how it is wiped).
  */
 typedef struct cellar_key cellar_key;
 
@@ -1097,8 +1099,9 @@ cellar_status cellar_key_generate(uint32_t key_type, struct cellar_key **out_key
 
 /**
  * Imports raw key material (bring your own key): 32 bytes for `CELLAR_KEY_AES256`, 64 bytes
- * with distinct halves for `CELLAR_KEY_AES256_XTS`. The material is copied into zeroizing
- * memory; the caller's buffer is not kept. Wrong length or equal halves: `CELLAR_ERR_INVALID_KEY`.
+ * with distinct halves for `CELLAR_KEY_AES256_XTS`. The material is copied into locked, no-dump
+ * key memory (`cellar_key_memory_status`); the caller's buffer is not kept (wiping it is the
+ * caller's part). Wrong length or equal halves: `CELLAR_ERR_INVALID_KEY`.
  */
 cellar_status cellar_key_import(uint32_t key_type,
                                 const uint8_t *material,
@@ -1315,6 +1318,22 @@ void cellar_key_free(struct cellar_key *key);
  * keyring). Does no cryptography.
  */
 cellar_status cellar_key_is_locked(const struct cellar_key *key, int32_t *out_locked);
+
+/**
+ * Reports how this process holds key material: `*out_locked` = 1 when every page holding key
+ * material is locked into RAM (`mlock`: never written to swap), `*out_nodump` = 1 when every
+ * such page is excluded from core dumps (`MADV_DONTDUMP`, Linux). Each key's material (at most
+ * 64 bytes) sits in a slot of such pages from creation until its last handle is freed, when the
+ * slot is zeroed. When the process lacks the limit (`RLIMIT_MEMLOCK`, see `ulimit -l`) or the
+ * system refuses, keys keep working from unlocked pages (still no-dump) and `*out_locked` is 0;
+ * raise the limit (or grant `CAP_IPC_LOCK`) and this call locks those pages and reports 1. The
+ * answer covers every key page mapped so far (the first is mapped by this call if none is).
+ * Key pages are whole pages in slabs of 1 to 16 pages (64 keys per 4 KiB page), kept for the
+ * life of the process.
+ * Both out-parameters are required and written only on success. Does no cryptography (the
+ * approval indicator is unchanged). Thread-safe.
+ */
+cellar_status cellar_key_memory_status(int32_t *out_locked, int32_t *out_nodump);
 
 /**
  * Makes a page cipher for one file. `mode` is `CELLAR_PAGE_XTS` (key must be

@@ -24,7 +24,6 @@
 use crate::error::{Error, Result};
 use crate::fips::{operation, service};
 use crate::keys::{self, Key, KeyId, KeyPurpose, KeyType, TenantGate, KEY_ID_LEN};
-use aws_lc_rs::key_wrap::{self, KeyWrapPadded};
 use core::fmt;
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use zeroize::Zeroizing;
@@ -389,10 +388,9 @@ fn kwp_len(n: usize) -> usize {
 fn kwp_seal(kek: &Key, plain: &[u8], out: &mut Vec<u8>) -> Result<()> {
     let start = out.len();
     out.resize(start + kwp_len(plain.len()), 0);
-    let k = key_wrap::AesKek::new(&key_wrap::AES_256, kek.material())
-        .map_err(|_| Error::Internal("KWP key setup failed"))?;
-    let n = service(|| k.wrap_with_padding(plain, &mut out[start..]).map(|o| o.len()))
-        .map_err(|_| Error::Internal("AES-KWP wrap failed"))?;
+    // The module's AES_wrap_key_padded through `sys`, key schedule cleansed after the call.
+    let n = service(|| crate::sys::aes256_kwp_wrap(kek.material(), plain, &mut out[start..]).ok_or(()))
+        .map_err(|()| Error::Internal("AES-KWP wrap failed"))?;
     out.truncate(start + n);
     Ok(())
 }
@@ -403,9 +401,7 @@ fn kwp_open(kek: &Key, wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         return Err(BAD);
     }
     let mut out = Zeroizing::new(vec![0u8; wrapped.len()]);
-    let k = key_wrap::AesKek::new(&key_wrap::AES_256, kek.material())
-        .map_err(|_| Error::Internal("KWP key setup failed"))?;
-    let n = service(|| k.unwrap_with_padding(wrapped, &mut out).map(|o| o.len())).map_err(|_| BAD)?;
+    let n = service(|| crate::sys::aes256_kwp_unwrap(kek.material(), wrapped, &mut out).ok_or(())).map_err(|()| BAD)?;
     out.truncate(n);
     Ok(out)
 }

@@ -4,8 +4,8 @@
 
 use crate::error::{Error, Result};
 use crate::fips::{self, operation, service};
-use aws_lc_rs::{hkdf, hmac, key_wrap, pbkdf2};
-use aws_lc_rs::key_wrap::KeyWrapPadded;
+use crate::sys::mem::SecretBytes;
+use aws_lc_rs::{hkdf, hmac, pbkdf2};
 use core::fmt;
 use core::num::NonZeroU32;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -169,7 +169,8 @@ struct KeyInner {
     key_type: KeyType,
     /// Fixed when the key is made; see [`KeyPurpose`].
     purpose: KeyPurpose,
-    material: Zeroizing<Vec<u8>>,
+    /// In locked, no-dump key memory (`sys::mem`; see [`key_memory_status`]); zeroed on drop.
+    material: SecretBytes,
     id: KeyId,
     /// Shared by every handle of this key in the process (see [`usage_counter`]).
     encryptions: Arc<AtomicU64>,
@@ -201,15 +202,15 @@ fn usage_counter(key_type: KeyType, id: KeyId) -> Arc<AtomicU64> {
 }
 
 /// Test-only observation of key wiping (`test-hooks` feature): when a key's last reference
-/// is dropped, its material is zeroized first and then the buffer (still allocated) is inspected
-/// and the result recorded here, before the memory is freed. Never in a production build.
+/// is dropped, its material is zeroized first and then its key-memory slot (still allocated) is
+/// inspected and the result recorded here, before the slot is freed. Never in a production build.
 #[cfg(feature = "test-hooks")]
 #[doc(hidden)]
 pub mod wipe_log {
     use std::sync::Mutex;
 
-    /// One dropped key: its id, its material length, and whether every byte of the buffer read
-    /// as zero after zeroize (and before dealloc).
+    /// One dropped key: its id, its material length, and whether every byte of its 64-byte
+    /// key-memory slot read as zero after zeroize (and before the slot was freed).
     #[derive(Clone, Debug)]
     pub struct Wiped {
         pub id: super::KeyId,
@@ -237,22 +238,18 @@ pub mod wipe_log {
 #[cfg(feature = "test-hooks")]
 impl Drop for KeyInner {
     fn drop(&mut self) {
-        use zeroize::Zeroize;
         let len = self.material.len();
-        let ptr = self.material.as_ptr();
-        // Zeroize (what `Zeroizing` does on drop anyway; doing it again later is harmless),
-        // then read the still-allocated buffer back. The Vec keeps its allocation: zeroize
-        // wipes the elements and the spare capacity and sets the length to 0.
-        self.material.zeroize();
-        // SAFETY: `ptr` is the Vec's buffer, allocated for at least `len` bytes and not freed
-        // (zeroize does not shrink the allocation); the bytes were just written with zeros.
-        let all_zero = (0..len).all(|i| unsafe { core::ptr::read_volatile(ptr.add(i)) } == 0);
+        // Zeroize the slot (what dropping `SecretBytes` does anyway; again later is harmless),
+        // then read it back with volatile reads while it is still allocated.
+        self.material.wipe();
+        let all_zero = self.material.slot_reads_zero();
         wipe_log::record(wipe_log::Wiped { id: self.id, len, all_zero });
     }
 }
 
 /// An immutable key handle. Cloning shares the same key (an `Arc`), never copies material.
-/// Material lives in zeroizing memory and is wiped when the last clone is dropped.
+/// Material lives in locked, no-dump key memory (see [`key_memory_status`]) and is zeroed when
+/// the last clone is dropped.
 /// `Debug` prints the algorithm and the key id only.
 #[derive(Clone)]
 pub struct Key {
@@ -354,7 +351,7 @@ fn validate_material(key_type: KeyType, material: &[u8]) -> Result<()> {
 }
 
 impl Key {
-    fn from_material(key_type: KeyType, material: Zeroizing<Vec<u8>>) -> Result<Self> {
+    fn from_material(key_type: KeyType, material: SecretBytes) -> Result<Self> {
         validate_material(key_type, &material)?;
         let id = compute_id(&material);
         Ok(Key {
@@ -373,7 +370,7 @@ impl Key {
     /// Generates a fresh key of `key_type` with the module's DRBG.
     pub fn generate(key_type: KeyType) -> Result<Self> {
         operation(|| {
-            let mut m = Zeroizing::new(vec![0u8; key_type.material_len()]);
+            let mut m = SecretBytes::zeroed(key_type.material_len())?;
             loop {
                 fips::random(&mut m)?;
                 // Two equal XTS halves have probability 2^-256; draw again rather than fail.
@@ -388,7 +385,10 @@ impl Key {
     /// Imports raw key material (bring your own key). The length must match `key_type`; an
     /// AES-256-XTS key must have distinct halves. The caller's copy is not touched.
     pub fn import(key_type: KeyType, material: &[u8]) -> Result<Self> {
-        operation(|| Self::from_material(key_type, Zeroizing::new(material.to_vec())))
+        operation(|| {
+            validate_material(key_type, material)?;
+            Self::from_material(key_type, SecretBytes::copy_from(material)?)
+        })
     }
 
     /// Derives a child key of `key_type` (derive v2, SPEC 10) with the SP 800-108r1 counter-mode
@@ -401,7 +401,7 @@ impl Key {
             if label.is_empty() {
                 return Err(Error::InvalidArgument("derive label must be non-empty"));
             }
-            let mut m = Zeroizing::new(vec![0u8; key_type.material_len()]);
+            let mut m = SecretBytes::zeroed(key_type.material_len())?;
             let mut context = Vec::with_capacity(1 + label.len());
             context.push(key_type as u8);
             context.extend_from_slice(label);
@@ -423,7 +423,7 @@ impl Key {
             if label.is_empty() {
                 return Err(Error::InvalidArgument("derive label must be non-empty"));
             }
-            let mut m = Zeroizing::new(vec![0u8; key_type.material_len()]);
+            let mut m = SecretBytes::zeroed(key_type.material_len())?;
             self.check_unlocked()?;
             self.require_purpose(KeyPurpose::KeyDerivation)?;
             hkdf_sha256(self.material(), &ZERO_SALT, &[DERIVE_LABEL, &[key_type as u8], label], &mut m)?;
@@ -467,7 +467,7 @@ impl Key {
             if label.is_empty() {
                 return Err(Error::InvalidArgument("derive label must be non-empty"));
             }
-            let mut m = Zeroizing::new(vec![0u8; key_type.material_len()]);
+            let mut m = SecretBytes::zeroed(key_type.material_len())?;
             let mut context = Vec::with_capacity(2 + label.len());
             context.push(purpose as u8);
             context.push(key_type as u8);
@@ -510,7 +510,7 @@ impl Key {
             return Ok(self);
         }
         let gate = self.gate.clone();
-        let copy = Self::from_material(self.inner.key_type, Zeroizing::new(self.material().to_vec()))?;
+        let copy = Self::from_material(self.inner.key_type, SecretBytes::copy_from(self.material())?)?;
         drop(self);
         copy.into_purpose(purpose).map(|k| k.gated(gate))
     }
@@ -559,6 +559,14 @@ impl Key {
 
     pub(crate) fn material(&self) -> &[u8] {
         &self.inner.material
+    }
+
+    /// Test hook: the address and length of this key's material in key memory, so a test can
+    /// find its mapping in `/proc/self/smaps`. Not in production builds.
+    #[cfg(feature = "test-hooks")]
+    #[doc(hidden)]
+    pub fn material_address(&self) -> (usize, usize) {
+        (self.inner.material.addr(), self.inner.material.len())
     }
 
     /// Encryptions counted against this key so far (random-nonce AES-GCM invocations made
@@ -615,6 +623,28 @@ impl Key {
     }
 }
 
+/// How this process holds key material (see `docs/SECURITY.md`, "Key memory").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyMemoryStatus {
+    /// Every page holding key material is locked into RAM (`mlock`), so it is never written to
+    /// swap. False when the process lacks the limit (`RLIMIT_MEMLOCK`) or the system refused:
+    /// key material is then in ordinary pageable memory (still no-dump).
+    pub locked: bool,
+    /// Every page holding key material is excluded from core dumps (`MADV_DONTDUMP`; Linux).
+    pub nodump: bool,
+}
+
+/// How key material is held in this process: every [`Key`]'s material lives in 64-byte slots of
+/// page slabs that are locked into RAM and excluded from core dumps; when locking fails (no
+/// `RLIMIT_MEMLOCK` left) keys keep working from unlocked, no-dump pages and this reports
+/// `locked: false`. The answer covers every slab mapped so far (the first is mapped by this
+/// call if none is), and the call locks slabs it could not lock before if the limit now allows.
+/// Does no cryptography. Fails only if no memory can be mapped.
+pub fn key_memory_status() -> Result<KeyMemoryStatus> {
+    let s = crate::sys::mem::status()?;
+    Ok(KeyMemoryStatus { locked: s.locked, nodump: s.nodump })
+}
+
 /// The blob format byte a key is written with: [`BLOB_FORMAT_V1`] for a key without a purpose
 /// (byte-identical to the blobs made before purposes existed), [`BLOB_FORMAT_V2`] otherwise.
 pub(crate) fn blob_format(key: &Key) -> u8 {
@@ -665,7 +695,7 @@ fn decode_inner(format: u8, inner: &[u8]) -> Result<(Key, u32)> {
         return Err(BAD);
     }
     let version = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]);
-    let key = Key::from_material(key_type, Zeroizing::new(material.to_vec())).map_err(|_| BAD)?;
+    let key = Key::from_material(key_type, SecretBytes::copy_from(material).map_err(|_| BAD)?).map_err(|_| BAD)?;
     if key.id()[..] != rest[4..INNER_HEADER_LEN - 1] {
         return Err(BAD);
     }
@@ -677,24 +707,26 @@ fn kwp_len(plain_len: usize) -> usize {
     plain_len.div_ceil(8) * 8 + 8
 }
 
-fn kwp_wrap(kek: &[u8], plain: &[u8], out: &mut Vec<u8>) -> Result<()> {
+/// AES-256-KWP of `plain` under `kek`, appended to `out`: the module's `AES_wrap_key_padded`
+/// through `sys`, whose key schedule is cleansed after the call.
+pub(crate) fn kwp_wrap(kek: &[u8], plain: &[u8], out: &mut Vec<u8>) -> Result<()> {
     let start = out.len();
     out.resize(start + kwp_len(plain.len()), 0);
-    let k = key_wrap::AesKek::new(&key_wrap::AES_256, kek).map_err(|_| Error::Internal("KWP key setup failed"))?;
-    let n = service(|| k.wrap_with_padding(plain, &mut out[start..]).map(|o| o.len()))
-        .map_err(|_| Error::Internal("AES-KWP wrap failed"))?;
+    let n = service(|| crate::sys::aes256_kwp_wrap(kek, plain, &mut out[start..]).ok_or(()))
+        .map_err(|()| Error::Internal("AES-KWP wrap failed"))?;
     out.truncate(start + n);
     Ok(())
 }
 
-fn kwp_unwrap(kek: &[u8], wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+/// AES-256-KWP unwrap of `wrapped` under `kek` (the module's `AES_unwrap_key_padded` through
+/// `sys`, schedule cleansed). Every failure is [`Error::AuthenticationFailed`].
+pub(crate) fn kwp_unwrap(kek: &[u8], wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     const BAD: Error = Error::AuthenticationFailed("AES-KWP integrity check failed");
     if wrapped.len() < 16 || wrapped.len() % 8 != 0 {
         return Err(BAD);
     }
     let mut out = Zeroizing::new(vec![0u8; wrapped.len()]);
-    let k = key_wrap::AesKek::new(&key_wrap::AES_256, kek).map_err(|_| Error::Internal("KWP key setup failed"))?;
-    let n = service(|| k.unwrap_with_padding(wrapped, &mut out).map(|o| o.len())).map_err(|_| BAD)?;
+    let n = service(|| crate::sys::aes256_kwp_unwrap(kek, wrapped, &mut out).ok_or(())).map_err(|()| BAD)?;
     out.truncate(n);
     Ok(out)
 }

@@ -1,10 +1,13 @@
 //! The one module that calls `aws-lc-fips-sys` directly (STYLE.md: no `unsafe` elsewhere outside
 //! `src/ffi`). It holds what `aws-lc-rs` does not expose: the module's per-thread service
 //! indicator, its version string, FIPS mode and self-test status, and (for pages) the AES-XTS
-//! cipher, which `aws-lc-rs` has no API for.
+//! cipher, which `aws-lc-rs` has no API for, and AES-KWP with a key schedule it cleanses.
+//! Its submodule `mem` makes the operating-system calls behind locked, no-dump key memory.
 
 use aws_lc_fips_sys as ffi;
 use core::ffi::CStr;
+
+pub(crate) mod mem;
 
 /// The module's per-thread service indicator counter, read before a service call.
 #[inline]
@@ -314,6 +317,71 @@ pub(crate) fn kbkdf_ctr_hmac_sha256(out: &mut [u8], secret: &[u8], fixed: &[u8])
             fixed.len(),
         ) == 1
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Key wrapping: AES-256-KWP (SP 800-38F) with a cleansed key schedule.
+
+/// An `AES_KEY` schedule on the stack, cleansed with `OPENSSL_cleanse` when dropped (also on an
+/// early return). `aws-lc-rs`'s key-wrap path leaves its schedule on the stack uncleansed
+/// (issue 19), which is why wrapping calls the module from here.
+struct AesSchedule(core::mem::MaybeUninit<ffi::AES_KEY>);
+
+impl AesSchedule {
+    fn new() -> AesSchedule {
+        AesSchedule(core::mem::MaybeUninit::zeroed())
+    }
+}
+
+impl Drop for AesSchedule {
+    fn drop(&mut self) {
+        // SAFETY: the pointer covers the whole `AES_KEY`, owned by `self`.
+        unsafe { ffi::OPENSSL_cleanse(self.0.as_mut_ptr().cast(), core::mem::size_of::<ffi::AES_KEY>()) }
+    }
+}
+
+/// AES-256 key wrap with padding (KWP, SP 800-38F / RFC 5649) of `input` under `kek` (32 bytes)
+/// into `out`, with the module's `AES_wrap_key_padded` (an approved service the indicator counts
+/// on success). Returns the output length (`ceil(len/8)*8 + 8`), or `None` when the module
+/// refuses (`kek` not 32 bytes, `input` empty, `out` too small).
+pub(crate) fn aes256_kwp_wrap(kek: &[u8], input: &[u8], out: &mut [u8]) -> Option<usize> {
+    if kek.len() != 32 {
+        return None;
+    }
+    let mut ks = AesSchedule::new();
+    // SAFETY: `kek` holds the 32 bytes a 256-bit key reads; `ks` is a writable AES_KEY.
+    if unsafe { ffi::AES_set_encrypt_key(kek.as_ptr(), 256, ks.0.as_mut_ptr()) } != 0 {
+        return None;
+    }
+    let mut n = 0usize;
+    // SAFETY: `ks` is scheduled; `out` has `out.len()` writable bytes, `input` `input.len()`
+    // readable ones; the module writes at most `max_out` bytes and checks it first.
+    let ok = unsafe {
+        ffi::AES_wrap_key_padded(ks.0.as_ptr(), out.as_mut_ptr(), &mut n, out.len(), input.as_ptr(), input.len())
+    };
+    (ok == 1 && n <= out.len()).then_some(n)
+}
+
+/// AES-256 key unwrap with padding (KWP) of `input` under `kek` (32 bytes) into `out` (at least
+/// `input.len() - 8` bytes), with the module's `AES_unwrap_key_padded` (approved, counted on
+/// success). Returns the plaintext length, or `None` when the integrity check fails or the
+/// lengths are wrong; `out` then holds unspecified bytes (the caller wipes it).
+pub(crate) fn aes256_kwp_unwrap(kek: &[u8], input: &[u8], out: &mut [u8]) -> Option<usize> {
+    if kek.len() != 32 || input.len() < 16 || input.len() % 8 != 0 || out.len() < input.len() - 8 {
+        return None;
+    }
+    let mut ks = AesSchedule::new();
+    // SAFETY: as in `aes256_kwp_wrap`.
+    if unsafe { ffi::AES_set_decrypt_key(kek.as_ptr(), 256, ks.0.as_mut_ptr()) } != 0 {
+        return None;
+    }
+    let mut n = 0usize;
+    // SAFETY: `ks` is scheduled; `out` holds at least `input.len() - 8` writable bytes, the
+    // most the module writes.
+    let ok = unsafe {
+        ffi::AES_unwrap_key_padded(ks.0.as_ptr(), out.as_mut_ptr(), &mut n, out.len(), input.as_ptr(), input.len())
+    };
+    (ok == 1 && n <= out.len()).then_some(n)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -997,6 +997,21 @@ static void matrix_keyring(void) {
     BAD(cellar_key_is_locked(aes, NULL), CELLAR_ERR_NULL_POINTER);
     BAD(cellar_key_is_locked((const cellar_key *)ring, &kl), CELLAR_ERR_INVALID_ARGUMENT);
     CHECK(kl == 77);
+    /* cellar_key_memory_status: both out-params required, untouched on failure; a success does
+     * no cryptography and leaves the indicator as it was (here -1 from the failures above) */
+    int32_t mlocked = 77, mnodump = 77;
+    BAD(cellar_key_memory_status(NULL, &mnodump), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_key_memory_status(&mlocked, NULL), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_key_memory_status(NULL, NULL), CELLAR_ERR_NULL_POINTER);
+    CHECK(mlocked == 77 && mnodump == 77);
+    CHECK_OK(cellar_key_memory_status(&mlocked, &mnodump));
+    CHECK(cellar_last_operation_approved() == -1);
+    CHECK(mlocked == 0 || mlocked == 1);
+#ifdef __linux__
+    CHECK(mnodump == 1);
+#else
+    CHECK(mnodump == 0 || mnodump == 1);
+#endif
     /* cellar_keyring_unlock */
     BAD(cellar_keyring_unlock(NULL, aes), CELLAR_ERR_NULL_POINTER);
     BAD(cellar_keyring_unlock(ring, NULL), CELLAR_ERR_NULL_POINTER);

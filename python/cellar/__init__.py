@@ -48,7 +48,7 @@ from .fips import (
     version,
 )
 from .keyring import Keyring, VersionInfo
-from .keys import Key, KeyPurpose, KeyType
+from .keys import Key, KeyMemoryStatus, KeyPurpose, KeyType, key_memory_status
 from .pages import PageCipher, PageMode
 
 __version__ = "0.1.0"
@@ -66,6 +66,7 @@ __all__ = [
     "InvalidArgumentError",
     "InvalidKeyError",
     "Key",
+    "KeyMemoryStatus",
     "KeyNotFoundError",
     "KeyPurpose",
     "KeyType",
@@ -86,6 +87,7 @@ __all__ = [
     "fips_status",
     "module_certificate",
     "init",
+    "key_memory_status",
     "last_operation_approved",
     "library_path",
     "version",

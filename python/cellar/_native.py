@@ -153,6 +153,7 @@ SIGNATURES: Dict[str, Tuple[Optional[type], List[type]]] = {
     "cellar_key_usage": (_st, [_vp, _pu64, _pu64]),
     "cellar_key_set_usage_limit": (_st, [_vp, c_uint64]),
     "cellar_key_is_locked": (_st, [_vp, _pi32]),
+    "cellar_key_memory_status": (_st, [_pi32, _pi32]),
     "cellar_key_restore_usage_count": (_st, [_vp, c_uint64]),
     "cellar_key_free": (None, [_vp]),
     # Tenant keyring.

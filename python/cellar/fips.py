@@ -4,10 +4,13 @@ and the per-thread "last operation approved" indicator."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import TYPE_CHECKING, Iterator, Optional
 
 from ._native import lib
 from .errors import raise_status
+
+if TYPE_CHECKING:
+    from .keys import KeyMemoryStatus
 
 __all__ = [
     "AbiVersion",
@@ -46,6 +49,14 @@ class FipsStatus:
     def ok(self) -> bool:
         """True when the module runs in FIPS mode and its self tests passed."""
         return self.fips_mode and self.self_test_passed
+
+    @property
+    def key_memory(self) -> "KeyMemoryStatus":
+        """How key material is held now (locked / no-dump pages): see
+        :func:`cellar.key_memory_status`."""
+        from .keys import key_memory_status
+
+        return key_memory_status()
 
     def __str__(self) -> str:
         mode = "FIPS mode" if self.fips_mode else "not in FIPS mode"

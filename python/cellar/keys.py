@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import enum
 from ctypes import byref, c_size_t, c_uint32, c_uint64, c_void_p
+from dataclasses import dataclass
 from typing import Any, Optional, Tuple, Union
 
 from ._buffers import BytesLike, Secret, readable, text_or_bytes
@@ -16,7 +17,10 @@ from ._handles import Handle
 from ._native import lib
 from .errors import raise_status
 
-__all__ = ["KeyType", "KeyPurpose", "Key", "PASSWORD_MIN_LEN", "DEFAULT_ITERATIONS", "MIN_ITERATIONS", "MAX_ITERATIONS"]
+__all__ = [
+    "KeyType", "KeyPurpose", "Key", "KeyMemoryStatus", "key_memory_status",
+    "PASSWORD_MIN_LEN", "DEFAULT_ITERATIONS", "MIN_ITERATIONS", "MAX_ITERATIONS",
+]
 
 KEY_ID_LEN = 16
 #: Shortest password (bytes, after UTF-8 encoding) for password files and keyring exports.
@@ -361,3 +365,34 @@ class Key(Handle):
 
     def __hash__(self) -> int:
         return hash((self._type, self._id))
+
+
+@dataclass(frozen=True)
+class KeyMemoryStatus:
+    """How the library holds key material (``cellar_key_memory_status``).
+
+    Every key's material lives inside the library, in pages that are excluded from core dumps
+    (``nodump``, ``MADV_DONTDUMP`` on Linux) and locked into RAM so they never reach swap
+    (``locked``, ``mlock``). When the process lacks the limit (``RLIMIT_MEMLOCK``, ``ulimit -l``)
+    keys keep working from unlocked pages and ``locked`` is False. Copies Python makes
+    (``Key.export_raw``, passwords, plaintexts) are ordinary Python memory: neither applies.
+    """
+
+    locked: bool
+    nodump: bool
+
+    @property
+    def protected(self) -> bool:
+        """True when key pages are both locked and excluded from core dumps."""
+        return self.locked and self.nodump
+
+
+def key_memory_status() -> KeyMemoryStatus:
+    """How the library holds key material now (covers every key page mapped so far; locks pages
+    that could not be locked before if the limit now allows). Does no cryptography."""
+    locked = ctypes.c_int32()
+    nodump = ctypes.c_int32()
+    st = lib.cellar_key_memory_status(byref(locked), byref(nodump))
+    if st:
+        raise_status(st)
+    return KeyMemoryStatus(locked=locked.value == 1, nodump=nodump.value == 1)
