@@ -36,9 +36,21 @@ CASES=(
 )
 
 echo "== building the benches of both lines"
+# The bench executables are run directly afterwards (no cargo in the timed loop: nothing is
+# rebuilt between rounds, and each line's binary runs exactly as built).
+declare -A EXE
 for line in fips3 fips4; do
   # shellcheck disable=SC2046
-  cargo bench --locked $(line_args $line) --bench page --bench cell --bench keys --no-run 2>&1 | tail -1
+  while IFS='|' read -r name exe; do
+    EXE[$line:$name]=$exe
+  done < <(cargo bench --locked $(line_args $line) --bench page --bench cell --bench keys --no-run \
+             --message-format=json 2>/dev/null | python3 -c '
+import json, sys
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and "bench" in m["target"]["kind"]:
+        print(m["target"]["name"] + "|" + m["executable"])')
+  for b in page cell keys; do [ -n "${EXE[$line:$b]:-}" ] || { echo "no $b bench executable for $line"; exit 1; }; done
 done
 
 echo "machine: $(nproc) cores; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)" | tee "$OUT/load.txt"
@@ -47,9 +59,8 @@ for round in $(seq 1 "$ROUNDS"); do
   for case in "${CASES[@]}"; do
     IFS='|' read -r bench filter dir label <<<"$case"
     for line in $order; do
-      home="$OUT/$line/round$round"
-      # shellcheck disable=SC2046
-      CRITERION_HOME="$home" cargo bench --locked $(line_args $line) --bench "$bench" -- \
+      home="$PWD/$OUT/$line/round$round"
+      CRITERION_HOME="$home" "${EXE[$line:$bench]}" --bench \
         --warm-up-time "$WARM" --measurement-time "$MEAS" --noplot "$filter" >"$OUT/last.log" 2>&1 ||
         { cat "$OUT/last.log"; exit 1; }
       est="$home/$dir/new/estimates.json"
