@@ -82,7 +82,7 @@ demo: build | $(BUILD)
 test: build
 	@$(MAKE) --no-print-directory test-rust test-c test-cpp test-python test-valgrind test-symbols test-install \
 	  test-sqlite test-postgres test-matrix-coverage test-no-hooks test-panic test-hygiene test-fuzz \
-	  test-wheel test-python-data test-pkcs11 test-fips4
+	  test-wheel test-python-data test-pkcs11 test-kmip test-fips4
 	@echo "all test suites passed"
 
 test-rust:

@@ -17,7 +17,12 @@
  *  - Handles are opaque. Keys and ciphers are immutable and may be shared between threads; the
  *    keyring locks internally. Each type's comment states its rules.
  *  - cellar_last_operation_approved() reports, per thread, whether the last operation used only
- *    services that the FIPS module counted as approved.
+ *    services that the FIPS module counted as approved and formed an approved scheme (1), succeeded
+ *    otherwise (0: DETERMINISTIC and Always Encrypted cells, raw key import/export, v1 formats,
+ *    provider-performed work), or failed (-1). docs/FIPS.md has the per-operation table.
+ *  - ABI 1.1 adds to 1.0: key purposes, key memory status, the module certificate call, row
+ *    contexts, per-page status runs, blind-index key handles, threaded cell batches, KMIP and
+ *    PKCS#11 providers (everything after the first 1.0 set of functions).
  */
 
 #ifndef CELLAR_H
@@ -32,7 +37,7 @@
  * ABI version: `major << 16 | minor`. Minor versions only add; a new major may break.
  * Compare with `cellar_abi_version()` at run time, best through CELLAR_ABI_COMPATIBLE.
  */
-#define CELLAR_ABI_VERSION 0x00010000u
+#define CELLAR_ABI_VERSION 0x00010001u
 
 /**
  * Whether a library reporting `runtime` (= `cellar_abi_version()`) serves a program built

@@ -56,7 +56,7 @@ __all__ = [
 #: The ABI major this package is written against (``CELLAR_ABI_VERSION >> 16``).
 ABI_MAJOR = 1
 #: The oldest ABI minor that has every function in :data:`SIGNATURES`.
-ABI_MINOR_MIN = 0
+ABI_MINOR_MIN = 1
 
 
 class LibraryError(ImportError):
