@@ -8,7 +8,11 @@
 //!   allocated before the hooks were installed are still freed correctly.
 //!
 //! After a warm-up call (first use of a thread's DRBG and last-error slot allocates once), a
-//! thousand calls of each kind must allocate nothing. One test function: the counters are per
+//! thousand calls of each kind must allocate nothing in Rust, and nothing in C beyond what the
+//! module's own DRBG allocates per draw: AWS-LC FIPS 3.1.0's `RAND_bytes` makes one
+//! `OPENSSL_malloc` per call (3.0.0 made none), which Cellar cannot avoid while it takes its
+//! nonces and IVs from the approved DRBG. That per-draw cost is measured here first, by calling
+//! the DRBG directly, and each random-IV mode may allocate exactly that much per value. One test function: the counters are per
 //! thread, but the hooks are process-wide and can be installed only once.
 
 use cellar::ffi::cell::*;
@@ -125,6 +129,23 @@ fn c_path_allocates_nothing_per_cell() {
     assert!(c_setup > 0, "the C allocation hooks saw nothing: the check would be vacuous");
     assert_eq!(cellar_key_generate(CELLAR_KEY_AES256, &mut key), CELLAR_OK);
 
+    // The module's own allocations per DRBG draw (0 in AWS-LC FIPS 3.0.0, 1 in 3.1.0).
+    let mut nonce = [0u8; 12];
+    let drbg = count(1000, || aws_lc_rs::rand::fill(&mut nonce).unwrap());
+    assert_eq!(drbg.0, 0, "the DRBG allocates in Rust");
+    assert_eq!(drbg.1 % 1000, 0, "the module's DRBG allocates a varying amount: {drbg:?}");
+    let per_draw = drbg.1 / 1000;
+    // Whether `got` (Rust, C) allocations over `values` values are the module's DRBG only: none
+    // in Rust; in C, one DRBG draw's worth per value in the random-IV modes (RANDOMIZED nonces,
+    // Always Encrypted randomized IVs) and nothing in the others. When the DRBG allocates at all,
+    // its periodic reseed may add one more per thousand draws (seen: 1601 for 1600 values).
+    let drbg_only = |mode: u32, values: u64, got: (u64, u64)| -> bool {
+        let draws = if mode == CELLAR_CELL_RANDOMIZED || mode == CELLAR_CELL_MSSQL_RANDOMIZED { values } else { 0 };
+        let base = per_draw * draws;
+        let reseed_slack = if per_draw > 0 && draws > 0 { draws / 1000 + 1 } else { 0 };
+        got.0 == 0 && got.1 >= base && got.1 <= base + reseed_slack
+    };
+
     let ctx = b"tenant 7/table users/column email/row 123456";
     let pt = [0x42u8; 64];
     let mut report = Vec::new();
@@ -204,7 +225,8 @@ fn c_path_allocates_nothing_per_cell() {
             assert_eq!(st, CELLAR_OK);
         });
         assert_eq!(&plain[..plain_len], &values[..]);
-        assert_eq!((renc, rdec), ((0, 0), (0, 0)), "mode {mode}: per-row batches allocate");
+        assert!(drbg_only(mode, 1600, renc), "mode {mode}: per-row batch encrypt allocates: {renc:?} (DRBG {drbg:?} per 1000)");
+        assert_eq!(rdec, (0, 0), "mode {mode}: per-row batch decrypt allocates");
         report.push((mode, enc, dec, benc, bdec));
         cellar_cell_cipher_free(c);
     }
@@ -238,9 +260,9 @@ fn c_path_allocates_nothing_per_cell() {
     cellar_key_free(key);
     eprintln!("allocations (rust, C) per 1000 single / 100 batch calls: {report:?}; blind index {blind:?}");
     for (mode, enc, dec, benc, bdec) in report {
-        assert_eq!(enc, (0, 0), "mode {mode}: encrypt allocates");
+        assert!(drbg_only(mode, 1000, enc), "mode {mode}: encrypt allocates: {enc:?} (DRBG {drbg:?} per 1000)");
         assert_eq!(dec, (0, 0), "mode {mode}: decrypt allocates");
-        assert_eq!(benc, (0, 0), "mode {mode}: batch encrypt allocates");
+        assert!(drbg_only(mode, 1600, benc), "mode {mode}: batch encrypt allocates: {benc:?} (DRBG {drbg:?} per 1000)");
         assert_eq!(bdec, (0, 0), "mode {mode}: batch decrypt allocates");
     }
     assert_eq!(blind, (0, 0), "blind index allocates");
