@@ -133,7 +133,8 @@ int main() {
                                   reinterpret_cast<const uint8_t *>(value.data()), value.size(), ct.data(),
                                   ct.size(), &n) == CELLAR_OK,
               "cell encrypt");
-        check(cellar_last_operation_approved() == 1, "cell encrypt approved");
+        // DETERMINISTIC succeeds with indicator 0: not an approved scheme (SPEC 10, docs/FIPS.md).
+        check(cellar_last_operation_approved() == 0, "deterministic cell encrypt reports not approved");
         std::vector<uint8_t> pt(cellar_cell_plaintext_max_len(CELLAR_CELL_DETERMINISTIC, n));
         size_t m = 0;
         check(cellar_cell_decrypt(cc.get(), reinterpret_cast<const uint8_t *>(ctx.data()), ctx.size(), ct.data(), n,
