@@ -79,7 +79,7 @@ int main(void) {
     if (step("generate data key (AES-256-XTS)", cellar_key_generate(CELLAR_KEY_AES256_XTS, &data)))
         print_id("data key id", data);
     if (failed) goto out;
-    if (step("derive column key (HKDF label)",
+    if (step("derive column key (SP 800-108)",
              cellar_key_derive(tenant, CELLAR_KEY_AES256, (const uint8_t *)"orders.email", 12, &column)))
         print_id("column key id", column);
 
