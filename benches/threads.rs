@@ -145,6 +145,32 @@ fn cells(n: usize) {
         );
         println!("| {mode:?} | shared cipher, single calls, 1 vs 2 threads | {:.0} | {:.0} | {m:.2} | {lo:.2} | {hi:.2} |", per(a), per(b));
     }
+    // The module alone, no Cellar: one aws-lc-rs RandomizedNonceKey (AES-256-GCM, nonce from
+    // the module's DRBG, as a RANDOMIZED cell seals) shared by two threads against one thread,
+    // the same values and rounds: the ceiling of what two threads give on this machine.
+    use aws_lc_rs::aead::{Aad, RandomizedNonceKey, AES_256_GCM};
+    let rk = RandomizedNonceKey::new(&AES_256_GCM, &[7u8; 32]).unwrap();
+    let seal = |lo: usize, hi: usize| {
+        let mut buf = Vec::with_capacity(vlen + 16);
+        for i in lo..hi {
+            buf.clear();
+            buf.extend_from_slice(&values[i * vlen..(i + 1) * vlen]);
+            rk.seal_in_place_append_tag(Aad::from(b"ctx"), &mut buf).unwrap();
+        }
+    };
+    let (a, b, m, lo, hi) = rounds(
+        n,
+        3,
+        || seal(0, count),
+        || {
+            std::thread::scope(|s| {
+                s.spawn(|| seal(0, count / 2));
+                seal(count / 2, count);
+            })
+        },
+    );
+    let per = |us: f64| us * 1000.0 / count as f64;
+    println!("| (module alone) | RandomizedNonceKey seal, 1 vs 2 threads | {:.0} | {:.0} | {m:.2} | {lo:.2} | {hi:.2} |", per(a), per(b));
 }
 
 /// Hand-off latency of a rayon-core pool of one worker: from `spawn` to the job's first

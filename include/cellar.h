@@ -23,6 +23,8 @@
  *  - ABI 1.1 adds to 1.0: key purposes, key memory status, the module certificate call, row
  *    contexts, per-page status runs, blind-index key handles, threaded cell batches, KMIP and
  *    PKCS#11 providers (everything after the first 1.0 set of functions).
+ *  - ABI 1.2 adds to 1.1: the page cipher's written mark (cellar_page_cipher_set_written_mark,
+ *    cellar_page_cipher_written_mark).
  */
 
 #ifndef CELLAR_H
@@ -37,7 +39,7 @@
  * ABI version: `major << 16 | minor`. Minor versions only add; a new major may break.
  * Compare with `cellar_abi_version()` at run time, best through CELLAR_ABI_COMPATIBLE.
  */
-#define CELLAR_ABI_VERSION 0x00010001u
+#define CELLAR_ABI_VERSION 0x00010002u
 
 /**
  * Whether a library reporting `runtime` (= `cellar_abi_version()`) serves a program built
@@ -202,6 +204,9 @@
 
 /**
  * Page cipher flag: an all-zero page (never written) decrypts to zeros instead of failing.
+ * A hazard on its own: a written page that is zeroed on disk then reads back as an empty page
+ * with `CELLAR_OK`. Pair it with `cellar_page_cipher_set_written_mark`, below which an all-zero
+ * page is `CELLAR_ERR_AUTHENTICATION_FAILED` (docs/SECURITY.md, "Integration hazards").
  */
 #define CELLAR_PAGE_ZERO_IS_EMPTY 1
 
@@ -1452,6 +1457,31 @@ cellar_status cellar_page_key_version(const uint8_t *page,
  * `CELLAR_PAGE_GCM`, and `SIZE_MAX` for an unknown mode (so it cannot be mistaken for XTS).
  */
 size_t cellar_page_reserved_bytes(uint32_t mode);
+
+/**
+ * Raises the cipher's *written mark* to `mark`, a page number: the engine declares that every
+ * page numbered below `mark` has been written (typically its file's page count, kept in its
+ * own authenticated metadata and set once after creating the cipher, then raised as the file
+ * grows). Below the mark an all-zero page is `CELLAR_ERR_AUTHENTICATION_FAILED` (last-error
+ * text "an all-zero page below the written mark ..."), at or above it an all-zero page still
+ * decrypts to zeros; pages that are not all zeros are unaffected. The mark starts at 0 and
+ * never goes down: a lower `mark` leaves it unchanged (not an error; read the mark in force
+ * with `cellar_page_cipher_written_mark`). Needs a cipher made with `CELLAR_PAGE_ZERO_IS_EMPTY`
+ * (else `CELLAR_ERR_INVALID_ARGUMENT`: without the flag every all-zero GCM page already
+ * fails, and XTS cannot tell an all-zero ciphertext from another). Safe to call from any
+ * thread while others use the cipher (one atomic update, seen by every later decrypt). Does no
+ * cryptography (leaves the approval indicator unchanged). Since ABI 1.2.
+ */
+cellar_status cellar_page_cipher_set_written_mark(const struct cellar_page_cipher *cipher,
+                                                  uint64_t mark);
+
+/**
+ * Reads the cipher's written mark (see `cellar_page_cipher_set_written_mark`) into
+ * `*out_mark`: 0 until raised, and always 0 for a cipher without `CELLAR_PAGE_ZERO_IS_EMPTY`.
+ * Does no cryptography. Since ABI 1.2.
+ */
+cellar_status cellar_page_cipher_written_mark(const struct cellar_page_cipher *cipher,
+                                              uint64_t *out_mark);
 
 /**
  * Frees a page cipher. NULL does nothing. No other thread may be using it.

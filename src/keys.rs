@@ -602,7 +602,9 @@ impl Key {
     /// a count it persisted (from [`Key::usage_count`]) across restarts, or adds the share of a
     /// budget another process used. Does no cryptography.
     pub fn restore_usage_count(&self, count: u64) {
-        self.inner.encryptions.fetch_max(count, Ordering::Relaxed);
+        // Any count above 2^32 is past every limit; the cap keeps `reserve_encryptions`'s add
+        // from wrapping.
+        self.inner.encryptions.fetch_max(count.min(1 << 62), Ordering::Relaxed);
     }
 
     /// The key's encryption limit (default [`DEFAULT_USAGE_LIMIT`]).
@@ -623,16 +625,23 @@ impl Key {
     }
 
     /// Reserves `n` encryptions under this key, or fails with [`Error::UsageLimit`] without
-    /// reserving any when that would pass the limit.
+    /// reserving any when that would pass the limit. One `fetch_add` (no compare-and-swap loop,
+    /// which retries while two threads sharing the key contend for the counter); a reservation
+    /// that passes the limit is taken back at once, so near the limit two concurrent callers
+    /// may both be refused where one of them alone would have fitted (never both admitted).
     pub(crate) fn reserve_encryptions(&self, n: u64) -> Result<()> {
         let limit = self.inner.limit.load(Ordering::Relaxed);
-        self.inner
-            .encryptions
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
-                c.checked_add(n).filter(|&t| t <= limit)
-            })
-            .map(|_| ())
-            .map_err(|_| Error::UsageLimit("the key reached its encryption limit; rotate to a new key"))
+        if n > limit {
+            return Err(Error::UsageLimit("the key reached its encryption limit; rotate to a new key"));
+        }
+        // The count stays below 2^62 (`restore_usage_count` caps it) and `n` <= 2^32, so the
+        // add cannot wrap.
+        let old = self.inner.encryptions.fetch_add(n, Ordering::Relaxed);
+        if old.checked_add(n).is_some_and(|t| t <= limit) {
+            return Ok(());
+        }
+        self.inner.encryptions.fetch_sub(n, Ordering::Relaxed);
+        Err(Error::UsageLimit("the key reached its encryption limit; rotate to a new key"))
     }
 
     /// Requires this key to be of `key_type`.

@@ -11,7 +11,8 @@
 //!   `HKDF-SHA256(page key, salt, "cellar page v1" | file_id LE)`) are still read; they report
 //!   indicator 0. Formats: `docs/FORMATS.md`.
 //!
-//! A [`PageCipher`] is immutable and may be shared by any number of threads. Internally it keeps a
+//! A [`PageCipher`] is immutable (but for its written mark, which only rises) and may be shared
+//! by any number of threads. Internally it keeps a
 //! small pool of per-thread *slots* (chosen by a per-thread index, each behind an uncontended
 //! try-lock on its own cache line): for XTS each slot holds its own keyed `EVP_CIPHER_CTX`s
 //! (setting the tweak mutates a context, so one cannot be shared), for GCM each slot holds a
@@ -41,7 +42,8 @@ pub const GCM_TRAILER_LEN: usize = 48;
 pub const GCM_FORMAT_V1: u8 = 0x01;
 /// Format byte of a GCM page trailer of format v2 (SP 800-108 subkey, SPEC 10): every new page.
 pub const GCM_FORMAT_V2: u8 = 0x02;
-/// Flag: an all-zero page (never written) decrypts to zeros instead of failing.
+/// Flag: an all-zero page (never written) decrypts to zeros instead of failing, except below
+/// the cipher's written mark ([`PageCipher::set_written_mark`]).
 pub const FLAG_ZERO_IS_EMPTY: u32 = 1;
 /// Encryptions per GCM epoch (per salt, hence per subkey) before the cipher draws a new salt.
 pub const DEFAULT_EPOCH_LIMIT: u64 = 1 << 31;
@@ -388,11 +390,15 @@ struct Inner {
     file_id: u64,
     key_version: u32,
     zero_is_empty: bool,
+    /// Pages numbered below this were written: an all-zero one is an error, not an empty page.
+    /// Only rises ([`PageCipher::set_written_mark`]); read only on the all-zero path.
+    written_mark: AtomicU64,
     key_id: keys::KeyId,
     engine: Engine,
 }
 
-/// A page cipher: page key + mode + file id + key version + flags. Immutable; cloning shares it
+/// A page cipher: page key + mode + file id + key version + flags (+ the written mark, which
+/// only rises). Otherwise immutable; cloning shares it
 /// (an `Arc`); safe to use from any number of threads at once. `Debug` prints the mode, file
 /// id, key version and key id only.
 #[derive(Clone)]
@@ -496,6 +502,7 @@ impl PageCipher {
                     file_id,
                     key_version,
                     zero_is_empty: flags & FLAG_ZERO_IS_EMPTY != 0,
+                    written_mark: AtomicU64::new(0),
                     key_id: key.id(),
                     engine,
                 }),
@@ -516,6 +523,42 @@ impl PageCipher {
     /// The key version written into (GCM) and required of (GCM decrypt) every page.
     pub fn key_version(&self) -> u32 {
         self.inner.key_version
+    }
+
+    /// Raises the cipher's *written mark* to `mark` (it never goes down; a lower value leaves
+    /// it) and returns the mark now in force. Pages numbered below the mark are pages the engine
+    /// knows were written: with [`FLAG_ZERO_IS_EMPTY`], an all-zero page there is
+    /// [`Error::AuthenticationFailed`] (a written page was zeroed on disk, or the file was cut
+    /// and re-extended), while an all-zero page at or above the mark still reads as empty. The
+    /// mark is shared by every clone of the cipher and may be raised from any thread while
+    /// others decrypt. A cipher made without the flag refuses it ([`Error::InvalidArgument`]):
+    /// there every all-zero GCM page already fails, and XTS cannot tell. Does no cryptography.
+    pub fn set_written_mark(&self, mark: u64) -> Result<u64> {
+        if !self.inner.zero_is_empty {
+            return Err(Error::InvalidArgument(
+                "the written mark needs a cipher made with the zero-is-empty flag (without it an all-zero GCM page always fails)",
+            ));
+        }
+        let old = self.inner.written_mark.fetch_max(mark, Ordering::AcqRel);
+        Ok(old.max(mark))
+    }
+
+    /// The written mark (0 until [`PageCipher::set_written_mark`] raises it).
+    pub fn written_mark(&self) -> u64 {
+        self.inner.written_mark.load(Ordering::Acquire)
+    }
+
+    /// The all-zero page `page_no` of a zero-is-empty cipher: empty at or above the mark,
+    /// an error below it.
+    #[cold]
+    fn zero_page(&self, page_no: u64, mut io: InOut<'_>) -> Result<()> {
+        if page_no < self.inner.written_mark.load(Ordering::Acquire) {
+            return Err(Error::AuthenticationFailed(
+                "an all-zero page below the written mark (a written page was zeroed or cut off)",
+            ));
+        }
+        io.output().fill(0);
+        Ok(())
     }
 
     /// Bytes reserved at the end of each page by this cipher's mode (0 or 48).
@@ -642,9 +685,7 @@ impl PageCipher {
             let inp = io.input();
             // Ciphertext practically never starts with 16 zero bytes: the full scan is rare.
             if is_all_zero(&inp[..16]) && is_all_zero(inp) {
-                let mut io = io;
-                io.output().fill(0);
-                return Ok(());
+                return self.zero_page(page_no, io);
             }
         }
         let t = tweak(page_no, self.inner.file_id);
@@ -701,8 +742,7 @@ impl PageCipher {
         let format = tr[0];
         if !(format == GCM_FORMAT_V2 || format == GCM_FORMAT_V1) || tr[1..4] != [0, 0, 0] {
             if self.inner.zero_is_empty && tr == [0u8; GCM_TRAILER_LEN] && is_all_zero(io.input()) {
-                io.output().fill(0);
-                return Ok(());
+                return self.zero_page(page_no, io);
             }
             return Err(Error::AuthenticationFailed("not a Cellar GCM page (format byte or reserved bytes)"));
         }
@@ -847,7 +887,7 @@ impl PageCipher {
 /// worker costs 30-50 us on the build machines (see `par`), about 16 pages of 8 KiB of XTS.
 /// Above it, a run is shared only when its estimated time (bytes x the measured cost per byte
 /// of this mode and direction) is at least twice the measured hand-off latency.
-pub const SPLIT_MIN_BYTES: usize = 128 * 1024;
+pub const SPLIT_MIN_BYTES: usize = 256 * 1024;
 /// Smallest piece of a shared run handed out at once (a piece costs one atomic increment and an
 /// uncontended lock).
 const PIECE_MIN_BYTES: usize = 64 * 1024;

@@ -16,8 +16,8 @@
 use crate::error::Error;
 use crate::fips::{self, operation, service, Approval};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// Most threads a multi-threaded call uses, whatever the caller asks.
@@ -73,8 +73,8 @@ thread_local! {
 }
 
 /// Keeps the current worker awake for [`WARM_SPIN`], running any job handed to the pool
-/// meanwhile (each such job extends the spin). Queued as a job of its own, so the call that
-/// just finished does not wait for it.
+/// meanwhile (each such job extends the spin). Runs after the helper marked itself done, so the
+/// call that just finished does not wait for it.
 fn warm_spin(pool: &'static rayon_core::ThreadPool) {
     if SPINNING.with(|s| s.replace(true)) {
         return;
@@ -120,7 +120,8 @@ fn record_handoff(ns: u64) {
     HANDOFF_NS.store(new.min(5_000_000), Ordering::Relaxed);
 }
 
-/// How long the calling thread, done with its pieces, waits awake for helpers still on theirs.
+/// How long the calling thread, done with its pieces, waits awake (yielding) for helpers still
+/// on theirs, before it sleeps in short steps.
 const WAIT_AWAKE: Duration = Duration::from_millis(2);
 
 /// Below this hand-off estimate the machine has idle cores and a warm spin pays; above it the
@@ -161,10 +162,110 @@ pub(crate) fn worth_splitting(work_ns: u64) -> bool {
 /// A failure inside a shared call: the index (of the call's items) where it happened, and why.
 pub(crate) type Failure = (usize, Error);
 
+/// What one worker reports back: its smallest failure, its operation's approval, and whether
+/// it ran any piece.
+type Outcome = (Option<Failure>, Approval, bool);
+
+/// A helper's state in a [`Handoff`].
+const PENDING: u8 = 0;
+const STARTED: u8 = 1;
+/// The call finished without this helper (it had not started): it must touch nothing.
+const CLOSED: u8 = 2;
+const DONE: u8 = 3;
+
+/// The `drain` of a call, type- and lifetime-erased (see [`Handoff`]).
+type Drain<'a> = dyn Fn() -> (Option<Failure>, bool) + Sync + 'a;
+
+/// What a shared call hands its helpers. Each helper job owns an `Arc` of it, so a helper that
+/// wakes after the call returned finds its state `CLOSED` and leaves without touching the
+/// call's buffers: the call never waits for a worker that has not started (on the build
+/// machines a parked worker wakes 15-50 us, at worst hundreds of us, after the hand-off).
+struct Handoff {
+    /// One per helper: `PENDING` -> `STARTED` (by the helper) -> `DONE`, or `PENDING` ->
+    /// `CLOSED` (by the call, when it is done and the helper never started).
+    state: Vec<AtomicU8>,
+    /// The call's `drain`, its lifetime erased. Dereferenced only by a helper that moved its
+    /// state from `PENDING` to `STARTED`, and only until it stores `DONE`; the call does not
+    /// return (or unwind) past `drain` before every helper is `CLOSED` or `DONE`
+    /// ([`CloseGuard`]).
+    drain: *const Drain<'static>,
+    outcomes: Mutex<Vec<Outcome>>,
+    handed: Instant,
+}
+
+// SAFETY: `drain` points to a `Sync` closure, used under the protocol above; the rest is
+// `Send + Sync` already.
+unsafe impl Send for Handoff {}
+// SAFETY: as above.
+unsafe impl Sync for Handoff {}
+
+/// Ends a shared call's hand-off when dropped (also while unwinding): closes every helper that
+/// has not started, and waits for every one that has. Must be dropped before the `drain` that
+/// [`Handoff::drain`] points to.
+struct CloseGuard<'a>(&'a Handoff);
+
+impl Drop for CloseGuard<'_> {
+    fn drop(&mut self) {
+        for st in &self.0.state {
+            if st.compare_exchange(PENDING, CLOSED, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                continue;
+            }
+            // Started: every piece is taken (the caller's drain found none left), so the
+            // helper is on its last one. Yield while it finishes; past WAIT_AWAKE (a preempted
+            // worker on a busy machine) sleep in short steps instead.
+            let t = Instant::now();
+            while st.load(Ordering::Acquire) != DONE {
+                if t.elapsed() < WAIT_AWAKE {
+                    std::thread::yield_now();
+                } else {
+                    std::thread::sleep(Duration::from_micros(20));
+                }
+            }
+        }
+    }
+}
+
+/// One helper: starts unless the call has closed it, drains pieces as one operation of this
+/// worker thread, reports, and then stays warm for the next call.
+fn helper(h: Arc<Handoff>, i: usize, pool: &'static rayon_core::ThreadPool) {
+    record_handoff(h.handed.elapsed().as_nanos().min(u64::MAX as u128) as u64);
+    if h.state[i].compare_exchange(PENDING, STARTED, Ordering::AcqRel, Ordering::Acquire).is_err() {
+        return; // the call is over
+    }
+    // SAFETY: STARTED, so the call is held in `CloseGuard::drop` until DONE below; `drain` is
+    // alive until then.
+    let drain = unsafe { &*h.drain };
+    // A panic is caught here; the piece it was on is lost, so the call fails (index 0: which
+    // piece is not known here).
+    let o = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut ran = false;
+        let r = operation(|| {
+            let (f, any) = drain();
+            ran = any;
+            Ok(f)
+        })
+        .unwrap_or_else(|e| Some((0, e)));
+        (r, fips::last_operation_approved(), ran)
+    }))
+    .unwrap_or_else(|_| (Some((0, Error::Internal("a worker thread panicked"))), Approval::Unknown, true));
+    let ran = o.2;
+    lock(&h.outcomes).push(o);
+    h.state[i].store(DONE, Ordering::Release);
+    // `drain` must not be used past this point.
+    if ran && handoff_ns() < SPIN_WHILE_HANDOFF_UNDER_NS {
+        warm_spin(pool);
+    }
+}
+
 /// Runs `work(start, piece)` for every `(start, piece)` of `pieces` (`start`: the index of the
 /// piece's first item), on the calling thread and at most `threads - 1` pool workers, and
 /// returns the failure with the smallest index, if any. Every piece runs, even after a failure
 /// (the caller zeroes the output anyway, and the smallest index must be exact).
+///
+/// The calling thread takes pieces too, from the same counter as the workers, so a worker that
+/// wakes late only takes fewer; when the caller has run them all, a worker that has not started
+/// yet is dropped from the call (it wakes later to nothing), and the call waits only for
+/// workers already on a piece.
 ///
 /// Approval: the caller must be inside its own `fips::operation`. Each worker runs its pieces
 /// as one operation of its own thread; if any worker's was not approved, one uncounted service
@@ -199,52 +300,26 @@ pub(crate) fn run_pieces<P: Send>(
         return drain().0.map_or(Ok(()), Err);
     };
     let helpers = helpers.min(pool.current_num_threads());
-    // (smallest failure, approval of the worker's operation, whether it ran any piece)
-    let outcomes: Mutex<Vec<(Option<Failure>, Approval, bool)>> = Mutex::new(Vec::with_capacity(helpers));
-    // Helpers that started and have not finished: the caller, done with the pieces, waits for
-    // them awake (see below) rather than asleep in rayon's latch.
-    let working = AtomicUsize::new(0);
-    let handed = Instant::now();
-    let own = pool.in_place_scope(|s| {
-        for _ in 0..helpers {
-            let (drain, outcomes, working) = (&drain, &outcomes, &working);
-            s.spawn(move |_| {
-                working.fetch_add(1, Ordering::AcqRel);
-                record_handoff(handed.elapsed().as_nanos().min(u64::MAX as u128) as u64);
-                // A panic is caught here, so the scope never re-raises one; the piece it was on
-                // is lost, so the call fails (index 0: which piece is not known here).
-                let o = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    let mut ran = false;
-                    let r = operation(|| {
-                        let (f, any) = drain();
-                        ran = any;
-                        Ok(f)
-                    })
-                    .unwrap_or_else(|e| Some((0, e)));
-                    (r, fips::last_operation_approved(), ran)
-                }))
-                .unwrap_or_else(|_| (Some((0, Error::Internal("a worker thread panicked"))), Approval::Unknown, true));
-                let ran = o.2;
-                lock(outcomes).push(o);
-                if ran && handoff_ns() < SPIN_WHILE_HANDOFF_UNDER_NS {
-                    pool.spawn(move || warm_spin(pool));
-                }
-                working.fetch_sub(1, Ordering::AcqRel);
-            });
-        }
-        let own = drain().0;
-        // A helper still on its last piece finishes within about one piece's time. Blocking in
-        // rayon's latch would add a wake-up of this thread (on a busy machine, a wait for a
-        // time slice) to every call, so poll for up to WAIT_AWAKE, yielding the CPU.
-        let t = Instant::now();
-        while working.load(Ordering::Acquire) > 0 && t.elapsed() < WAIT_AWAKE {
-            std::thread::yield_now();
-        }
-        own
+    let erased: &Drain<'_> = &drain;
+    // SAFETY: only the lifetime is changed; `CloseGuard` (dropped below, before `drain`, also
+    // when unwinding) keeps every use of the pointer within `drain`'s life.
+    let erased: *const Drain<'static> = unsafe { std::mem::transmute::<*const Drain<'_>, *const Drain<'static>>(erased) };
+    let h = Arc::new(Handoff {
+        state: (0..helpers).map(|_| AtomicU8::new(PENDING)).collect(),
+        drain: erased,
+        outcomes: Mutex::new(Vec::with_capacity(helpers)),
+        handed: Instant::now(),
     });
+    let guard = CloseGuard(&h);
+    for i in 0..helpers {
+        let h = Arc::clone(&h);
+        pool.spawn(move || helper(h, i, pool));
+    }
+    let own = drain().0;
+    drop(guard);
     let mut first = own;
     let mut all_approved = true;
-    for (f, approval, ran) in outcomes.into_inner().unwrap_or_else(|p| p.into_inner()) {
+    for (f, approval, ran) in std::mem::take(&mut *lock(&h.outcomes)) {
         if let Some(e) = f {
             if first.as_ref().map_or(true, |x| e.0 < x.0) {
                 first = Some(e);

@@ -292,6 +292,98 @@ fn zero_page_flag() {
     assert_eq!(out, pt);
 }
 
+/// Issue 20 item 7: below the written mark an all-zero page is an error, at or above it still
+/// empty; real pages are unaffected; the mark only rises, is shared by clones, and needs the flag.
+#[test]
+fn written_mark_makes_zeroed_written_pages_fail() {
+    let ps = 4096;
+    let zeros = vec![0u8; ps];
+    for (mode, key) in [(PageMode::Gcm, gcm_key()), (PageMode::Xts, xts_key())] {
+        let c = PageCipher::new(&key, mode, 7, 1, FLAG_ZERO_IS_EMPTY).unwrap();
+        assert_eq!(c.written_mark(), 0);
+        let mut out = vec![5u8; ps];
+        // Mark 0: every all-zero page is empty (the flag's old behaviour).
+        c.decrypt(3, &zeros, &mut out).unwrap();
+        assert!(out.iter().all(|&b| b == 0));
+        assert_eq!(c.set_written_mark(4).unwrap(), 4);
+        for p in 0..4u64 {
+            out.fill(5);
+            let e = c.decrypt(p, &zeros, &mut out).unwrap_err();
+            assert!(matches!(e, Error::AuthenticationFailed(m) if m.contains("below the written mark")), "{mode:?} {p}");
+            assert!(out.iter().all(|&b| b == 0), "failed output is zeroed");
+            assert_eq!(last_operation_approved(), Approval::Unknown);
+            // In place too.
+            let mut inplace = zeros.clone();
+            assert!(c.decrypt_in_place(p, &mut inplace).is_err());
+        }
+        for p in [4u64, 5, u64::MAX] {
+            out.fill(5);
+            c.decrypt(p, &zeros, &mut out).unwrap();
+            approved();
+            assert!(out.iter().all(|&b| b == 0), "{mode:?} page {p} at or above the mark is empty");
+        }
+        // A real page below the mark reads as always.
+        let pt = pattern(ps, 3);
+        let mut ct = vec![0u8; ps];
+        c.encrypt(1, &pt, &mut ct).unwrap();
+        c.decrypt(1, &ct, &mut out).unwrap();
+        let payload = ps - c.reserved_bytes();
+        assert_eq!(out[..payload], pt[..payload]);
+        // Never lowered; a clone shares the mark; it rises from any handle.
+        assert_eq!(c.set_written_mark(2).unwrap(), 4);
+        assert_eq!(c.written_mark(), 4);
+        let clone = c.clone();
+        assert_eq!(clone.set_written_mark(10).unwrap(), 10);
+        assert_eq!(c.written_mark(), 10);
+        assert!(c.decrypt(9, &zeros, &mut out).is_err());
+        c.decrypt(10, &zeros, &mut out).unwrap();
+        // A run across the mark: the per-page statuses name exactly the pages below it.
+        let mut run = vec![0u8; ps * 4];
+        c.encrypt(8, &pt, &mut run[..ps]).unwrap(); // page 8 real, 9..11 zero
+        let mut st = [0i32; 4];
+        let mut dec = vec![5u8; ps * 4];
+        let err = c.decrypt_pages_each(8, &run, &mut dec, ps, 1, &mut st).unwrap_err();
+        assert_eq!(err.index, 1);
+        let fail = Error::AuthenticationFailed("").code();
+        assert_eq!(st, [0, fail, 0, 0], "{mode:?}");
+        assert_eq!(dec[..payload], pt[..payload]);
+        assert!(dec[ps..].iter().all(|&b| b == 0));
+        // The plain run fails as a whole at that page.
+        let e = c.decrypt_pages(8, &run, &mut dec, ps, 1).unwrap_err();
+        assert_eq!(e.index, 1);
+    }
+    // Without the flag: refused (GCM already fails every all-zero page; XTS cannot tell).
+    for (mode, key) in [(PageMode::Gcm, gcm_key()), (PageMode::Xts, xts_key())] {
+        let c = PageCipher::new(&key, mode, 7, 1, 0).unwrap();
+        assert!(matches!(c.set_written_mark(4), Err(Error::InvalidArgument(_))));
+        assert_eq!(c.written_mark(), 0);
+    }
+}
+
+/// The mark raised by one thread is seen by decrypts on others, and concurrent raises keep the
+/// largest.
+#[test]
+fn written_mark_from_many_threads() {
+    let c = PageCipher::new(&gcm_key(), PageMode::Gcm, 1, 1, FLAG_ZERO_IS_EMPTY).unwrap();
+    std::thread::scope(|s| {
+        for t in 0..4u64 {
+            let c = &c;
+            s.spawn(move || {
+                for i in 0..1000u64 {
+                    c.set_written_mark(i * 4 + t).unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(c.written_mark(), 3999);
+    let zeros = vec![0u8; 512];
+    let mut out = vec![0u8; 512];
+    std::thread::scope(|s| {
+        s.spawn(|| assert!(c.decrypt(3998, &zeros, &mut vec![0u8; 512]).is_err()));
+    });
+    c.decrypt(3999, &zeros, &mut out).unwrap();
+}
+
 #[test]
 fn gcm_epochs_rotate_the_salt() {
     let key = gcm_key();

@@ -102,7 +102,7 @@ def approved(lib):
 
 
 def test_module_status(lib):
-    assert lib.cellar_abi_version() == 0x0001_0001
+    assert lib.cellar_abi_version() == 0x0001_0002
     assert b"AWS-LC FIPS" in lib.cellar_fips_module_version()
     assert lib.cellar_version().startswith(b"cellar ")
     assert lib.cellar_fips_mode() == 1

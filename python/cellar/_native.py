@@ -56,7 +56,7 @@ __all__ = [
 #: The ABI major this package is written against (``CELLAR_ABI_VERSION >> 16``).
 ABI_MAJOR = 1
 #: The oldest ABI minor that has every function in :data:`SIGNATURES`.
-ABI_MINOR_MIN = 1
+ABI_MINOR_MIN = 2
 
 
 class LibraryError(ImportError):
@@ -205,6 +205,8 @@ SIGNATURES: Dict[str, Tuple[Optional[type], List[type]]] = {
         _st, [_vp, c_uint64, _vp, _vp, c_size_t, c_size_t, c_uint32, _pi32, _psz]),
     "cellar_page_key_version": (_st, [_vp, c_size_t, _pu32]),
     "cellar_page_reserved_bytes": (c_size_t, [c_uint32]),
+    "cellar_page_cipher_set_written_mark": (_st, [_vp, c_uint64]),
+    "cellar_page_cipher_written_mark": (_st, [_vp, _pu64]),
     "cellar_page_cipher_free": (None, [_vp]),
     # Cells.
     "cellar_cell_cipher_new": (_st, [_vp, c_uint32, c_uint32, _pvp]),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ctypes
 import enum
 import weakref
-from ctypes import byref, c_int32, c_size_t, c_uint32, c_void_p
+from ctypes import byref, c_int32, c_size_t, c_uint32, c_uint64, c_void_p
 from typing import Any, List
 
 from ._buffers import BytesLike, readable, writable
@@ -34,6 +34,8 @@ _encrypt = lib.cellar_page_encrypt
 _decrypt = lib.cellar_page_decrypt
 _encrypt_pages = lib.cellar_page_encrypt_pages
 _decrypt_pages = lib.cellar_page_decrypt_pages
+_set_written_mark = lib.cellar_page_cipher_set_written_mark
+_written_mark = lib.cellar_page_cipher_written_mark
 
 
 class PageMode(enum.IntEnum):
@@ -68,7 +70,10 @@ class PageCipher(Handle):
     It holds its own reference to the key, so ``key`` may be closed afterwards.
 
     ``zero_is_empty=True`` makes an all-zero page (never written) decrypt to zeros instead of
-    failing (GCM) or being decrypted (XTS).
+    failing (GCM) or being decrypted (XTS). On its own that is a hazard (a written page zeroed
+    on disk reads back empty, without an error); raise :meth:`set_written_mark` to the number
+    of pages the file is known to hold, and an all-zero page below it raises
+    :class:`~cellar.AuthenticationError`.
     """
 
     _kind = "page_cipher"
@@ -108,6 +113,26 @@ class PageCipher(Handle):
     def payload_size(self, page_size: int) -> int:
         """Bytes of a ``page_size`` page that carry data (the rest is the GCM trailer)."""
         return page_size - self.reserved_bytes
+
+    def set_written_mark(self, mark: int) -> int:
+        """Declares that every page numbered below ``mark`` was written: an all-zero page there
+        then raises :class:`~cellar.AuthenticationError` instead of reading as empty, while
+        all-zero pages at or above the mark still read as zeros. The mark only rises (a lower
+        value leaves it); returns the mark in force. Needs ``zero_is_empty=True`` (else
+        :class:`~cellar.InvalidArgumentError`). Shared by every thread using this cipher."""
+        st = _set_written_mark(self._handle, _u64(mark, "mark"))
+        if st:
+            raise_status(st)
+        return self.written_mark
+
+    @property
+    def written_mark(self) -> int:
+        """The written mark (0 until :meth:`set_written_mark` raises it)."""
+        out = c_uint64()
+        st = _written_mark(self._handle, byref(out))
+        if st:
+            raise_status(st)
+        return out.value
 
     # Single pages ---------------------------------------------------------------------------
 

@@ -144,8 +144,9 @@ def test_missing_library_is_a_clear_import_error(tmp_path):
 @pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C compiler to build fake libraries")
 @pytest.mark.parametrize("abi, message", [
     (2 << 16, "has C ABI 2.0, but this cellar package needs ABI 1.x"),
-    (1 << 16, "has C ABI 1.0, but this cellar package needs ABI 1.x with x >= 1"),  # too old a minor
-    ((1 << 16) | 1, "lacks"),  # right ABI, missing functions
+    (1 << 16, "has C ABI 1.0, but this cellar package needs ABI 1.x with x >= 2"),  # too old a minor
+    ((1 << 16) | 1, "has C ABI 1.1, but this cellar package needs ABI 1.x with x >= 2"),
+    ((1 << 16) | 2, "lacks"),  # right ABI, missing functions
 ])
 def test_mismatched_library_is_refused(tmp_path, abi, message):
     src = tmp_path / "fake.c"

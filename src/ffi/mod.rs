@@ -54,7 +54,7 @@ pub const CELLAR_ERR_INTERNAL: cellar_status = 13;
 
 /// ABI version: `major << 16 | minor`. Minor versions only add; a new major may break.
 /// Compare with `cellar_abi_version()` at run time.
-pub const CELLAR_ABI_VERSION: u32 = 0x0001_0001;
+pub const CELLAR_ABI_VERSION: u32 = 0x0001_0002;
 
 /// A failure at the boundary: a core error plus, optionally, detail text that replaces the
 /// error's own message in `cellar_last_error` (for example the index of a bad value in a batch).

@@ -30,6 +30,9 @@ pub const CELLAR_PAGE_XTS: u32 = 1;
 /// page are the trailer. Needs a `CELLAR_KEY_AES256` key.
 pub const CELLAR_PAGE_GCM: u32 = 2;
 /// Page cipher flag: an all-zero page (never written) decrypts to zeros instead of failing.
+/// A hazard on its own: a written page that is zeroed on disk then reads back as an empty page
+/// with `CELLAR_OK`. Pair it with `cellar_page_cipher_set_written_mark`, below which an all-zero
+/// page is `CELLAR_ERR_AUTHENTICATION_FAILED` (docs/SECURITY.md, "Integration hazards").
 pub const CELLAR_PAGE_ZERO_IS_EMPTY: u32 = 1;
 /// Smallest page size in bytes.
 pub const CELLAR_PAGE_MIN_SIZE: usize = 512;
@@ -271,6 +274,43 @@ pub extern "C" fn cellar_page_key_version(page: *const u8, page_size: usize, out
 #[no_mangle]
 pub extern "C" fn cellar_page_reserved_bytes(mode: u32) -> usize {
     super::boundary_value(usize::MAX, || PageMode::from_u32(mode).map_or(usize::MAX, PageMode::reserved_bytes))
+}
+
+/// Raises the cipher's *written mark* to `mark`, a page number: the engine declares that every
+/// page numbered below `mark` has been written (typically its file's page count, kept in its
+/// own authenticated metadata and set once after creating the cipher, then raised as the file
+/// grows). Below the mark an all-zero page is `CELLAR_ERR_AUTHENTICATION_FAILED` (last-error
+/// text "an all-zero page below the written mark ..."), at or above it an all-zero page still
+/// decrypts to zeros; pages that are not all zeros are unaffected. The mark starts at 0 and
+/// never goes down: a lower `mark` leaves it unchanged (not an error; read the mark in force
+/// with `cellar_page_cipher_written_mark`). Needs a cipher made with `CELLAR_PAGE_ZERO_IS_EMPTY`
+/// (else `CELLAR_ERR_INVALID_ARGUMENT`: without the flag every all-zero GCM page already
+/// fails, and XTS cannot tell an all-zero ciphertext from another). Safe to call from any
+/// thread while others use the cipher (one atomic update, seen by every later decrypt). Does no
+/// cryptography (leaves the approval indicator unchanged). Since ABI 1.2.
+#[no_mangle]
+pub extern "C" fn cellar_page_cipher_set_written_mark(
+    cipher: *const cellar_page_cipher,
+    mark: u64,
+) -> cellar_status {
+    ffi_boundary!("cellar_page_cipher_set_written_mark", {
+        let c = handle::<cellar_page_cipher>(cipher, "cipher")?;
+        c.set_written_mark(mark)?;
+        Ok(())
+    })
+}
+
+/// Reads the cipher's written mark (see `cellar_page_cipher_set_written_mark`) into
+/// `*out_mark`: 0 until raised, and always 0 for a cipher without `CELLAR_PAGE_ZERO_IS_EMPTY`.
+/// Does no cryptography. Since ABI 1.2.
+#[no_mangle]
+pub extern "C" fn cellar_page_cipher_written_mark(cipher: *const cellar_page_cipher, out_mark: *mut u64) -> cellar_status {
+    ffi_boundary!("cellar_page_cipher_written_mark", {
+        let out = out_ptr(out_mark, "out_mark")?;
+        let c = handle::<cellar_page_cipher>(cipher, "cipher")?;
+        write_out(out, c.written_mark());
+        Ok(())
+    })
 }
 
 /// Frees a page cipher. NULL does nothing. No other thread may be using it.
