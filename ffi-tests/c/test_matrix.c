@@ -482,6 +482,20 @@ static void matrix_page(void) {
     memset(out, 0, PS);
     BAD(cellar_page_key_version(out, PS, &v), CELLAR_ERR_UNSUPPORTED_FORMAT);
     CHECK(v == 77);
+    /* cellar_page_cipher_set_written_mark / cellar_page_cipher_written_mark (ABI 1.2) */
+    uint64_t mk = 77;
+    BAD(cellar_page_cipher_set_written_mark(NULL, 4), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_page_cipher_set_written_mark((const cellar_page_cipher *)cell, 4), CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_page_cipher_set_written_mark((const cellar_page_cipher *)aes, 4), CELLAR_ERR_INVALID_ARGUMENT);
+    /* the matrix's ciphers have no CELLAR_PAGE_ZERO_IS_EMPTY: the mark is refused */
+    BAD(cellar_page_cipher_set_written_mark(pgcm, 4), CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_page_cipher_set_written_mark(pxts, UINT64_MAX), CELLAR_ERR_INVALID_ARGUMENT);
+    BAD(cellar_page_cipher_written_mark(NULL, &mk), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_page_cipher_written_mark(pgcm, NULL), CELLAR_ERR_NULL_POINTER);
+    BAD(cellar_page_cipher_written_mark((const cellar_page_cipher *)cell, &mk), CELLAR_ERR_INVALID_ARGUMENT);
+    CHECK(mk == 77);
+    CHECK_OK(cellar_page_cipher_written_mark(pgcm, &mk));
+    CHECK(mk == 0);
     /* cellar_page_cipher_free: NULL and another kind do nothing */
     cellar_page_cipher_free(NULL);
     cellar_page_cipher_free((cellar_page_cipher *)aes);

@@ -168,6 +168,29 @@ def test_zero_pages(aes_key, xts_key):
     assert e.value.status == 6
 
 
+@pytest.mark.parametrize("mode", [PageMode.GCM, PageMode.XTS])
+def test_written_mark(aes_key, xts_key, mode):
+    """Issue 20 item 7: below the written mark a zeroed page is an error, not an empty page."""
+    key = aes_key if mode == PageMode.GCM else xts_key
+    zero = bytes(PS)
+    pc = PageCipher(key, mode, file_id=3, zero_is_empty=True)
+    assert pc.written_mark == 0
+    assert pc.decrypt(5, zero) == zero  # mark 0: the old behaviour
+    assert pc.set_written_mark(6) == 6
+    assert pc.set_written_mark(2) == 6  # never lowered
+    with pytest.raises(cellar.AuthenticationError) as e:
+        pc.decrypt(5, zero)
+    assert "below the written mark" in e.value.detail
+    assert pc.decrypt(6, zero) == zero
+    approved()
+    real = pc.encrypt(0, os.urandom(PS))
+    assert len(pc.decrypt(0, real)) == PS  # real pages are unaffected
+    with pytest.raises(cellar.InvalidArgumentError):
+        PageCipher(key, mode).set_written_mark(1)
+    with pytest.raises(ValueError):
+        pc.set_written_mark(-1)
+
+
 def test_cipher_outlives_its_key():
     k = Key.generate(KeyType.AES256_XTS)
     pc = PageCipher(k, PageMode.XTS)
