@@ -1411,12 +1411,13 @@ cellar_status cellar_page_decrypt(const struct cellar_page_cipher *cipher,
  * calling thread and allocates nothing; N > 1 lets the run be shared with up to N - 1 of
  * Cellar's workers (a process-wide pool of one thread fewer than the CPUs, named
  * `cellar-worker-N`, started on the first shared call and kept for the life of the process; a
- * `fork()` child starts its own), but only when that pays: runs under 128 KiB always stay on
+ * `fork()` child starts its own), but only when that pays: runs under 256 KiB always stay on
  * the calling thread (a tuning value, not a promise), and larger ones too
  * while their measured cost is under twice the measured hand-off latency (30-50 us to wake a
  * parked worker on a 2-vCPU VM). A shared run is cut into pieces that the calling thread and
- * the workers take in order, so a worker that wakes late takes less; the call returns when
- * every piece is done. The output does not depend on `threads`. `page_count` 0 does nothing
+ * the workers take in order, so a worker that wakes late takes less, and one that has not
+ * started when the pieces run out is dropped from the call (never waited for); the call returns
+ * when every piece is done. The output does not depend on `threads`. `page_count` 0 does nothing
  * (`in`/`out` may be NULL). On
  * failure every page of `out` is zeroed and the last-error text names the failing page index.
  */

@@ -884,7 +884,8 @@ impl PageCipher {
 }
 
 /// Runs of fewer bytes than this stay on the calling thread whatever `threads` says: waking a
-/// worker costs 30-50 us on the build machines (see `par`), about 16 pages of 8 KiB of XTS.
+/// worker costs 10-50 us on the build machines (see `par`), and 16-page (128 KiB) runs measured
+/// 0.87-0.90x with two threads when this was 128 KiB (docs/PERFORMANCE.md).
 /// Above it, a run is shared only when its estimated time (bytes x the measured cost per byte
 /// of this mode and direction) is at least twice the measured hand-off latency.
 pub const SPLIT_MIN_BYTES: usize = 256 * 1024;
@@ -893,7 +894,7 @@ pub const SPLIT_MIN_BYTES: usize = 256 * 1024;
 const PIECE_MIN_BYTES: usize = 64 * 1024;
 
 /// Measured cost per byte in picoseconds of XTS encrypt, XTS decrypt, GCM encrypt, GCM decrypt
-/// (exponentially weighted over recent runs of 128 KiB or more), starting from the build
+/// (exponentially weighted over recent runs of 256 KiB or more), starting from the build
 /// machines' figures (about 2.7 us per 8 KiB page for XTS, 4.5 us for GCM).
 static PAGE_COST_PS: [AtomicU64; 4] = [AtomicU64::new(330), AtomicU64::new(330), AtomicU64::new(550), AtomicU64::new(550)];
 
