@@ -211,7 +211,8 @@ impl Drop for CloseGuard<'_> {
                 continue;
             }
             // Started: every piece is taken (the caller's drain found none left), so the
-            // helper is on its last one. Yield while it finishes; past WAIT_AWAKE (a preempted
+            // helper is on its last one (if the caller's own piece panicked, on what is left:
+            // it must finish before the buffers go). Yield while it finishes; past WAIT_AWAKE (a preempted
             // worker on a busy machine) sleep in short steps instead.
             let t = Instant::now();
             while st.load(Ordering::Acquire) != DONE {
