@@ -371,7 +371,8 @@ typedef struct cellar_kmip_client cellar_kmip_client;
 /**
  * An opaque TDE page cipher: a page key, a mode, a file id, a key version and flags.
  *
- * Immutable and safe to share between threads: any number of threads may encrypt and decrypt
+ * Immutable (but for its written mark, which only rises: `cellar_page_cipher_set_written_mark`)
+ * and safe to share between threads: any number of threads may encrypt and decrypt
  * with one handle at once (it keeps per-thread state internally, so two threads run at twice
  * one thread's speed). The cipher holds its own reference to the key, so the key handle may be
  * freed first. Create with `cellar_page_cipher_new`, free with `cellar_page_cipher_free`
