@@ -66,7 +66,8 @@ def _check_page_size(n: int) -> None:
 class PageCipher(Handle):
     """A page cipher for one file: a page key, a mode, a file id and a key version.
 
-    Immutable and safe to share between threads (two threads run at twice one thread's speed).
+    Safe to share between threads (two threads run at twice one thread's speed); immutable but
+    for its written mark, which only rises (:meth:`set_written_mark`).
     It holds its own reference to the key, so ``key`` may be closed afterwards.
 
     ``zero_is_empty=True`` makes an all-zero page (never written) decrypt to zeros instead of
