@@ -4,8 +4,9 @@
 //! A call is cut into *pieces* (contiguous, in order). The calling thread and up to
 //! `threads - 1` workers take pieces from one shared counter until none is left, so a worker
 //! that is slow to wake only takes fewer pieces: the call is never held up by work it handed
-//! off and nobody started. (The caller still waits for the woken workers to look, because they
-//! borrow the caller's buffers; see [`WARM_SPIN`] for what keeps that wait short.)
+//! off and nobody started. When the pieces run out, a worker that has not started is dropped
+//! from the call (it wakes later to nothing: [`Handoff`]); the caller waits only for workers
+//! already on a piece.
 //!
 //! Measured on the 2-vCPU build machines (KVM guests): waking a parked rayon worker costs the
 //! caller about 30-50 us from the hand-off to the first piece on the other core, most of it the
