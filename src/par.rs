@@ -5,7 +5,7 @@
 //! `threads - 1` workers take pieces from one shared counter until none is left, so a worker
 //! that is slow to wake only takes fewer pieces: the call is never held up by work it handed
 //! off and nobody started. When the pieces run out, a worker that has not started is dropped
-//! from the call (it wakes later to nothing: [`Handoff`]); the caller waits only for workers
+//! from the call (it wakes later to nothing: `Handoff`); the caller waits only for workers
 //! already on a piece.
 //!
 //! Measured on the 2-vCPU build machines (KVM guests): waking a parked rayon worker costs the
