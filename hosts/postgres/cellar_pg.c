@@ -113,6 +113,7 @@ static bool guc_pkcs11_zero_padded = false;
 static cellar_keyring *kr = NULL;
 static char kr_path[MAXPGPATH];
 static char kr_pwpath[MAXPGPATH];
+static char kr_pkcs11[2 * MAXPGPATH + 2];	/* pkcs11 module and PIN file the keyring was attached with */
 static dev_t kr_dev;
 static ino_t kr_ino;
 static off_t kr_size;
@@ -484,6 +485,17 @@ pkcs11_configured(void)
 	return guc_pkcs11_module != NULL && guc_pkcs11_module[0] != '\0';
 }
 
+/* The PKCS#11 settings a keyring was attached with: a change (another PIN file) reloads it. */
+static const char *
+pkcs11_identity(void)
+{
+	static char buf[2 * MAXPGPATH + 2];
+
+	snprintf(buf, sizeof(buf), "%s\n%s", guc_pkcs11_module ? guc_pkcs11_module : "",
+			 guc_pkcs11_pin_file ? guc_pkcs11_pin_file : "");
+	return buf;
+}
+
 /*
  * Fills *c from the cellar.pkcs11_* settings, with the PIN read from cellar.pkcs11_pin_file
  * (checked like the password file) into *pin, which the caller wipes with wipe_free(*pin,
@@ -685,6 +697,7 @@ keyring_refresh(bool force)
 		return kr_err_code = ERRCODE_CONFIG_FILE_ERROR;
 	}
 	if (!force && kr && strcmp(kr_path, guc_keyring_file) == 0 && strcmp(kr_pwpath, guc_password_file) == 0 &&
+		strcmp(kr_pkcs11, pkcs11_identity()) == 0 &&
 		st.st_dev == kr_dev && st.st_ino == kr_ino && st.st_size == kr_size &&
 		st.st_mtim.tv_sec == kr_mtime.tv_sec && st.st_mtim.tv_nsec == kr_mtime.tv_nsec)
 	{
@@ -755,6 +768,7 @@ keyring_refresh(bool force)
 	kr_history_applied = false;
 	strlcpy(kr_path, guc_keyring_file, sizeof(kr_path));
 	strlcpy(kr_pwpath, guc_password_file, sizeof(kr_pwpath));
+	strlcpy(kr_pkcs11, pkcs11_identity(), sizeof(kr_pkcs11));
 	kr_dev = st.st_dev;
 	kr_ino = st.st_ino;
 	kr_size = st.st_size;
@@ -948,6 +962,7 @@ write_keyring_file(void)
 	}
 	strlcpy(kr_path, guc_keyring_file, sizeof(kr_path));
 	strlcpy(kr_pwpath, guc_password_file, sizeof(kr_pwpath));
+	strlcpy(kr_pkcs11, pkcs11_identity(), sizeof(kr_pkcs11));
 	/* Record the generation in the database (same transaction as the key change). */
 	{
 		uint64		gen = 0;

@@ -75,7 +75,13 @@ out=$(psql -X -qAt -d $db -c "SET cellar.pkcs11_pin_file = '../keys/hsm_wrong.pi
 echo "$out" | grep -q 'ERROR:  cellar: could not attach the PKCS#11 tenant keys of keyring file "../keys/hsm.keyring": the PKCS#11 token refused the PIN in "../keys/hsm_wrong.pin"' ||
   fail "wrong PIN: $out"
 echo "$out" | grep -q '^DETAIL:  Cellar: .*CKR_PIN_INCORRECT' || fail "wrong PIN: Cellar's last error (CKR_PIN_INCORRECT) not in the DETAIL: $out"
-echo "ok - a wrong PIN is refused with Cellar's text in the DETAIL: $(echo "$out" | grep DETAIL | cut -c1-110)"
+echo "ok - a wrong PIN is refused (in a new session, and in a session that had attached the key) with Cellar's text in the DETAIL: $(echo "$out" | grep DETAIL | cut -c1-110)"
+# Within one session: after the key was attached, another PIN file takes effect at the next statement.
+out=$(q -d $db -c "SELECT cellar.decrypt_text('k', c, cellar.ctx('t', 'c', id::text)) FROM t WHERE id = 2" \
+  -c "SET cellar.pkcs11_pin_file = '../keys/hsm_wrong.pin'" \
+  -c "SELECT cellar.decrypt_text('k', c, cellar.ctx('t', 'c', id::text)) FROM t WHERE id = 2" 2>&1 || true)
+echo "$out" | grep -q '^hsm 2$' && echo "$out" | grep -q 'the PKCS#11 token refused the PIN in "../keys/hsm_wrong.pin"' ||
+  fail "changing the PIN file in a session that had attached the key: $out"
 out=$(try "pkcs11_pin_file = '../keys/hsm_open.pin'")
 echo "$out" | grep -q 'PIN file "../keys/hsm_open.pin" must be owned by the database server user and readable by it alone' ||
   fail "a PIN file others can read: $out"
