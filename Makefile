@@ -366,7 +366,7 @@ wheel: build setup-wheel
 test-wheel: wheel
 	PYTHON=$(PYTHON) bash python/tools/test_wheel.sh
 
-test-python-data: setup-python-data
+test-python-data: build setup-python-data
 	CELLAR_LIBRARY=$(abspath $(LIB)) $(PYTHON) -m pytest -q python/tests_data
 
 bench-python-arrow: build setup-python-data

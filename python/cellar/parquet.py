@@ -7,7 +7,11 @@ Needs ``pyarrow`` (``pip install 'cellar[arrow]'``).
 ``KmsClient`` whose master keys are Cellar keyrings, named by ``master_key_identifier``. Parquet
 generates the data keys (footer and column keys, or with double wrapping the key-encryption keys)
 and asks the client to wrap them; Cellar wraps each with AES-KWP under the keyring's active
-version::
+version. A master key identifier is ``NAME`` (the keyring's active version, whichever it is) or
+``NAME@N`` (keyring version ``N`` exactly: a writer refuses to wrap unless ``N`` is the active
+version, and a reader refuses a key that version ``N`` did not wrap). A keyring version can be
+held in software, in an HSM through PKCS#11 or in a KMIP server: the client only asks the keyring
+to wrap and unwrap, so an HSM-held version wraps Parquet's keys inside the token::
 
     import pyarrow.parquet as pq, pyarrow.parquet.encryption as pe
     from cellar import parquet as cpq
@@ -88,38 +92,56 @@ KMS_CONNECTION = pe.KmsConnectionConfig()
 class KeyringKmsClient(pe.KmsClient):
     """A ``pyarrow.parquet.encryption.KmsClient`` backed by Cellar keyrings.
 
-    ``keyrings`` maps master key identifiers to :class:`~cellar.Keyring` objects (the client
-    does not own them). ``wrap_key`` wraps under the keyring's active version; ``unwrap_key``
-    finds the version in the blob (so files outlive rotations until the version is retired).
+    ``keyrings`` maps keyring names to :class:`~cellar.Keyring` objects (the client does not
+    own them). A master key identifier is ``NAME`` or ``NAME@N``. ``wrap_key`` wraps under the
+    keyring's active version (``NAME@N``: only if ``N`` is the active version); ``unwrap_key``
+    finds the version in the blob (so files outlive rotations until the version is retired;
+    ``NAME@N`` also requires that it is ``N``).
     Errors are raised as the Cellar exception (pyarrow reports them as ``OSError`` or
     ``ArrowException`` to the reader)."""
 
     def __init__(self, keyrings: Mapping[str, Keyring]) -> None:
         pe.KmsClient.__init__(self)
         for name, kr in keyrings.items():
+            if not isinstance(name, str) or not name or "@" in name:
+                raise ValueError(f"keyring name {name!r}: a non-empty string without '@' "
+                                 "(NAME@N names version N of keyring NAME)")
             if not isinstance(kr, Keyring):
                 raise TypeError(f"keyrings[{name!r}] must be a cellar.Keyring")
         self._keyrings = dict(keyrings)
 
-    def _keyring(self, master_key_identifier: str) -> Keyring:
+    def _keyring(self, master_key_identifier: str) -> Tuple[Keyring, Optional[int]]:
+        """The keyring an identifier names, and the version it pins (None: the active one)."""
+        name, sep, ver = str(master_key_identifier).partition("@")
+        version: Optional[int] = None
+        if sep:
+            if not ver.isdecimal() or not 1 <= int(ver) <= 0xFFFFFFFF:
+                raise ValueError(f"master key {master_key_identifier!r}: the version after '@' "
+                                 "must be a keyring version number (1 to 2^32-1)")
+            version = int(ver)
         try:
-            return self._keyrings[master_key_identifier]
+            return self._keyrings[name], version
         except KeyError:
             raise KeyError(f"no Cellar keyring for master key {master_key_identifier!r}") from None
 
     def wrap_key(self, key_bytes: bytes, master_key_identifier: str) -> str:
-        kr = self._keyring(master_key_identifier)
+        kr, version = self._keyring(master_key_identifier)
         if len(key_bytes) != 32:
             raise ValueError(
                 f"Parquet handed a {8 * len(key_bytes)}-bit key; Cellar wraps AES-256 keys only: "
                 f"use data_key_length_bits=256 and double_wrapping=False (cellar.parquet."
                 f"encryption_configuration sets both)")
+        if version is not None and version != kr.active_version:
+            raise ValueError(
+                f"master key {master_key_identifier!r} names keyring version {version}, but the "
+                f"active version is {kr.active_version}: Cellar wraps only under the active "
+                "version (name the active version, or the keyring alone)")
         with Key.import_raw(KeyType.AES256, key_bytes) as k:
             blob = kr.wrap(k)
         return WRAPPED_KEY_PREFIX + base64.b64encode(blob).decode("ascii")
 
     def unwrap_key(self, wrapped_key: str, master_key_identifier: str) -> bytes:
-        kr = self._keyring(master_key_identifier)
+        kr, version = self._keyring(master_key_identifier)
         if not isinstance(wrapped_key, str) or not wrapped_key.startswith(WRAPPED_KEY_PREFIX):
             raise ValueError("not a Cellar wrapped key (expected the prefix "
                              f"{WRAPPED_KEY_PREFIX!r})")
@@ -127,8 +149,11 @@ class KeyringKmsClient(pe.KmsClient):
             blob = base64.b64decode(wrapped_key[len(WRAPPED_KEY_PREFIX):], validate=True)
         except (binascii.Error, ValueError):
             raise ValueError("malformed Cellar wrapped key (bad base64)") from None
-        key, _version = kr.unwrap(blob)
+        key, got = kr.unwrap(blob)
         with key:
+            if version is not None and got != version:
+                raise ValueError(f"master key {master_key_identifier!r} names keyring version "
+                                 f"{version}, but this key was wrapped by version {got}")
             raw = key.export_raw()  # Parquet needs the bytes: the one place they leave Cellar
         try:
             return bytes(raw)

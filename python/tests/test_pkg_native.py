@@ -172,6 +172,39 @@ def test_library_beside_the_package_is_found(tmp_path):
     assert r.stdout.strip() == str(pkg / "libcellar.so")
 
 
+def test_bundled_library_is_preferred_to_a_build_tree_and_overridden_by_env(tmp_path):
+    # A checkout-shaped tree holding both a bundled library (beside the package) and a build
+    # tree's library: the bundled one wins; CELLAR_LIBRARY, when set, wins over both.
+    pkg = tmp_path / "python" / "cellar"
+    shutil.copytree(REPO / "python" / "cellar", pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    build = tmp_path / "target" / "release"
+    build.mkdir(parents=True)
+    shutil.copy(cellar.library_path(), pkg / "libcellar.so")
+    shutil.copy(cellar.library_path(), build / "libcellar.so")
+    other = tmp_path / "elsewhere" / "libcellar.so"
+    other.parent.mkdir()
+    shutil.copy(cellar.library_path(), other)
+    env = dict(os.environ)
+    env.pop("CELLAR_LIBRARY", None)
+    env["PYTHONPATH"] = str(tmp_path / "python")
+    code = "import cellar; print(cellar.library_path()); print(cellar.fips_status().ok)"
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                       timeout=60, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == [str(pkg / "libcellar.so"), "True"]
+    (pkg / "libcellar.so").unlink()                      # no bundled library: the build tree
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                       timeout=60, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == [str(build / "libcellar.so"), "True"]
+    shutil.copy(cellar.library_path(), pkg / "libcellar.so")
+    env["CELLAR_LIBRARY"] = str(other)
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                       timeout=60, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == [str(other), "True"]
+
+
 def test_package_type_checks(tmp_path):
     """The annotations are consistent (mypy, when installed), also as a user's code sees them."""
     pytest.importorskip("mypy")

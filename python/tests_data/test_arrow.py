@@ -414,27 +414,33 @@ def test_always_encrypted_modes(key):
 
 
 def test_hand_built_arrays_out_of_bounds_refused(cipher):
-    # Arrays made with from_buffers: offsets past the data buffer, negative offsets, or an
-    # offsets buffer too short. pyarrow refuses some itself; the rest must be refused by
-    # cellar.arrow before any C call (a C call would read out of bounds).
+    # Arrays made with from_buffers whose first and last offsets are in bounds, so pyarrow's
+    # structural check (the one from_buffers runs) accepts them, but whose middle offsets point
+    # past the data, go negative or decrease. Each must be refused with ValueError (cellar.arrow's
+    # own checks, or the C batch call's non-decreasing check for row contexts), never read.
     data = pa.py_buffer(b"abcdef")
 
     def build(t, n, offsets, ot):
-        try:
-            return pa.Array.from_buffers(t, n, [None, pa.array(offsets, ot).buffers()[1], data])
-        except pa.ArrowInvalid:
-            return None
+        return pa.Array.from_buffers(t, n, [None, pa.array(offsets, ot).buffers()[1], data])
 
-    cases = [build(pa.binary(), 2, [0, 3, 60], pa.int32()),
-             build(pa.large_binary(), 2, [0, 3, -1], pa.int64()),
-             build(pa.large_binary(), 2, [-8, 3, 4], pa.int64()),
-             build(pa.binary(), 5, [0, 3], pa.int32())]
-    for bad in (c for c in cases if c is not None):   # (pyarrow 26 refuses all four itself)
-        with pytest.raises(ValueError):
+    cases = [build(pa.binary(), 2, [0, 60, 6], pa.int32()),
+             build(pa.large_binary(), 2, [0, -5, 6], pa.int64()),
+             build(pa.string(), 2, [4, 2, 6], pa.int32()),
+             build(pa.large_string(), 2, [0, 9, 6], pa.int64())]
+    for bad in cases:
+        with pytest.raises(pa.ArrowInvalid):
+            bad.validate(full=True)            # the case is really malformed
+        with pytest.raises(ValueError, match="offset"):
             ca.encrypt_array(cipher, bad)
-        with pytest.raises(ValueError):
-            ca.encrypt_array(cipher, pa.array([b"x", b"y"])[: len(bad)] if len(bad) <= 2
-                             else pa.array([b"x"] * len(bad)), row_context=bad)
+        with pytest.raises(ValueError, match="offset|context"):
+            ca.encrypt_array(cipher, pa.array([b"x", b"y"]), row_context=bad)
+        with pytest.raises(ValueError, match="offset"):
+            ca.decrypt_array(cipher, bad)
+    # Offsets past the data in the last position: pyarrow refuses these itself.
+    with pytest.raises(pa.ArrowInvalid):
+        build(pa.binary(), 2, [0, 3, 60], pa.int32())
+    with pytest.raises(pa.ArrowInvalid):
+        build(pa.binary(), 5, [0, 3], pa.int32())
 
 
 def test_threads_same_output(key):
@@ -454,3 +460,46 @@ def test_threads_same_output(key):
         for t in (0, 65, 1.5, True):
             with pytest.raises(ValueError):
                 ca.encrypt_array(rnd, arr, threads=t)
+
+
+def test_large_arrays_are_handed_to_c_in_place(cipher, monkeypatch):
+    # A large_binary array without nulls (sliced, so its offsets start mid-buffer): the C batch
+    # call receives the array's own data buffer and its own offsets, no copy. (binary/string
+    # arrays have int32 offsets, widened into one size_t copy; arrays with nulls are compacted
+    # first: both documented in cellar.arrow.)
+    import ctypes
+    seen = []
+    real = {"enc": ca._encrypt_batch, "dec": ca._decrypt_batch}
+
+    def spy(kind):
+        def call(h, ctx, ctx_len, values, offsets, count, *rest):
+            seen.append((kind, values, ctypes.addressof(offsets), count))
+            return real[kind](h, ctx, ctx_len, values, offsets, count, *rest)
+        return call
+
+    monkeypatch.setattr(ca, "_encrypt_batch", spy("enc"))
+    monkeypatch.setattr(ca, "_decrypt_batch", spy("dec"))
+    whole = pa.array([os.urandom(i % 40 + 1) for i in range(500)], pa.large_binary())
+    arr = whole.slice(37, 400)
+    ct = ca.encrypt_array(cipher, arr, "t.c")
+    back = ca.decrypt_array(cipher, ct, "t.c")
+    assert back.equals(arr)
+    kind, values, offsets, count = seen[0]
+    assert kind == "enc" and count == 400
+    assert values == arr.buffers()[2].address
+    assert offsets == arr.buffers()[1].address + 8 * arr.offset
+    kind, values, offsets, count = seen[1]
+    assert kind == "dec" and count == 400
+    assert values == ct.buffers()[2].address and offsets == ct.buffers()[1].address + 8 * ct.offset
+
+
+def test_blind_index_array_both_versions(key):
+    vals = pa.array([b"alice@example.com", None, b"bob@example.com", b"alice@example.com"])
+    for version in (1, 2):
+        idx = ca.blind_index_array(key, vals, "users.email", version=version)
+        assert idx.null_count == 1 and idx[0] == idx[3] and idx[0] != idx[2]
+        one = cellar.blind_index(key, b"alice@example.com", "users.email", version=version)
+        assert idx[0].as_py() == one
+    v1 = ca.blind_index_array(key, vals, "users.email", version=1)
+    v2 = ca.blind_index_array(key, vals, "users.email", version=2)
+    assert v1[0] != v2[0]                                   # the versions derive differently

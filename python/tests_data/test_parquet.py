@@ -100,6 +100,74 @@ def test_pme_survives_rotation_until_retired(tmp_path, keyring):
         read_pme(path, {"k": keyring})
 
 
+def test_pme_master_key_identifiers_name_keyring_versions(tmp_path, keyring):
+    t = sample_table(30)
+    client = cpq.KeyringKmsClient({"k": keyring})
+    s1 = client.wrap_key(b"\x03" * 32, "k@1")               # version 1 named: it is active
+    assert client.unwrap_key(s1, "k@1") == b"\x03" * 32
+    assert client.unwrap_key(s1, "k") == b"\x03" * 32
+    assert keyring.rotate() == 2
+    with pytest.raises(ValueError, match="active version is 2"):
+        client.wrap_key(b"\x03" * 32, "k@1")                 # no longer active: refused
+    s2 = client.wrap_key(b"\x04" * 32, "k@2")
+    assert client.unwrap_key(s1, "k@1") == b"\x03" * 32     # old files still read under @1
+    with pytest.raises(ValueError, match="wrapped by version 1"):
+        client.unwrap_key(s1, "k@2")                          # a key version 2 did not wrap
+    with pytest.raises(ValueError, match="wrapped by version 2"):
+        client.unwrap_key(s2, "k@1")
+    for bad in ("k@", "k@0", "k@x", "k@-1", "k@4294967296"):
+        with pytest.raises(ValueError, match="version"):
+            client.wrap_key(b"\x05" * 32, bad)
+    with pytest.raises(KeyError):
+        client.wrap_key(b"\x05" * 32, "other@2")
+    with pytest.raises(ValueError, match="'@'"):
+        cpq.KeyringKmsClient({"a@b": keyring})
+    # Whole files: written under k@2, read back; a reader that pins @1 is refused cleanly.
+    path = tmp_path / "pinned.parquet"
+    write_pme(path, t, {"k": keyring}, "k@2", {"k@2": ["email", "ssn"]})
+    assert read_pme(path, {"k": keyring}).equals(t)
+    with pytest.raises((ValueError, OSError)):
+        write_pme(tmp_path / "stale.parquet", t, {"k": keyring}, "k@1", {"k@1": ["email"]})
+
+
+SOFTHSM = "/usr/lib/softhsm/libsofthsm2.so"
+
+
+def test_pme_with_an_hsm_held_keyring_version(tmp_path):
+    # The keyring's version is an AES-256 key in a real SoftHSM2 token (made here, in tmp_path):
+    # Parquet's data keys are wrapped inside the token, and the file reads back.
+    import os
+    import subprocess
+    if not os.path.exists(SOFTHSM):
+        pytest.fail(f"SoftHSM2 is needed for this test ({SOFTHSM} is missing: make setup)")
+    tokens = tmp_path / "tokens"
+    tokens.mkdir()
+    conf = tmp_path / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {tokens}\nobjectstore.backend = file\n"
+                    "log.level = ERROR\n")
+    os.environ["SOFTHSM2_CONF"] = str(conf)   # read when the module is first loaded (below)
+    subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", "parquet-hsm",
+                    "--so-pin", "so-pin-0815", "--pin", "1234-parquet"], check=True,
+                   capture_output=True)
+    t = sample_table(50)
+    kr = cellar.Keyring.create_pkcs11(SOFTHSM, "1234-parquet", "parquet-tenant",
+                                      token="parquet-hsm", allow_zero_padded_kwp=True)
+    with kr:
+        assert kr.version_info(1).pkcs11
+        path = tmp_path / "hsm.parquet"
+        write_pme(path, t, {"hsm": kr}, "hsm@1", {"hsm": ["email", "ssn"]})
+        assert b"user17@example.com" not in path.read_bytes()
+        assert read_pme(path, {"hsm": kr}).equals(t)
+        state = kr.export(b"export-password-for-parquet")
+        kr.lock()
+        with pytest.raises((cellar.CellarError, OSError)):
+            read_pme(path, {"hsm": kr})                      # locked: the token is logged out
+    # A new keyring object from the export reconnects to the token key after an unlock.
+    with cellar.Keyring.import_state(state, b"export-password-for-parquet") as again:
+        again.unlock_pkcs11("1234-parquet", allow_zero_padded_kwp=True)
+        assert read_pme(path, {"hsm": again}).equals(t)
+
+
 def test_pme_client_refuses_short_keys_and_bad_strings(keyring):
     client = cpq.KeyringKmsClient({"k": keyring})
     with pytest.raises(ValueError, match="256"):

@@ -37,6 +37,25 @@ got=$(env -i HOME="$tmp" PATH="$clean_path" CELLAR_LIBRARY="$root/target/release
   "$tmp/venv/bin/python" -c "import cellar; print(cellar.library_path())")
 [ "$got" = "$root/target/release/libcellar.so" ] || { echo "CELLAR_LIBRARY not honoured: $got"; exit 1; }
 echo "CELLAR_LIBRARY overrides the bundled library: ok"
+# The extra: `pip install 'cellar-...whl[arrow]'` in a venv that sees the system's pyarrow (so pip
+# resolves the extra's requirement offline) installs a working cellar.arrow from the wheel.
+"$py" -m venv --system-site-packages "$tmp/venv-arrow"
+env -i HOME="$tmp" PATH="$clean_path" "$tmp/venv-arrow/bin/python" -m pip install -q --no-index \
+  --disable-pip-version-check "$tmp/$(basename "$wheel")[arrow]"
+env -i HOME="$tmp" PATH="$clean_path" "$tmp/venv-arrow/bin/python" - "$tmp" <<'PY'
+import sys, pathlib, importlib.metadata as md
+import pyarrow as pa, cellar, cellar.arrow as ca
+site = pathlib.Path(cellar.__file__).resolve().parent
+assert str(site).startswith(sys.argv[1]) and "site-packages" in str(site), site
+assert pathlib.Path(cellar.library_path()).resolve().parent == site, cellar.library_path()
+reqs = md.requires("cellar") or []
+assert any(r.startswith("pyarrow") and 'extra == "arrow"' in r for r in reqs), reqs
+with cellar.Key.generate(cellar.KeyType.AES256) as k, cellar.CellCipher(k, cellar.CellMode.RANDOMIZED) as c:
+    arr = pa.array([b"a" * i if i % 3 else None for i in range(1000)], pa.binary())
+    ct = ca.encrypt_array(c, arr, "t.c")
+    assert ct.null_count == arr.null_count and ca.decrypt_array(c, ct, "t.c").equals(arr)
+print("cellar[arrow] from the wheel: cellar.arrow round trip ok,", cellar.library_path())
+PY
 # The pure-Python build still works (no library inside, the loader finds one elsewhere).
 mkdir "$tmp/src"  # from a copy, so that nothing is written into the checkout
 cp -r "$root/python/pyproject.toml" "$root/python/README.md" "$root/python/cellar" "$tmp/src/"
