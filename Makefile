@@ -305,8 +305,12 @@ bench-pkcs11: build
 PG_DIR := hosts/postgres
 PG_APT := postgresql postgresql-contrib postgresql-server-dev-15
 PG_CONFIGS = $(or $(wildcard /usr/lib/postgresql/*/bin/pg_config),pg_config)
-# The newest installed major runs the tests.
+# The newest installed major runs the demo and the benchmark; test-postgres builds and tests every
+# major whose server development files are installed (PG_CONFIG=... on the command line: that one).
+# `make setup` installs only Debian 12's postgresql-server-dev-15; newer majors come from the
+# machine (PGDG packages), never from this Makefile.
 PG_CONFIG ?= $(lastword $(sort $(PG_CONFIGS)))
+PG_TEST_CONFIGS = $(if $(filter command line environment,$(origin PG_CONFIG)),$(PG_CONFIG),$(PG_CONFIGS))
 
 postgres-deps:
 	$(call sqlite_apt,$(PG_APT))
@@ -324,7 +328,13 @@ postgres-install: build postgres-deps
 	$(MAKE) --no-print-directory -s -C $(PG_DIR) PG_CONFIG=$(PG_CONFIG)
 
 test-postgres: postgres-install
-	PG_CONFIG=$(PG_CONFIG) bash $(PG_DIR)/tests/run.sh
+	@set -e; n=0; for pgc in $(PG_TEST_CONFIGS); do \
+	  [ -f "$$($$pgc --pgxs)" ] || { echo "test-postgres: $$pgc has no PGXS (server development files): skipped"; continue; }; \
+	  n=$$((n + 1)); echo "== test-postgres: PostgreSQL $$($$pgc --version | awk '{print $$2}') ($$pgc)"; \
+	  $(MAKE) --no-print-directory -s -C $(PG_DIR) clean PG_CONFIG=$$pgc >/dev/null; \
+	  $(MAKE) --no-print-directory -s -C $(PG_DIR) PG_CONFIG=$$pgc; \
+	  PG_CONFIG=$$pgc bash $(PG_DIR)/tests/run.sh; \
+	done; [ $$n -gt 0 ] || { echo "test-postgres: no PostgreSQL server development files (make setup)"; exit 1; }
 
 demo-postgres: postgres-install
 	PG_CONFIG=$(PG_CONFIG) bash $(PG_DIR)/demo.sh

@@ -9,5 +9,8 @@ trap pg_cluster_stop EXIT
 pg_cluster_start
 pg_keyfiles
 # Statement logging off for the benchmark.
-psql -X -q -c "ALTER SYSTEM SET log_statement = 'none'" -c "SELECT pg_reload_conf()" >/dev/null
+"$PGBIN/psql" -X -q -c "ALTER SYSTEM SET log_statement = 'none'" -c "SELECT pg_reload_conf()" >/dev/null
+export PG_CONFIG
+echo "== $(date -u '+%Y-%m-%d %H:%M:%S UTC'); $("$PGBIN/postgres" --version); $(nproc) CPUs; load:$(uptime | sed 's/.*load average://')"
 python3 "$here/bench.py" "${ROUNDS:-3}" "${ROWS:-100000}" ${BENCH_ONLY:-}
+echo "== finished $(date -u '+%H:%M:%S UTC'); load:$(uptime | sed 's/.*load average://')"

@@ -67,86 +67,89 @@ LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 --   index on that column) and in WHERE clauses, where it is evaluated once per statement.
 -- decrypt_*(): STABLE (keys can be retired or locked between statements).
 -- blind_index(): STABLE, same reasoning; store its result in its own indexed column.
+-- NULLs: a NULL value gives NULL. The forms that take a context are CALLED ON NULL INPUT rather
+--   than STRICT so that a NULL context (cellar.ctx() of a NULL row key) with a non-NULL value is an
+--   error (22004), not a silently stored NULL; a NULL key name or index length is an error too.
 
 CREATE FUNCTION cellar.encrypt(key_name text, value bytea, context bytea) RETURNS bytea
-AS 'MODULE_PATHNAME', 'cellar_encrypt_bytea' LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+AS 'MODULE_PATHNAME', 'cellar_encrypt_bytea' LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL SAFE;
 CREATE FUNCTION cellar.encrypt(key_name text, value bytea) RETURNS bytea
 AS 'MODULE_PATHNAME', 'cellar_encrypt_bytea' LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
 CREATE FUNCTION cellar.encrypt(key_name text, value text, context bytea) RETURNS bytea
-AS 'MODULE_PATHNAME', 'cellar_encrypt_text' LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+AS 'MODULE_PATHNAME', 'cellar_encrypt_text' LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL SAFE;
 CREATE FUNCTION cellar.encrypt(key_name text, value text) RETURNS bytea
 AS 'MODULE_PATHNAME', 'cellar_encrypt_text' LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
 CREATE FUNCTION cellar.encrypt(key_name text, value int8, context bytea) RETURNS bytea
-AS 'MODULE_PATHNAME', 'cellar_encrypt_int8' LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+AS 'MODULE_PATHNAME', 'cellar_encrypt_int8' LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL SAFE;
 CREATE FUNCTION cellar.encrypt(key_name text, value numeric, context bytea) RETURNS bytea
-AS 'MODULE_PATHNAME', 'cellar_encrypt_numeric' LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+AS 'MODULE_PATHNAME', 'cellar_encrypt_numeric' LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL SAFE;
 CREATE FUNCTION cellar.encrypt(key_name text, value date, context bytea) RETURNS bytea
-AS 'MODULE_PATHNAME', 'cellar_encrypt_date' LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+AS 'MODULE_PATHNAME', 'cellar_encrypt_date' LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL SAFE;
 CREATE FUNCTION cellar.encrypt(key_name text, value timestamptz, context bytea) RETURNS bytea
-AS 'MODULE_PATHNAME', 'cellar_encrypt_timestamptz' LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+AS 'MODULE_PATHNAME', 'cellar_encrypt_timestamptz' LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL SAFE;
 CREATE FUNCTION cellar.encrypt(key_name text, value jsonb, context bytea) RETURNS bytea
-AS 'MODULE_PATHNAME', 'cellar_encrypt_jsonb' LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+AS 'MODULE_PATHNAME', 'cellar_encrypt_jsonb' LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL SAFE;
 
 CREATE FUNCTION cellar.encrypt_deterministic(key_name text, value bytea, context bytea) RETURNS bytea
-AS 'MODULE_PATHNAME', 'cellar_encrypt_det_bytea' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+AS 'MODULE_PATHNAME', 'cellar_encrypt_det_bytea' LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
 CREATE FUNCTION cellar.encrypt_deterministic(key_name text, value bytea) RETURNS bytea
 AS 'MODULE_PATHNAME', 'cellar_encrypt_det_bytea' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION cellar.encrypt_deterministic(key_name text, value text, context bytea) RETURNS bytea
-AS 'MODULE_PATHNAME', 'cellar_encrypt_det_text' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+AS 'MODULE_PATHNAME', 'cellar_encrypt_det_text' LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
 CREATE FUNCTION cellar.encrypt_deterministic(key_name text, value text) RETURNS bytea
 AS 'MODULE_PATHNAME', 'cellar_encrypt_det_text' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION cellar.encrypt_deterministic(key_name text, value int8, context bytea) RETURNS bytea
-AS 'MODULE_PATHNAME', 'cellar_encrypt_det_int8' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+AS 'MODULE_PATHNAME', 'cellar_encrypt_det_int8' LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
 CREATE FUNCTION cellar.encrypt_deterministic(key_name text, value numeric, context bytea) RETURNS bytea
-AS 'MODULE_PATHNAME', 'cellar_encrypt_det_numeric' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+AS 'MODULE_PATHNAME', 'cellar_encrypt_det_numeric' LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
 CREATE FUNCTION cellar.encrypt_deterministic(key_name text, value date, context bytea) RETURNS bytea
-AS 'MODULE_PATHNAME', 'cellar_encrypt_det_date' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+AS 'MODULE_PATHNAME', 'cellar_encrypt_det_date' LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
 CREATE FUNCTION cellar.encrypt_deterministic(key_name text, value timestamptz, context bytea) RETURNS bytea
-AS 'MODULE_PATHNAME', 'cellar_encrypt_det_timestamptz' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+AS 'MODULE_PATHNAME', 'cellar_encrypt_det_timestamptz' LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
 CREATE FUNCTION cellar.encrypt_deterministic(key_name text, value jsonb, context bytea) RETURNS bytea
-AS 'MODULE_PATHNAME', 'cellar_encrypt_det_jsonb' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+AS 'MODULE_PATHNAME', 'cellar_encrypt_det_jsonb' LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
 
 CREATE FUNCTION cellar.decrypt(key_name text, ciphertext bytea, context bytea) RETURNS bytea
-AS 'MODULE_PATHNAME', 'cellar_decrypt_bytea' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+AS 'MODULE_PATHNAME', 'cellar_decrypt_bytea' LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
 CREATE FUNCTION cellar.decrypt(key_name text, ciphertext bytea) RETURNS bytea
 AS 'MODULE_PATHNAME', 'cellar_decrypt_bytea' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION cellar.decrypt_text(key_name text, ciphertext bytea, context bytea) RETURNS text
-AS 'MODULE_PATHNAME', 'cellar_decrypt_text' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+AS 'MODULE_PATHNAME', 'cellar_decrypt_text' LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
 CREATE FUNCTION cellar.decrypt_text(key_name text, ciphertext bytea) RETURNS text
 AS 'MODULE_PATHNAME', 'cellar_decrypt_text' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION cellar.decrypt_int8(key_name text, ciphertext bytea, context bytea) RETURNS int8
-AS 'MODULE_PATHNAME', 'cellar_decrypt_int8' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+AS 'MODULE_PATHNAME', 'cellar_decrypt_int8' LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
 CREATE FUNCTION cellar.decrypt_numeric(key_name text, ciphertext bytea, context bytea) RETURNS numeric
-AS 'MODULE_PATHNAME', 'cellar_decrypt_numeric' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+AS 'MODULE_PATHNAME', 'cellar_decrypt_numeric' LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
 CREATE FUNCTION cellar.decrypt_date(key_name text, ciphertext bytea, context bytea) RETURNS date
-AS 'MODULE_PATHNAME', 'cellar_decrypt_date' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+AS 'MODULE_PATHNAME', 'cellar_decrypt_date' LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
 CREATE FUNCTION cellar.decrypt_timestamptz(key_name text, ciphertext bytea, context bytea) RETURNS timestamptz
-AS 'MODULE_PATHNAME', 'cellar_decrypt_timestamptz' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+AS 'MODULE_PATHNAME', 'cellar_decrypt_timestamptz' LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
 CREATE FUNCTION cellar.decrypt_jsonb(key_name text, ciphertext bytea, context bytea) RETURNS jsonb
-AS 'MODULE_PATHNAME', 'cellar_decrypt_jsonb' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+AS 'MODULE_PATHNAME', 'cellar_decrypt_jsonb' LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
 
 -- Decrypts under whatever version sealed the value and seals it under the active version
 -- (UPDATE t SET c = cellar.reencrypt(...) WHERE cellar.key_version(c) < N).
 CREATE FUNCTION cellar.reencrypt(key_name text, ciphertext bytea, context bytea) RETURNS bytea
-AS 'MODULE_PATHNAME', 'cellar_reencrypt' LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+AS 'MODULE_PATHNAME', 'cellar_reencrypt' LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL SAFE;
 CREATE FUNCTION cellar.reencrypt(key_name text, ciphertext bytea) RETURNS bytea
 AS 'MODULE_PATHNAME', 'cellar_reencrypt' LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
 
 -- ---- blind index ------------------------------------------------------------------------------
 CREATE FUNCTION cellar.blind_index(key_name text, value text, context bytea, nbytes int4 DEFAULT 16) RETURNS bytea
-AS 'MODULE_PATHNAME', 'cellar_blind_index_text' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+AS 'MODULE_PATHNAME', 'cellar_blind_index_text' LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
 CREATE FUNCTION cellar.blind_index(key_name text, value bytea, context bytea, nbytes int4 DEFAULT 16) RETURNS bytea
-AS 'MODULE_PATHNAME', 'cellar_blind_index_bytea' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+AS 'MODULE_PATHNAME', 'cellar_blind_index_bytea' LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
 CREATE FUNCTION cellar.blind_index(key_name text, value int8, context bytea, nbytes int4 DEFAULT 16) RETURNS bytea
-AS 'MODULE_PATHNAME', 'cellar_blind_index_int8' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+AS 'MODULE_PATHNAME', 'cellar_blind_index_int8' LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
 CREATE FUNCTION cellar.blind_index(key_name text, value numeric, context bytea, nbytes int4 DEFAULT 16) RETURNS bytea
-AS 'MODULE_PATHNAME', 'cellar_blind_index_numeric' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+AS 'MODULE_PATHNAME', 'cellar_blind_index_numeric' LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
 CREATE FUNCTION cellar.blind_index(key_name text, value date, context bytea, nbytes int4 DEFAULT 16) RETURNS bytea
-AS 'MODULE_PATHNAME', 'cellar_blind_index_date' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+AS 'MODULE_PATHNAME', 'cellar_blind_index_date' LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
 CREATE FUNCTION cellar.blind_index(key_name text, value timestamptz, context bytea, nbytes int4 DEFAULT 16) RETURNS bytea
-AS 'MODULE_PATHNAME', 'cellar_blind_index_timestamptz' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+AS 'MODULE_PATHNAME', 'cellar_blind_index_timestamptz' LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
 CREATE FUNCTION cellar.blind_index(key_name text, value jsonb, context bytea, nbytes int4 DEFAULT 16) RETURNS bytea
-AS 'MODULE_PATHNAME', 'cellar_blind_index_jsonb' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+AS 'MODULE_PATHNAME', 'cellar_blind_index_jsonb' LANGUAGE C STABLE CALLED ON NULL INPUT PARALLEL SAFE;
 
 -- ---- key administration (EXECUTE revoked from PUBLIC below) ---------------------------------
 CREATE FUNCTION cellar.create_keyring() RETURNS int4
@@ -185,7 +188,8 @@ CREATE FUNCTION cellar.status(
     OUT module text, OUT cellar_version text, OUT fips_mode bool, OUT self_test_passed bool,
     OUT fips_strict bool, OUT keyring_file text, OUT keyring_state text,
     OUT tenant_active_version int4, OUT tenant_versions int4[],
-    OUT approved_operations int8, OUT unapproved_operations int8, OUT keyring_error text)
+    OUT approved_operations int8, OUT unapproved_operations int8, OUT keyring_error text,
+    OUT tenant_key_in_token bool)
 AS 'MODULE_PATHNAME', 'cellar_status_fn' LANGUAGE C VOLATILE PARALLEL RESTRICTED;
 
 CREATE VIEW cellar.keys AS

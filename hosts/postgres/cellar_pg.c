@@ -61,6 +61,17 @@ PG_MODULE_MAGIC;
 #define MY_LXID (MyProc->lxid)
 #endif
 
+/*
+ * PostgreSQL 18 replaced pg_attribute_noreturn() (written after a declaration) with pg_noreturn
+ * (a C11 function specifier, written before it). GCC's attribute may stand before the declaration
+ * too, so one spelling in front serves 15 to 18.
+ */
+#ifdef pg_noreturn
+#define CELLAR_NORETURN pg_noreturn
+#else
+#define CELLAR_NORETURN pg_attribute_noreturn()
+#endif
+
 /* Column key modes beyond the cell modes of cellar.h. */
 #define MODE_BLIND_INDEX 100
 
@@ -91,11 +102,18 @@ static char *guc_keyring_file = NULL;
 static char *guc_password_file = NULL;
 static bool guc_fips_strict = false;
 static int guc_iterations = CELLAR_PASSWORD_DEFAULT_ITERATIONS;
+/* PKCS#11: the tenant key held by a token (the keyring file holds a reference, never material). */
+static char *guc_pkcs11_module = NULL;
+static char *guc_pkcs11_token = NULL;
+static char *guc_pkcs11_pin_file = NULL;
+static char *guc_pkcs11_key_label = NULL;
+static bool guc_pkcs11_zero_padded = false;
 
 /* ---- keyring state (per backend) ---- */
 static cellar_keyring *kr = NULL;
 static char kr_path[MAXPGPATH];
 static char kr_pwpath[MAXPGPATH];
+static char kr_pkcs11[2 * MAXPGPATH + 2];	/* pkcs11 module and PIN file the keyring was attached with */
 static dev_t kr_dev;
 static ino_t kr_ino;
 static off_t kr_size;
@@ -109,6 +127,7 @@ static uint64 kr_checked_gen = 0;
 static int kr_err_code = 0;
 static char kr_err_msg[1024];
 static char kr_err_hint[512];
+static char kr_err_detail[512];	/* Cellar's last-error text, when the failure came from Cellar */
 static int64 unapproved_ops = 0;
 static bool kr_history_applied = false;	/* retirements recorded in the database re-applied */
 static int64 approved_ops = 0;
@@ -194,8 +213,7 @@ last_error_text(void)
 }
 
 /* Raises a Cellar failure as a PostgreSQL error; `what` names the operation and the key. */
-static void
-raise_status(cellar_status st, const char *what) pg_attribute_noreturn();
+static CELLAR_NORETURN void raise_status(cellar_status st, const char *what);
 static void
 raise_status(cellar_status st, const char *what)
 {
@@ -365,7 +383,8 @@ read_file(const char *path, const char *what, bool secret, size_t maxlen, uint8 
 	if (fd < 0)
 	{
 		snprintf(kr_err_msg, sizeof(kr_err_msg), "cellar: could not open %s \"%s\": %s", what, path, strerror(errno));
-		snprintf(kr_err_hint, sizeof(kr_err_hint), "Check cellar.%s.", secret ? "password_file" : "keyring_file");
+		snprintf(kr_err_hint, sizeof(kr_err_hint), "Check cellar.%s.",
+				 strcmp(what, "PIN file") == 0 ? "pkcs11_pin_file" : secret ? "password_file" : "keyring_file");
 		return ERRCODE_CONFIG_FILE_ERROR;
 	}
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
@@ -439,6 +458,168 @@ wipe_free(void *p, size_t n)
 	}
 }
 
+
+/*
+ * The shape of a password-sealed keyring export (docs/KEYS.md 5.5): 0x4B | format 1 or 2 |
+ * iterations (u32 BE, in Cellar's range) | salt (16) | AES-KWP (at least 16 bytes, a multiple
+ * of 8). Cellar answers a wrong password and a file of another kind alike (authentication
+ * failed); this check lets the error say which. A root-sealed export (0x52) goes to Cellar,
+ * which names it.
+ */
+static bool
+looks_like_keyring_export(const uint8 *b, size_t n)
+{
+	uint32		it;
+
+	if (n >= 1 && b[0] == 0x52)
+		return true;
+	if (n < 22 + 16 || (n - 22) % 8 != 0 || b[0] != 0x4B || (b[1] != 0x01 && b[1] != 0x02))
+		return false;
+	it = (uint32) b[2] << 24 | (uint32) b[3] << 16 | (uint32) b[4] << 8 | b[5];
+	return it >= CELLAR_PASSWORD_MIN_ITERATIONS && it <= CELLAR_PASSWORD_MAX_ITERATIONS;
+}
+
+static bool
+pkcs11_configured(void)
+{
+	return guc_pkcs11_module != NULL && guc_pkcs11_module[0] != '\0';
+}
+
+/* The PKCS#11 settings a keyring was attached with: a change (another PIN file) reloads it. */
+static const char *
+pkcs11_identity(void)
+{
+	static char buf[2 * MAXPGPATH + 2];
+
+	snprintf(buf, sizeof(buf), "%s\n%s", guc_pkcs11_module ? guc_pkcs11_module : "",
+			 guc_pkcs11_pin_file ? guc_pkcs11_pin_file : "");
+	return buf;
+}
+
+/*
+ * Fills *c from the cellar.pkcs11_* settings, with the PIN read from cellar.pkcs11_pin_file
+ * (checked like the password file) into *pin, which the caller wipes with wipe_free(*pin,
+ * *pinlen + 1). Returns 0 or an errcode with kr_err_* filled.
+ */
+static int
+pkcs11_config(cellar_pkcs11_config *c, uint8 **pin, size_t *pinlen, bool need_token)
+{
+	int			code;
+
+	if (guc_pkcs11_pin_file == NULL || guc_pkcs11_pin_file[0] == '\0' ||
+		(need_token && (guc_pkcs11_token == NULL || guc_pkcs11_token[0] == '\0')))
+	{
+		snprintf(kr_err_msg, sizeof(kr_err_msg), "cellar: cellar.pkcs11_module is set but cellar.pkcs11_%s is not",
+				 guc_pkcs11_pin_file == NULL || guc_pkcs11_pin_file[0] == '\0' ? "pin_file" : "token");
+		snprintf(kr_err_hint, sizeof(kr_err_hint),
+				 "A superuser sets cellar.pkcs11_pin_file (and cellar.pkcs11_token to create or rotate keys in the token).");
+		return ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE;
+	}
+	code = read_file(guc_pkcs11_pin_file, "PIN file", true, MAX_SECRET_FILE, pin, pinlen);
+	if (code)
+		return code;
+	while (*pinlen > 0 && ((*pin)[*pinlen - 1] == '\n' || (*pin)[*pinlen - 1] == '\r'))
+		(*pin)[--(*pinlen)] = 0;
+	if (*pinlen == 0)
+	{
+		wipe_free(*pin, 1);
+		*pin = NULL;
+		snprintf(kr_err_msg, sizeof(kr_err_msg), "cellar: PIN file \"%s\" is empty", guc_pkcs11_pin_file);
+		kr_err_hint[0] = '\0';
+		return ERRCODE_CONFIG_FILE_ERROR;
+	}
+	memset(c, 0, sizeof(*c));
+	c->module_path = (const uint8_t *) guc_pkcs11_module;
+	c->module_path_len = strlen(guc_pkcs11_module);
+	c->token_label = (const uint8_t *) (guc_pkcs11_token ? guc_pkcs11_token : "");
+	c->token_label_len = guc_pkcs11_token ? strlen(guc_pkcs11_token) : 0;
+	c->pin = *pin;
+	c->pin_len = *pinlen;
+	c->flags = guc_pkcs11_zero_padded ? CELLAR_PKCS11_ALLOW_ZERO_PADDED_KWP : 0;
+	return 0;
+}
+
+/* Fills kr_err_* for a failed PKCS#11 call (Cellar's last-error text in the detail). */
+static int
+pkcs11_error(cellar_status rc, const char *what)
+{
+	strlcpy(kr_err_detail, last_error_text(), sizeof(kr_err_detail));
+	if (rc == CELLAR_ERR_AUTHENTICATION_FAILED)
+	{
+		snprintf(kr_err_msg, sizeof(kr_err_msg), "cellar: %s: the PKCS#11 token refused the PIN in \"%s\"",
+				 what, guc_pkcs11_pin_file);
+		kr_err_hint[0] = '\0';
+		return ERRCODE_INVALID_PASSWORD;
+	}
+	snprintf(kr_err_msg, sizeof(kr_err_msg), "cellar: %s: %s", what, cellar_status_name(rc));
+	snprintf(kr_err_hint, sizeof(kr_err_hint),
+			 "Check cellar.pkcs11_module, cellar.pkcs11_token and that the token (SOFTHSM2_CONF for SoftHSM2) is reachable by the server's OS user.");
+	return rc == CELLAR_ERR_KEY_NOT_FOUND ? ERRCODE_UNDEFINED_OBJECT : ERRCODE_EXTERNAL_ROUTINE_EXCEPTION;
+}
+
+/* Number of retained tenant versions of `k` held by a PKCS#11 token. */
+static int
+token_versions(cellar_keyring *k)
+{
+	size_t		cnt = 0;
+	uint32	   *vs;
+	uint8	   *ids;
+	int			n = 0;
+
+	if (cellar_keyring_versions(k, NULL, NULL, 0, &cnt) != CELLAR_OK && cnt == 0)
+		return 0;
+	vs = palloc0(sizeof(uint32) * (cnt + 1));
+	ids = palloc0(CELLAR_KEY_ID_LEN * (cnt + 1));
+	if (cellar_keyring_versions(k, vs, ids, cnt, &cnt) == CELLAR_OK)
+		for (size_t i = 0; i < cnt; i++)
+		{
+			uint8		id[CELLAR_KEY_ID_LEN];
+			uint32		flags = 0;
+
+			if (cellar_keyring_version_info(k, vs[i], id, &flags) == CELLAR_OK &&
+				(flags & CELLAR_KEYRING_VERSION_PKCS11) && !(flags & CELLAR_KEYRING_VERSION_RETIRED))
+				n++;
+		}
+	pfree(vs);
+	pfree(ids);
+	return n;
+}
+
+/*
+ * After an import: attaches the keyring's token versions with the PIN (cellar.pkcs11_*).
+ * A keyring without token versions needs no PKCS#11 setting. Returns 0 or an errcode.
+ */
+static int
+keyring_attach_token(cellar_keyring *k)
+{
+	cellar_pkcs11_config c;
+	uint8	   *pin = NULL;
+	size_t		pinlen = 0,
+				attached = 0;
+	cellar_status rc;
+	int			code;
+
+	if (token_versions(k) == 0)
+		return 0;
+	if (!pkcs11_configured())
+	{
+		snprintf(kr_err_msg, sizeof(kr_err_msg),
+				 "cellar: keyring file \"%s\" holds tenant keys in a PKCS#11 token, and cellar.pkcs11_module is not set",
+				 guc_keyring_file);
+		snprintf(kr_err_hint, sizeof(kr_err_hint),
+				 "A superuser sets cellar.pkcs11_module and cellar.pkcs11_pin_file.");
+		return ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE;
+	}
+	code = pkcs11_config(&c, &pin, &pinlen, false);
+	if (code)
+		return code;
+	rc = cellar_keyring_unlock_pkcs11(k, &c, &attached);
+	wipe_free(pin, pinlen + 1);
+	if (rc != CELLAR_OK)
+		return pkcs11_error(rc, psprintf("could not attach the PKCS#11 tenant keys of keyring file \"%s\"", guc_keyring_file));
+	return 0;
+}
+
 static bool
 settings_present(void)
 {
@@ -478,7 +659,7 @@ keyring_refresh(bool force)
 	char	   *marker;
 
 	kr_err_code = 0;
-	kr_err_msg[0] = kr_err_hint[0] = '\0';
+	kr_err_msg[0] = kr_err_hint[0] = kr_err_detail[0] = '\0';
 	if (!settings_present())
 		return kr_err_code;
 
@@ -516,6 +697,7 @@ keyring_refresh(bool force)
 		return kr_err_code = ERRCODE_CONFIG_FILE_ERROR;
 	}
 	if (!force && kr && strcmp(kr_path, guc_keyring_file) == 0 && strcmp(kr_pwpath, guc_password_file) == 0 &&
+		strcmp(kr_pkcs11, pkcs11_identity()) == 0 &&
 		st.st_dev == kr_dev && st.st_ino == kr_ino && st.st_size == kr_size &&
 		st.st_mtim.tv_sec == kr_mtime.tv_sec && st.st_mtim.tv_nsec == kr_mtime.tv_nsec)
 	{
@@ -536,11 +718,24 @@ keyring_refresh(bool force)
 		wipe_free(pw, pwlen + 1);
 		return kr_err_code = code;
 	}
+	if (!looks_like_keyring_export(blob, bloblen))
+	{
+		/* Cellar reports this as a failed authentication, like a wrong password; say what it is. */
+		wipe_free(pw, pwlen + 1);
+		pfree(blob);
+		snprintf(kr_err_msg, sizeof(kr_err_msg),
+				 "cellar: keyring file \"%s\" is not a Cellar keyring export (no password-sealed keyring header)",
+				 guc_keyring_file);
+		snprintf(kr_err_hint, sizeof(kr_err_hint),
+				 "cellar.keyring_file must name the file cellar.create_keyring() wrote (format: docs/KEYS.md 5.5).");
+		return kr_err_code = ERRCODE_CONFIG_FILE_ERROR;
+	}
 	rc = cellar_keyring_import(blob, bloblen, NULL, pw, pwlen, &nk);
 	wipe_free(pw, pwlen + 1);
 	pfree(blob);
 	if (rc != CELLAR_OK)
 	{
+		strlcpy(kr_err_detail, last_error_text(), sizeof(kr_err_detail));
 		if (rc == CELLAR_ERR_AUTHENTICATION_FAILED)
 		{
 			snprintf(kr_err_msg, sizeof(kr_err_msg),
@@ -550,9 +745,16 @@ keyring_refresh(bool force)
 			return kr_err_code = ERRCODE_INVALID_PASSWORD;
 		}
 		snprintf(kr_err_msg, sizeof(kr_err_msg), "cellar: could not import keyring file \"%s\": %s (%s)",
-				 guc_keyring_file, cellar_status_name(rc), last_error_text());
+				 guc_keyring_file, cellar_status_name(rc), kr_err_detail);
 		kr_err_hint[0] = '\0';
 		return kr_err_code = (rc == CELLAR_ERR_INVALID_ARGUMENT ? ERRCODE_CONFIG_FILE_ERROR : status_sqlstate(rc));
+	}
+	/* Tenant versions held by a PKCS#11 token come back as references: log in and attach them. */
+	code = keyring_attach_token(nk);
+	if (code)
+	{
+		cellar_keyring_free(nk);
+		return kr_err_code = code;
 	}
 	{
 		int32		a = cellar_last_operation_approved();
@@ -566,6 +768,7 @@ keyring_refresh(bool force)
 	kr_history_applied = false;
 	strlcpy(kr_path, guc_keyring_file, sizeof(kr_path));
 	strlcpy(kr_pwpath, guc_password_file, sizeof(kr_pwpath));
+	strlcpy(kr_pkcs11, pkcs11_identity(), sizeof(kr_pkcs11));
 	kr_dev = st.st_dev;
 	kr_ino = st.st_ino;
 	kr_size = st.st_size;
@@ -574,14 +777,14 @@ keyring_refresh(bool force)
 	return 0;
 }
 
-static void
-raise_keyring_error(void) pg_attribute_noreturn();
+static CELLAR_NORETURN void raise_keyring_error(void);
 static void
 raise_keyring_error(void)
 {
 	ereport(ERROR,
 			(errcode(kr_err_code),
 			 errmsg("%s", kr_err_msg),
+			 kr_err_detail[0] ? errdetail("Cellar: %s", kr_err_detail) : 0,
 			 kr_err_hint[0] ? errhint("%s", kr_err_hint) : 0));
 }
 
@@ -759,6 +962,7 @@ write_keyring_file(void)
 	}
 	strlcpy(kr_path, guc_keyring_file, sizeof(kr_path));
 	strlcpy(kr_pwpath, guc_password_file, sizeof(kr_pwpath));
+	strlcpy(kr_pkcs11, pkcs11_identity(), sizeof(kr_pkcs11));
 	/* Record the generation in the database (same transaction as the key change). */
 	{
 		uint64		gen = 0;
@@ -1141,12 +1345,19 @@ utf16le_encode(Plain *p, const char *s, int len)
 static text *
 utf16le_decode(const uint8 *b, size_t len)
 {
-	StringInfoData s;
+	/*
+	 * One allocation of the largest possible size (a UTF-16 unit gives at most 3 UTF-8 bytes, a
+	 * surrogate pair 4), so no regrowth leaves a copy of the plaintext behind; wiped on every path.
+	 */
+	size_t		cap = len / 2 * 3 + 1,
+				n = 0;
+	uint8	   *o;
+	text	   *t;
 
 	if (len % 2)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
 						errmsg("cellar: an Always Encrypted text value has an odd length (not UTF-16LE nvarchar)")));
-	initStringInfo(&s);
+	o = palloc(cap);
 	for (size_t i = 0; i < len; i += 2)
 	{
 		pg_wchar	c = b[i] | (b[i + 1] << 8);
@@ -1163,17 +1374,19 @@ utf16le_decode(const uint8 *b, size_t len)
 			}
 		}
 		if (c == 0 || (c >= 0xD800 && c < 0xE000))
+		{
+			wipe_free(o, cap);
 			ereport(ERROR, (errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE),
 							errmsg("cellar: the decrypted value is not valid UTF-16LE text")));
+		}
 		unicode_to_utf8(c, u);
-		appendBinaryStringInfo(&s, (char *) u, pg_utf_mblen(u));
+		memcpy(o + n, u, pg_utf_mblen(u));
+		n += pg_utf_mblen(u);
+		explicit_bzero(u, sizeof(u));
 	}
-	{
-		text	   *t = cstring_to_text_with_len(s.data, s.len);
-
-		wipe_free(s.data, s.maxlen);
-		return t;
-	}
+	t = cstring_to_text_with_len((char *) o, n);
+	wipe_free(o, cap);
+	return t;
 }
 
 /* Builds the plaintext of argument `argno` (tag | encoded value; MSSQL: raw bytes). */
@@ -1204,7 +1417,7 @@ encode_arg(FunctionCallInfo fcinfo, int argno, char tag, bool mssql, Plain *p)
 					o[0] = tag;
 					memcpy(o + 1, VARDATA_ANY(v), n);
 				}
-				if ((Pointer) v != DatumGetPointer(d))
+				if ((void *) v != (void *) DatumGetPointer(d))
 					wipe_free(v, VARSIZE_ANY(v));
 				break;
 			}
@@ -1298,6 +1511,27 @@ check_mssql_ctx(ColKey *ck, size_t ctxlen)
 				 errhint("Call the two-argument form, or pass an empty context.")));
 }
 
+/*
+ * The forms that take a context are not STRICT, so that a NULL context cannot silently turn a
+ * value into NULL (cellar.ctx() of a NULL row key is NULL). Returns true when the value is NULL
+ * (the result is NULL, as under STRICT); raises when the value is not NULL but the key name, the
+ * context or the length is.
+ */
+static bool
+null_value(FunctionCallInfo fcinfo, int valarg)
+{
+	if (PG_ARGISNULL(valarg))
+		return true;
+	for (int i = 0; i < PG_NARGS(); i++)
+		if (i != valarg && PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("cellar: %s is NULL but the value is not",
+							i == 0 ? "the column key name" : i == 2 ? "the context" : "the index length"),
+					 i == 2 ? errhint("cellar.ctx() is NULL when a field is NULL (a NULL row key); the value would be lost. Bind it to a non-NULL row key, or pass '' for none.") : 0));
+	return false;
+}
+
 static bytea *
 encrypt_plain(ColKey *ck, const uint8 *ctx, size_t ctxlen, const uint8 *pt, size_t ptlen)
 {
@@ -1327,11 +1561,15 @@ encrypt_plain(ColKey *ck, const uint8 *ctx, size_t ctxlen, const uint8 *pt, size
 static Datum
 do_encrypt(FunctionCallInfo fcinfo, char tag, bool det_only)
 {
-	ColKey	   *ck = colkey_for_call(fcinfo, PG_GETARG_TEXT_PP(0));
+	ColKey	   *ck;
 	const uint8 *ctx;
 	size_t		ctxlen;
 	Plain		p;
 	bytea	   *volatile out = NULL;
+
+	if (null_value(fcinfo, 1))
+		PG_RETURN_NULL();
+	ck = colkey_for_call(fcinfo, PG_GETARG_TEXT_PP(0));
 
 	if (ck->mode == MODE_BLIND_INDEX)
 		ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
@@ -1356,8 +1594,7 @@ do_encrypt(FunctionCallInfo fcinfo, char tag, bool det_only)
 	PG_RETURN_BYTEA_P(out);
 }
 
-static void
-raise_auth(ColKey *ck, uint32 version) pg_attribute_noreturn();
+static CELLAR_NORETURN void raise_auth(ColKey *ck, uint32 version);
 static void
 raise_auth(ColKey *ck, uint32 version)
 {
@@ -1478,14 +1715,22 @@ decode_value(char tag, bool mssql, bytea *pt, size_t len)
 				wipe_free(pt, VARHDRSZ + len);
 				return r;
 			}
-			pg_verifymbstr((char *) b, len, false);
+			if (!pg_verifymbstr((char *) b, len, true))
+			{
+				wipe_free(pt, VARHDRSZ + len);
+				ereport(ERROR, (errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE),
+								errmsg("cellar: the decrypted value is not valid text in the database encoding")));
+			}
 			return PointerGetDatum(pt);
 		case TAG_INT8:
 		case TAG_TIMESTAMPTZ:
 		case TAG_DATE:
 			if (len != (tag == TAG_DATE ? 4 : 8))
+			{
+				wipe_free(pt, VARHDRSZ + len);
 				ereport(ERROR, (errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
 								errmsg("cellar: a %s value has the wrong length", tag_name(tag))));
+			}
 			if (tag == TAG_DATE)
 				r = DateADTGetDatum((DateADT) (int32) ((uint32) b[0] << 24 | (uint32) b[1] << 16 | (uint32) b[2] << 8 | b[3]));
 			else
@@ -1500,11 +1745,20 @@ decode_value(char tag, bool mssql, bytea *pt, size_t len)
 				memcpy(s, b, len);
 				s[len] = '\0';
 				wipe_free(pt, VARHDRSZ + len);
-				if (tag == TAG_NUMERIC)
-					r = DirectFunctionCall3(numeric_in, CStringGetDatum(s), ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
-				else
-					r = DirectFunctionCall1(jsonb_in, CStringGetDatum(s));
-				wipe_free(s, len + 1);
+				/* Wiped on an input error too (PostgreSQL's parsers keep their own copies: README). */
+				PG_TRY();
+				{
+					if (tag == TAG_NUMERIC)
+						r = DirectFunctionCall3(numeric_in, CStringGetDatum(s), ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+					else
+						r = DirectFunctionCall1(jsonb_in, CStringGetDatum(s));
+				}
+				PG_FINALLY();
+				{
+					explicit_bzero(s, len + 1);
+				}
+				PG_END_TRY();
+				pfree(s);
 				return r;
 			}
 	}
@@ -1515,13 +1769,17 @@ decode_value(char tag, bool mssql, bytea *pt, size_t len)
 static Datum
 do_decrypt(FunctionCallInfo fcinfo, char tag)
 {
-	ColKey	   *ck = colkey_for_call(fcinfo, PG_GETARG_TEXT_PP(0));
-	bytea	   *ct = PG_GETARG_BYTEA_PP(1);
+	ColKey	   *ck;
+	bytea	   *ct;
 	const uint8 *ctx;
 	size_t		ctxlen,
 				len = 0;
 	bytea	   *pt;
 
+	if (null_value(fcinfo, 1))
+		PG_RETURN_NULL();
+	ck = colkey_for_call(fcinfo, PG_GETARG_TEXT_PP(0));
+	ct = PG_GETARG_BYTEA_PP(1);
 	get_ctx(fcinfo, 2, &ctx, &ctxlen);
 	if (mode_is_mssql(ck->mode) && tag != TAG_BYTEA && tag != TAG_TEXT)
 		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -1547,14 +1805,19 @@ do_decrypt(FunctionCallInfo fcinfo, char tag)
 static Datum
 do_blind_index(FunctionCallInfo fcinfo, char tag)
 {
-	ColKey	   *ck = colkey_for_call(fcinfo, PG_GETARG_TEXT_PP(0));
+	ColKey	   *ck;
 	const uint8 *ctx;
 	size_t		ctxlen;
-	int32		nbytes = PG_NARGS() > 3 ? PG_GETARG_INT32(3) : 16;
+	int32		nbytes;
 	Plain		p;
 	bytea	   *out;
 	cellar_status st;
 	KeyVer	   *v;
+
+	if (null_value(fcinfo, 1))
+		PG_RETURN_NULL();
+	ck = colkey_for_call(fcinfo, PG_GETARG_TEXT_PP(0));
+	nbytes = PG_NARGS() > 3 ? PG_GETARG_INT32(3) : 16;
 
 	if (ck->mode != MODE_BLIND_INDEX)
 		ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
@@ -1565,8 +1828,8 @@ do_blind_index(FunctionCallInfo fcinfo, char tag)
 						errmsg("cellar: a blind index has %d to %d bytes", CELLAR_BLIND_INDEX_MIN_LEN, CELLAR_BLIND_INDEX_MAX_LEN)));
 	v = colkey_active(ck);
 	get_ctx(fcinfo, 2, &ctx, &ctxlen);
-	encode_arg(fcinfo, 1, tag, false, &p);
 	out = palloc(VARHDRSZ + nbytes);
+	encode_arg(fcinfo, 1, tag, false, &p);
 	st = cellar_blind_index_compute(v->bkey, ctx, ctxlen, p.data, p.len, (uint8 *) VARDATA(out), nbytes);
 	plain_release(&p);
 	if (st != CELLAR_OK)
@@ -1589,15 +1852,20 @@ PG_FUNCTION_INFO_V1(cellar_reencrypt);
 Datum
 cellar_reencrypt(PG_FUNCTION_ARGS)
 {
-	ColKey	   *ck = colkey_for_call(fcinfo, PG_GETARG_TEXT_PP(0));
-	bytea	   *ct = PG_GETARG_BYTEA_PP(1);
+	ColKey	   *ck;
+	bytea	   *ct;
 	const uint8 *ctx;
 	size_t		ctxlen,
 				len = 0;
 	bytea	   *pt;
 	bytea	   *volatile out = NULL;
-	bool		mssql = mode_is_mssql(ck->mode);
+	bool		mssql;
 
+	if (null_value(fcinfo, 1))
+		PG_RETURN_NULL();
+	ck = colkey_for_call(fcinfo, PG_GETARG_TEXT_PP(0));
+	ct = PG_GETARG_BYTEA_PP(1);
+	mssql = mode_is_mssql(ck->mode);
 	get_ctx(fcinfo, 2, &ctx, &ctxlen);
 	/* Native cells keep their type tag: decrypt with tag 0 and seal the same bytes again. */
 	pt = decrypt_cell(ck, mssql ? TAG_BYTEA : 0, ct, ctx, ctxlen, &len);
@@ -1661,6 +1929,49 @@ lock_key_table(void)
 		elog(ERROR, "cellar: could not lock cellar.column_keys");
 }
 
+/*
+ * A new tenant key generated in the PKCS#11 token (cellar.pkcs11_token, labelled
+ * cellar.pkcs11_key_label): a new keyring (`kr_in` NULL) or a rotation of `kr_in`. Raises on
+ * failure. The token generates the key; the module's indicator reports 0 (counted).
+ */
+static void
+token_new_version(cellar_keyring *kr_in, cellar_keyring **kr_out, uint32 *newv)
+{
+	cellar_pkcs11_config c;
+	uint8	   *pin = NULL;
+	size_t		pinlen = 0;
+	cellar_status rc;
+	const char *label = guc_pkcs11_key_label && guc_pkcs11_key_label[0] ? guc_pkcs11_key_label : "cellar-tenant";
+	int			code;
+
+	kr_err_msg[0] = kr_err_hint[0] = kr_err_detail[0] = '\0';
+	code = pkcs11_config(&c, &pin, &pinlen, true);
+	if (code)
+	{
+		kr_err_code = code;
+		raise_keyring_error();
+	}
+	if (kr_in == NULL)
+		rc = cellar_keyring_new_pkcs11(&c, (const uint8_t *) label, strlen(label), kr_out);
+	else
+		rc = cellar_keyring_rotate_pkcs11(kr_in, &c, (const uint8_t *) label, strlen(label), newv);
+	wipe_free(pin, pinlen + 1);
+	if (rc != CELLAR_OK)
+	{
+		kr_err_code = pkcs11_error(rc, kr_in ? "rotating the tenant key in the PKCS#11 token"
+								   : "creating the tenant key in the PKCS#11 token");
+		raise_keyring_error();
+	}
+	{
+		int32		a = cellar_last_operation_approved();
+
+		if (a == 1)
+			approved_ops++;
+		else if (a == 0)
+			unapproved_ops++;
+	}
+}
+
 PG_FUNCTION_INFO_V1(cellar_create_keyring);
 Datum
 cellar_create_keyring(PG_FUNCTION_ARGS)
@@ -1682,10 +1993,15 @@ cellar_create_keyring(PG_FUNCTION_ARGS)
 		SPI_execute("DELETE FROM cellar.keyring_state", false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "cellar: could not clear the keyring history");
 	SPI_finish();
-	rc = cellar_keyring_new(NULL, &kr);
-	if (rc != CELLAR_OK)
-		raise_status(rc, "creating the tenant keyring");
-	approval_check("keyring generate");
+	if (pkcs11_configured())
+		token_new_version(NULL, &kr, NULL);
+	else
+	{
+		rc = cellar_keyring_new(NULL, &kr);
+		if (rc != CELLAR_OK)
+			raise_status(rc, "creating the tenant keyring");
+		approval_check("keyring generate");
+	}
 	PG_TRY();
 	{
 		write_keyring_file();
@@ -1906,10 +2222,15 @@ cellar_rotate_tenant_key(PG_FUNCTION_ARGS)
 	SPI_connect();
 	lock_key_table();
 	ensure_keyring(true);
-	rc = cellar_keyring_rotate(kr, NULL, &newv);
-	if (rc != CELLAR_OK)
-		raise_status(rc, "rotating the tenant key");
-	approval_check("tenant key rotate");
+	if (pkcs11_configured())
+		token_new_version(kr, NULL, &newv);
+	else
+	{
+		rc = cellar_keyring_rotate(kr, NULL, &newv);
+		if (rc != CELLAR_OK)
+			raise_status(rc, "rotating the tenant key");
+		approval_check("tenant key rotate");
+	}
 	/* The file first: another session that sees the rewrapped rows must find the new version. */
 	write_keyring_file();
 	kr_generation++;
@@ -2053,8 +2374,8 @@ Datum
 cellar_status_fn(PG_FUNCTION_ARGS)
 {
 	TupleDesc	desc;
-	Datum		v[12];
-	bool		nulls[12] = {0};
+	Datum		v[13];
+	bool		nulls[13] = {0};
 	int			code;
 	const char *state;
 	uint32		active = 0;
@@ -2142,6 +2463,16 @@ cellar_status_fn(PG_FUNCTION_ARGS)
 		v[11] = CStringGetTextDatum(kr_err_msg);
 	else
 		nulls[11] = true;
+	/* Whether the active tenant version is held by a PKCS#11 token. */
+	{
+		uint8		id[CELLAR_KEY_ID_LEN];
+		uint32		flags = 0;
+
+		if (kr && active && cellar_keyring_version_info(kr, active, id, &flags) == CELLAR_OK)
+			v[12] = BoolGetDatum((flags & CELLAR_KEYRING_VERSION_PKCS11) != 0);
+		else
+			nulls[12] = true;
+	}
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, v, nulls)));
 }
 
@@ -2196,6 +2527,23 @@ _PG_init(void)
 							NULL, &guc_iterations, CELLAR_PASSWORD_DEFAULT_ITERATIONS,
 							CELLAR_PASSWORD_MIN_ITERATIONS, CELLAR_PASSWORD_MAX_ITERATIONS,
 							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("cellar.pkcs11_module",
+							   "PKCS#11 module holding the tenant key (empty: the tenant key is in the keyring file).",
+							   "With it, cellar.create_keyring() and cellar.rotate_tenant_key() generate tenant keys in the token, and a keyring file that refers to token keys is attached with the PIN.",
+							   &guc_pkcs11_module, "", PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("cellar.pkcs11_token",
+							   "Label of the PKCS#11 token new tenant keys are generated in.",
+							   "Attaching finds the token by the serial the keyring file records.",
+							   &guc_pkcs11_token, "", PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("cellar.pkcs11_pin_file",
+							   "File holding the token's user PIN; owned by the server user, mode 0600.",
+							   NULL, &guc_pkcs11_pin_file, "", PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("cellar.pkcs11_key_label",
+							   "CKA_LABEL of tenant keys generated in the token.",
+							   NULL, &guc_pkcs11_key_label, "cellar-tenant", PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("cellar.pkcs11_allow_zero_padded_kwp",
+							 "Accept a token whose RFC 5649 wrap zero-pads its input (SoftHSM 2.6; docs/KEYS.md).",
+							 NULL, &guc_pkcs11_zero_padded, false, PGC_SUSET, 0, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("cellar");
 
 	if ((cellar_abi_version() >> 16) != (CELLAR_ABI_VERSION >> 16) ||

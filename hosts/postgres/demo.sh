@@ -88,3 +88,39 @@ echo "== the server log ($(wc -l <"$PGTMP/server.log") lines at log_statement = 
 grep -c "cellar\." "$PGTMP/server.log" | sed 's/^/   statements mentioning cellar.: /'
 if grep -qF "$(cat "$PGTMP/keys/tenant.pw")" "$PGTMP/server.log"; then echo "   password found in the log!"; exit 1; fi
 echo "   the keyring password does not appear in it"
+
+echo
+echo "== The tenant key in an HSM: a PKCS#11 token (SoftHSM2) generates and keeps it; the keyring file"
+echo "   holds a reference, and every backend attaches the key with a PIN file (owner-only, like the password file)"
+if [ -e /usr/lib/softhsm/libsofthsm2.so ] && command -v softhsm2-util >/dev/null; then
+  pg_as_server softhsm2-util --init-token --free --label shop-hsm --so-pin so-pin-0815 --pin 4711-demo-pin >/dev/null
+  pg_secret_file "$PGTMP/keys/hsm.pin" 0600 echo 4711-demo-pin
+  pg_secret_file "$PGTMP/keys/hsm_wrong.pin" 0600 echo 0000-wrong-pin
+  pg_secret_file "$PGTMP/keys/vault.pw" 0600 sh -c 'head -c 24 /dev/urandom | base64'
+  psql -X -q -c "CREATE DATABASE vault" >/dev/null
+  psql -X -q -d vault -v ON_ERROR_STOP=0 -e <<'SQL'
+\set VERBOSITY default
+\pset footer off
+ALTER DATABASE vault SET cellar.keyring_file = '../keys/vault.keyring';
+ALTER DATABASE vault SET cellar.password_file = '../keys/vault.pw';
+ALTER DATABASE vault SET cellar.pkcs11_module = '/usr/lib/softhsm/libsofthsm2.so';
+ALTER DATABASE vault SET cellar.pkcs11_token = 'shop-hsm';
+ALTER DATABASE vault SET cellar.pkcs11_pin_file = '../keys/hsm.pin';
+ALTER DATABASE vault SET cellar.pkcs11_allow_zero_padded_kwp = on;   -- SoftHSM 2.6's RFC 5649
+\c vault
+CREATE EXTENSION cellar;
+SELECT cellar.create_keyring();                 -- the tenant key is generated inside the token
+SELECT cellar.create_column_key('secret');      -- wrapped by the token
+SELECT keyring_state, tenant_active_version, tenant_key_in_token FROM cellar.status();
+CREATE TABLE notes (id int PRIMARY KEY, body bytea);
+INSERT INTO notes VALUES (1, cellar.encrypt('secret', 'wrapped inside the HSM'::text, cellar.ctx('notes', 'body', '1')));
+\c vault
+-- A new session: the keyring file is imported with the password, the token key attached with the PIN.
+SELECT cellar.decrypt_text('secret', body, cellar.ctx('notes', 'body', id::text)) FROM notes;
+-- A wrong PIN: refused, with the token's answer in the DETAIL.
+SET cellar.pkcs11_pin_file = '../keys/hsm_wrong.pin';
+SELECT cellar.decrypt_text('secret', body, cellar.ctx('notes', 'body', id::text)) FROM notes;
+SQL
+else
+  echo "   (SoftHSM2 is not installed: make setup installs it)"
+fi

@@ -1,15 +1,31 @@
 -- cells: bytea and text, NULLs, empty values, context binding, tampering, modes, blind index.
 \set VERBOSITY terse
 
--- Round trips; NULL stays NULL (STRICT).
+-- Round trips; NULL stays NULL.
 SELECT cellar.decrypt_text('email', cellar.encrypt('email', 'alice@example.com'::text, cellar.ctx('t', 'c', '1')),
                            cellar.ctx('t', 'c', '1'));
 SELECT cellar.decrypt('email', cellar.encrypt('email', '\x00ff10'::bytea, '\x01'::bytea), '\x01'::bytea);
 SELECT cellar.decrypt_text('email', cellar.encrypt('email', 'no context'::text));
 SELECT cellar.encrypt('email', NULL::text, '\x'::bytea) IS NULL AS enc_null,
        cellar.decrypt_text('email', NULL, '\x'::bytea) IS NULL AS dec_null,
-       cellar.encrypt('email', 'x'::text, NULL) IS NULL AS ctx_null,
-       cellar.blind_index('email_bidx', NULL::text, '\x'::bytea) IS NULL AS bidx_null;
+       cellar.blind_index('email_bidx', NULL::text, '\x'::bytea) IS NULL AS bidx_null,
+       cellar.encrypt('email', NULL::text) IS NULL AS enc2_null,
+       cellar.reencrypt('email', NULL, '\x'::bytea) IS NULL AS reenc_null;
+-- A NULL value with a NULL context (a NULL row key) is still NULL ...
+SELECT cellar.encrypt('email', NULL::text, cellar.ctx('t', 'c', NULL)) IS NULL AS enc_null_ctx_null,
+       cellar.decrypt_int8('email', NULL, NULL) IS NULL AS dec_null_ctx_null,
+       cellar.blind_index('email_bidx', NULL::int8, NULL, NULL) IS NULL AS bidx_all_null;
+-- ... but a non-NULL value with a NULL context is an error, never a silently stored NULL (22004).
+SELECT cellar.ctx('t', 'c', NULL) IS NULL AS ctx_of_null_is_null;
+SELECT err($$SELECT cellar.encrypt('email', 'x'::text, cellar.ctx('t', 'c', NULL))$$);
+SELECT err($$SELECT cellar.encrypt('email', 42::int8, NULL)$$);
+SELECT err($$SELECT cellar.encrypt_deterministic('natid', 'x'::text, NULL)$$);
+SELECT err($$SELECT cellar.decrypt_text('email', '\x01'::bytea, NULL)$$);
+SELECT err($$SELECT cellar.reencrypt('email', '\x01'::bytea, NULL)$$);
+SELECT err($$SELECT cellar.blind_index('email_bidx', 'x'::text, NULL)$$);
+-- A NULL key name or index length with a value: an error too.
+SELECT err($$SELECT cellar.encrypt(NULL, 'x'::text, '\x'::bytea)$$);
+SELECT err($$SELECT cellar.blind_index('email_bidx', 'x'::text, '\x'::bytea, NULL)$$);
 -- Empty values: an empty string and an empty bytea survive (they are not NULL).
 SELECT cellar.decrypt_text('email', cellar.encrypt('email', ''::text, '\x'::bytea), '\x'::bytea) = '' AS empty_text,
        length(cellar.decrypt('email', cellar.encrypt('email', ''::bytea, '\x'::bytea), '\x'::bytea)) AS empty_bytea_len,
@@ -53,6 +69,14 @@ SELECT id, cellar.decrypt_text('email', email, cellar.ctx('people', 'email', id:
 -- Tampering: flip one byte of a stored ciphertext, then SELECT: a clear data exception.
 UPDATE people SET email = set_byte(email, 20, get_byte(email, 20) # 1) WHERE id = 3;
 SELECT err($$SELECT cellar.decrypt_text('email', email, cellar.ctx('people', 'email', id::text)) FROM people WHERE id = 3$$);
+-- With the default verbosity the DETAIL line carries Cellar's own last-error text.
+\set VERBOSITY default
+SELECT cellar.decrypt_text('email', email, cellar.ctx('people', 'email', id::text)) FROM people WHERE id = 3;
+-- A value sealed under another column key: the same failure, Cellar's text in the DETAIL.
+SELECT cellar.decrypt_text('notes', cellar.encrypt('email', 'x'::text));
+-- A key name that does not exist is the extension's own error (no Cellar call was made).
+SELECT cellar.decrypt_text('no_such_key', email) FROM people WHERE id = 3;
+\set VERBOSITY terse
 -- The other rows still decrypt.
 SELECT count(*) FROM people WHERE id <> 3 AND cellar.decrypt_text('email', email, cellar.ctx('people', 'email', id::text)) LIKE 'user%';
 -- Truncated and extended values fail the same way.

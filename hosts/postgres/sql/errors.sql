@@ -23,6 +23,10 @@ SELECT cellar.decrypt_text('email', cellar.encrypt('email', 'after tenant unlock
 SET cellar.password_file = '../keys/wrong.pw';
 SELECT err($$SELECT cellar.encrypt('email', 'x'::text)$$);
 SELECT keyring_state, keyring_error FROM cellar.status();
+-- Cellar's last-error text is the DETAIL.
+\set VERBOSITY default
+SELECT cellar.encrypt('email', 'x'::text);
+\set VERBOSITY terse
 -- A password file others can read is refused before it is read.
 SET cellar.password_file = '../keys/open.pw';
 SELECT err($$SELECT cellar.encrypt('email', 'x'::text)$$);
@@ -38,9 +42,13 @@ RESET cellar.password_file;
 SET cellar.keyring_file = '../keys/missing.keyring';
 SELECT err($$SELECT cellar.decrypt_text('email', '\x01'::bytea)$$);
 RESET cellar.keyring_file;
--- A keyring file that is not a keyring (Cellar's own reason follows in parentheses).
+-- A keyring file that is not a keyring: told apart from a wrong password.
 SET cellar.keyring_file = '../keys/garbage.keyring';
-SELECT split_part(err($$SELECT cellar.encrypt('email', 'x'::text)$$), ' (', 1);
+SELECT err($$SELECT cellar.encrypt('email', 'x'::text)$$);
+SELECT keyring_state, keyring_error FROM cellar.status();
+-- A key file (a raw key) in its place: the same.
+SET cellar.keyring_file = '../keys/ae.key';
+SELECT err($$SELECT cellar.encrypt('email', 'x'::text)$$);
 RESET cellar.keyring_file;
 SELECT cellar.decrypt_text('email', cellar.encrypt('email', 'back to normal'::text));
 SELECT 1 AS server_still_running;

@@ -1,6 +1,6 @@
 # Sourced by run.sh, multi_session.sh, bench.sh and demo.sh: a private PostgreSQL cluster.
 #   pg_cluster_start   initdb in a new temp dir, a Unix socket in that dir (no TCP), start;
-#                      exports PGHOST PGPORT PGUSER PGDATABASE, sets PGTMP, PG_PID, RUNAS
+#                      exports PGHOST PGPORT PGUSER PGDATABASE SOFTHSM2_CONF, sets PGTMP, PG_PID, RUNAS
 #   pg_cluster_stop    stops the postmaster by its pid, removes the temp dir
 #   pg_keyfiles        tenant.pw (random, 0600), wrong.pw, open.pw (0644), ae.key (tedious's
 #                      Always Encrypted test key, 0600), ae_open.key (0644), in $PGTMP/keys
@@ -36,6 +36,12 @@ cellar.keyring_file = '../keys/tenant.keyring'
 cellar.password_file = '../keys/tenant.pw'
 cellar.keyring_iterations = ${CELLAR_PG_ITERATIONS:-100000}
 CONF
+  # A SoftHSM2 configuration of this cluster's own (tests/pkcs11.sh makes a token there): the
+  # server inherits SOFTHSM2_CONF, and the token directory belongs to the server's OS user.
+  mkdir -p "$PGTMP/hsm/tokens"
+  printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' "$PGTMP/hsm/tokens" >"$PGTMP/hsm/softhsm2.conf"
+  [ -n "$RUNAS" ] && chown -R "$RUNAS:" "$PGTMP/hsm"
+  export SOFTHSM2_CONF="$PGTMP/hsm/softhsm2.conf"
   pg_as_server "$PGBIN/pg_ctl" -D "$PGTMP/data" -l "$PGTMP/server.log" -w -s -t 60 start ||
     { cat "$PGTMP/server.log"; return 1; }
   PG_PID=$(head -1 "$PGTMP/data/postmaster.pid")

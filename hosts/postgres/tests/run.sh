@@ -20,3 +20,4 @@ if ! make -s -C "$here" installcheck PG_CONFIG="$PG_CONFIG" EXTRA_REGRESS_OPTS=-
 fi
 export PGTMP RUNAS
 bash "$here/tests/multi_session.sh"
+bash "$here/tests/pkcs11.sh"
