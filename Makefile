@@ -312,8 +312,12 @@ PG_CONFIGS = $(or $(wildcard /usr/lib/postgresql/*/bin/pg_config),pg_config)
 PG_CONFIG ?= $(lastword $(sort $(PG_CONFIGS)))
 PG_TEST_CONFIGS = $(if $(filter command line environment,$(origin PG_CONFIG)),$(PG_CONFIG),$(PG_CONFIGS))
 
+# Development files for every server major already on the machine (a PGDG 16/17/18 server gets
+# its postgresql-server-dev-N), so test-postgres can build against each; no new major is added.
+PG_SERVER_DEVS = $(patsubst /usr/lib/postgresql/%/bin/postgres,postgresql-server-dev-%,$(wildcard /usr/lib/postgresql/*/bin/postgres))
+
 postgres-deps:
-	$(call sqlite_apt,$(PG_APT))
+	$(call sqlite_apt,$(sort $(PG_APT) $(PG_SERVER_DEVS)))
 
 postgres-install: build postgres-deps
 	@set -e; SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
