@@ -288,10 +288,13 @@ def _split(raw: bytes, offsets: "array.array[int]") -> List[bytes]:
     return [raw[a:b] for a, b in zip(ol, ol[1:])]
 
 
-def _split_view(view: memoryview, start: int, offsets: "array.array[int]") -> List[bytes]:
-    """Like :func:`_split` over ``view[start:]``, copying each value once and nothing else."""
+def _split_buffer(buf: Any, start: int, offsets: "array.array[int]") -> List[bytes]:
+    """Like :func:`_split` over ``buf[start:]`` (a ``c_char`` array, whose slices are ``bytes``):
+    each value is copied once, and nothing else is."""
     ol = offsets.tolist()
-    return [view[start + a:start + b].tobytes() for a, b in zip(ol, ol[1:])]
+    if start:
+        ol = [o + start for o in ol]
+    return [buf[a:b] for a, b in zip(ol, ol[1:])]
 
 
 def _check_offsets(offsets: Any, data_len: int) -> "array.array[int]":
@@ -546,9 +549,8 @@ class CellCipher(Handle):
             if decrypting:
                 # Each value is copied straight out of the scratch (wiped below): no intermediate
                 # bytes of the whole chunk, which could not be wiped (security review finding 8).
-                view = memoryview(out).cast("B") if out is not None else memoryview(b"")
                 for start, used, out_offsets in results:
-                    values_out.extend(_split_view(view, start, out_offsets) if used else _split(b"", out_offsets))
+                    values_out.extend(_split_buffer(out, start, out_offsets) if used else _split(b"", out_offsets))
                 return values_out
             base = ctypes.addressof(out) if out is not None else 0
             for start, used, out_offsets in results:
