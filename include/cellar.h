@@ -460,14 +460,16 @@ typedef cellar_status (*cellar_provider_unwrap_fn)(void *context,
  * Cellar copies this struct; `context` must stay valid, and the callbacks callable, until
  * `cellar_keyring_free` returns on every keyring it was given to (also after the version is
  * retired or the keyring locked: a call may be in flight). Callbacks may be called from any
- * thread and concurrently with each other; no keyring lock is held during a call, so a callback
+ * thread and concurrently with each other; no Cellar lock is held during a call, so a callback
  * may call Cellar. Callbacks must return: a callback that leaves by `longjmp` or a C++
- * exception skips Cellar's clean-up (a keyring lock may stay held, an unwrapped record is not
- * wiped) and is not supported; Cellar only makes sure the thread's FIPS indicator does not stay
- * frozen (the next Cellar call on the thread starts clean). An operation whose wrap or unwrap a
- * provider performed reports `cellar_last_operation_approved() == 0`: it succeeded, but not in
- * this module's approved services (an HSM's own validation covers its part). `key_id` names the version in blobs and must differ from every other
- * version's id (if the provider key is an AES-256 key, its Cellar key id is a good choice).
+ * exception skips Cellar's clean-up (the record being wrapped or unwrapped is not wiped, and the
+ * memory the operation allocated leaks) and is not supported. Cellar only keeps the thread's
+ * FIPS indicator honest: it reads -1 after such a call (every operation sets -1 when it
+ * starts), and the next Cellar call on the thread starts clean. An operation whose wrap or
+ * unwrap a provider performed reports `cellar_last_operation_approved() == 0`: it succeeded, but
+ * not in this module's approved services (an HSM's own validation covers its part). `key_id`
+ * names the version in blobs and must differ from every other version's id (if the provider key
+ * is an AES-256 key, its Cellar key id is a good choice).
  */
 typedef struct cellar_key_provider {
     /**
@@ -1067,7 +1069,10 @@ size_t cellar_last_error(char *buf, size_t cap);
  * cryptography (ids, types, sizes, names) and size queries leave it unchanged. 1 means an
  * approved *scheme*, not only approved primitives (SPEC 10): DETERMINISTIC and both Always
  * Encrypted cell modes, raw key import, raw export, v1 (HKDF) formats and operations a key
- * provider performed succeed with 0. The per-operation table is in docs/FIPS.md.
+ * provider performed succeed with 0. The per-operation table is in docs/FIPS.md. An operation
+ * sets -1 when it starts, so one that never completes (a provider callback left by `longjmp`,
+ * which is not supported) leaves -1, not an earlier verdict; if that callback itself made Cellar
+ * calls before leaving, the last of those is what shows.
  */
 int32_t cellar_last_operation_approved(void);
 

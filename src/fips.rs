@@ -11,6 +11,9 @@
 //! * [`Approval::Unknown`] (-1): it failed (the module counts only services that complete), or no
 //!   operation has run on this thread yet.
 //!
+//! An operation sets the indicator to -1 when it starts, so one that never completes (a
+//! provider callback left by `longjmp`) leaves -1, never an earlier operation's verdict.
+//!
 //! Calls that do no cryptography (size queries, names, versions) leave it unchanged.
 
 use crate::error::{Error, Result};
@@ -53,6 +56,9 @@ pub(crate) fn operation<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
     });
     if depth == 0 {
         ALL_COUNTED.with(|a| a.set(true));
+        // Until it completes, the operation shows "failed" (-1): one that never completes (a
+        // provider callback left by `longjmp`) leaves no earlier verdict behind (finding 7).
+        LAST.with(|l| l.set(Approval::Unknown));
     }
     // Restore the depth even if `f` unwinds, so a caught panic does not wedge the thread.
     struct Guard;
@@ -223,7 +229,8 @@ impl Drop for BoundaryGuard {
 /// own result and leaves the outer operation's accounting as it was; and a call made after a
 /// callback that never returned (left by `longjmp`, skipping the guards that would have reset
 /// the depth) starts clean instead of being folded into an operation that will never finish
-/// (security review finding 7).
+/// (security review finding 7). The abandoned operation itself left -1 showing: [`operation`]
+/// sets it when an outermost operation starts.
 #[inline]
 pub(crate) fn enter_boundary() -> BoundaryGuard {
     let depth = DEPTH.with(|d| d.replace(0));
@@ -327,6 +334,36 @@ mod tests {
         })
         .unwrap();
         assert_eq!(last_operation_approved(), Approval::NotApproved);
+    }
+
+    /// While an operation runs (and if it never completes) the indicator shows -1, not the
+    /// previous operation's verdict (security review finding 7).
+    #[test]
+    fn operation_in_progress_reads_unknown() {
+        operation(|| hkdf_service(&[0u8; 32], &[b"info"])).unwrap();
+        assert_eq!(last_operation_approved(), Approval::Approved);
+        operation(|| {
+            assert_eq!(last_operation_approved(), Approval::Unknown);
+            hkdf_service(&[0u8; 32], &[b"info"])?;
+            assert_eq!(last_operation_approved(), Approval::Unknown);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(last_operation_approved(), Approval::Approved);
+        // A call at the C boundary starts a fresh outermost operation even when an abandoned
+        // one is still open on the thread (its guards skipped): the indicator shows -1 while it runs.
+        let _abandoned = enter_boundary();
+        DEPTH.with(|d| d.set(1));
+        {
+            let _g = enter_boundary();
+            operation(|| {
+                assert_eq!(last_operation_approved(), Approval::Unknown);
+                hkdf_service(&[0u8; 32], &[b"info"])
+            })
+            .unwrap();
+            assert_eq!(last_operation_approved(), Approval::Approved);
+        }
+        assert_eq!(DEPTH.with(Cell::get), 1);
     }
 
     #[test]

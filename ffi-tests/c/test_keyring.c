@@ -110,8 +110,14 @@ static cellar_status unwrap_is(const cellar_keyring *kr, const uint8_t *blob, si
     uint32_t v = 0;
     cellar_status st = cellar_keyring_unwrap(kr, blob, len, &k, &v);
     if (st == CELLAR_OK) {
-        /* 1 for a module-backed version, 0 when a provider unwrapped (checked where it matters). */
-        CHECK(cellar_last_operation_approved() >= 0);
+        /* 1 for a module-backed version, exactly 0 when a provider unwrapped (finding 4). Read
+         * the indicator first: the flags query below leaves it unchanged. */
+        int32_t ind = cellar_last_operation_approved();
+        uint8_t vid[16];
+        uint32_t flags = 0;
+        CHECK_OK(cellar_keyring_version_info(kr, v, vid, &flags));
+        CHECK(cellar_last_operation_approved() == ind);
+        CHECK(ind == ((flags & CELLAR_KEYRING_VERSION_PROVIDER) ? 0 : 1));
         CHECK(same_key(k, want));
         CHECK(v == want_version);
         cellar_key_free(k);
@@ -354,6 +360,7 @@ static void provider(void) {
         close(res[0]);
         volatile int jumped = 0;
         size_t jl = 0;
+        int before = cellar_last_operation_approved(); /* 1: the unwrap above */
         if (setjmp(escape) == 0) {
             escape_armed = 1;
             (void)cellar_keyring_wrap(kr, dk, r, sizeof r, &jl);
@@ -361,10 +368,11 @@ static void provider(void) {
         } else {
             jumped = 1;
         }
-        /* Without the fix the abandoned operation's depth swallows every later result: a
-         * failure would not show -1 and the indicator would stay at its earlier 1. */
+        /* Right after the longjmp the abandoned wrap shows -1 (it set -1 when it started), not
+         * the earlier 1. Without the other fix the abandoned operation's depth swallows every
+         * later result: a failure would not show -1 and the indicator would stay at 1. */
         cellar_key *g = NULL;
-        int ok = jumped;
+        int ok = jumped && before == 1 && cellar_last_operation_approved() == -1;
         ok = ok && cellar_key_generate(99, &g) == CELLAR_ERR_INVALID_ARGUMENT && cellar_last_operation_approved() == -1;
         ok = ok && cellar_key_generate(CELLAR_KEY_AES256, &g) == CELLAR_OK && cellar_last_operation_approved() == 1;
         ok = ok && cellar_key_import(CELLAR_KEY_AES256, NULL, 0, &g) != CELLAR_OK && cellar_last_operation_approved() == -1;

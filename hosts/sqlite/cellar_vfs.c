@@ -26,7 +26,9 @@
  *            "CELLARJ1" | gen (u64 BE) into the unused bytes 28..43 of every journal header.
  *            Before a journal is played back, C0 must equal the change counter of page 1 on disk
  *            (authenticated) or be one less (page 1 already written by the crashed commit);
- *            otherwise the journal is shown to SQLite as empty.
+ *            otherwise the journal is shown to SQLite as empty. When page 1 does not
+ *            authenticate, the journal must hold an authentic page 1 of its own C0 instead
+ *            (journal_pinned). Zeroing a kept journal's header (PERSIST) zeroes the tag too.
  *   WAL      the salts of the WAL header (SQLite draws new ones at every WAL restart and accepts
  *            in recovery only frames whose header repeats them).
  * An image that does not authenticate is never handed to SQLite: during journal playback the read
@@ -134,6 +136,10 @@ typedef struct cv_keyset {
      * connections), to check that a frame SQLite reads is the one its index names for the page. */
     volatile void *shm[CV_SHM_REGIONS];
     int shm_users;
+    /* The change counter of the last page 1 that authenticated in this process (under
+     * cv_peek_mu), to refuse an older journal when page 1 itself does not authenticate. */
+    uint32_t seen_counter;
+    int seen_counter_set;
 } cv_keyset;
 
 /* One lock for the registry and every keyset: page operations hold it only to pick a cipher. */
@@ -377,8 +383,10 @@ static int mac_from_blob(cellar_keyring *kr, const cv_entry *blob, const char *k
 }
 
 /* Checks a key file read from disk against what this process trusts: its MAC (under the key
- * file's own key, unwrapped once per keyset and kept: a key file of another database does not
- * verify), its generation (never lower than one loaded before) and its mode. */
+ * file's own key, unwrapped once per keyset and kept: while the keyset lives, a key file of
+ * another database does not verify; the MAC does not name the database, so a fresh process
+ * verifies any authentic key file of the tenant and the database's page 1 decides), its
+ * generation (never lower than one loaded before) and its mode. */
 static int keyset_check(cv_keyset *ks, const cv_keyfile *kf) {
     if (kf->format != KEYFILE_FORMAT) {
         cv_error(SQLITE_CANTOPEN, "%s: key file format %u is not authenticated; migrate it once with cellar-sqlite migrate "
@@ -391,8 +399,8 @@ static int keyset_check(cv_keyset *ks, const cv_keyfile *kf) {
     }
     int rc = keyfile_verify(kf, ks->mac);
     if (rc != SQLITE_OK) {
-        cv_error(SQLITE_CANTOPEN, "%s: key file does not authenticate (changed, truncated, reordered, or from another "
-                 "database)", ks->key_path);
+        cv_error(SQLITE_CANTOPEN, "%s: key file does not authenticate (changed, truncated or reordered, or another "
+                 "database's key file put in its place while the database is open here)", ks->key_path);
         return rc == SQLITE_NOMEM ? rc : SQLITE_CANTOPEN;
     }
     if (kf->generation < ks->generation) {
@@ -863,6 +871,8 @@ static int main_change_counter(cv_keyset *ks, uint32_t P, uint32_t *out) {
                    main_decrypt(ks, 1, b, P) == CELLAR_OK && page1_plausible_mode(ks->mode, b, P)) {
             *out = get32(b + 24);
             result = 1;
+            ks->seen_counter = *out;
+            ks->seen_counter_set = 1;
         }
     }
     if (b) cv_free_wiped(b, P);
@@ -924,6 +934,13 @@ static int main_read_page(cv_file *f, uint8_t *out, uint32_t pgno) {
     if (st != CELLAR_OK) {
         cv_cellar_error(SQLITE_IOERR_DATA, "main database page failed to decrypt", st);
         return SQLITE_IOERR_DATA;
+    }
+    if (pgno == 1 && page1_plausible(f, out, P)) {
+        /* Remembered while the database is open in this process (journal_pinned). */
+        pthread_mutex_lock(&cv_peek_mu);
+        f->ks->seen_counter = get32(out + 24);
+        f->ks->seen_counter_set = 1;
+        pthread_mutex_unlock(&cv_peek_mu);
     }
     return SQLITE_OK;
 }
@@ -1019,18 +1036,84 @@ static int journal_tag_read(cv_file *f, uint64_t *gen, uint32_t *pgsz) {
     return 1;
 }
 
+static cellar_status log_decrypt(cv_file *f, uint64_t file_id, uint64_t page_no, uint8_t *page, size_t n);
+static uint64_t journal_file_id(uint64_t gen);
+static uint64_t journal_page_no(sqlite3_int64 off, uint32_t pgno);
+static const uint8_t journal_magic[8] = {0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7};
+
+/* For a journal whose database page 1 does not authenticate: 1 when the journal can restore it,
+ * that is when it holds an authentic image of page 1 (under its own generation) whose change
+ * counter is the journal's C0. SQLite writes page 1 to the database only after journaling it and
+ * syncing the journal, so a real torn page 1 always has that image (except in the first
+ * transaction of a new database, which journals no page: that database stays unreadable, failed
+ * closed, and held nothing committed); a forged or untagged journal never does. Records are
+ * walked as SQLite reads them: a header at a sector boundary (magic, record count), its records
+ * after one sector, the next header at the next boundary. */
+static int journal_restores_page1(cv_file *f, uint64_t gen, uint32_t P) {
+    uint32_t c0 = (uint32_t)(gen >> 32);
+    uint8_t h[28];
+    sqlite3_int64 size = 0;
+    if (!valid_pgsz(P) || f->real->pMethods->xFileSize(f->real, &size) != SQLITE_OK ||
+        f->real->pMethods->xRead(f->real, h, (int)sizeof h, 0) != SQLITE_OK || memcmp(h, journal_magic, 8) != 0 ||
+        get32(h + 24) != P)
+        return 0;
+    uint32_t sector = get32(h + 20);
+    if (sector < 32 || sector > 65536 || (sector & (sector - 1)) != 0) return 0;
+    uint8_t *img = malloc(P);
+    if (!img) return 0;
+    int found = 0, seen = 0;
+    sqlite3_int64 hdr = 0;
+    for (int seg = 0; seg < 1024 && !seen && hdr + (sqlite3_int64)sector <= size; seg++) {
+        if (seg > 0 && (f->real->pMethods->xRead(f->real, h, (int)sizeof h, hdr) != SQLITE_OK ||
+                        memcmp(h, journal_magic, 8) != 0))
+            break;
+        uint32_t nrec = get32(h + 8);
+        sqlite3_int64 rec = hdr + sector;
+        if (nrec == 0xffffffffu) nrec = (uint32_t)((size - rec) / (P + 8));
+        for (uint32_t i = 0; i < nrec && rec + P + 8 <= size; i++, rec += P + 8) {
+            uint8_t pn[4];
+            if (f->real->pMethods->xRead(f->real, pn, 4, rec) != SQLITE_OK) break;
+            if (get32(pn) != 1) continue;
+            /* Page 1 is journaled once per transaction: its first image decides. */
+            found = f->real->pMethods->xRead(f->real, img, (int)P, rec + 4) == SQLITE_OK &&
+                    log_decrypt(f, journal_file_id(gen), journal_page_no(rec + 4, 1), img, P) == CELLAR_OK &&
+                    page1_plausible(f, img, P) && get32(img + 24) == c0;
+            seen = 1;
+            break;
+        }
+        hdr = (rec + sector - 1) / sector * sector;
+    }
+    cv_free_wiped(img, P);
+    return found;
+}
+
 /* Is a journal of generation `gen` the database's current one? Its C0 must be the change
  * counter of page 1 on disk, or one less (the crashed commit had written page 1 already). When
- * page 1 itself does not authenticate (a torn write of page 1), the journal cannot be pinned and
- * its images' own bindings decide (README: what remains). Cached per generation. */
+ * page 1 itself does not authenticate (a torn write of page 1, or an attacker who corrupted it),
+ * the journal must hold an authentic image of page 1 at C0 (`journal_restores_page1`), and C0
+ * must not be older than the last page 1 this process saw authenticate while the database was
+ * open here, less one (docs/SECURITY.md: what remains).
+ * Cached per generation. */
 static int journal_pinned(cv_file *f, uint64_t gen, uint32_t P) {
     if (f->pin_state && f->pin_gen == gen) return f->pin_state == 1;
     uint32_t c0 = (uint32_t)(gen >> 32), cm = 0;
     int r = main_change_counter(f->ks, P, &cm);
-    int ok = r < 0 ? 1 : r == 0 ? c0 == 0 : (c0 == cm || c0 + 1 == cm);
-    if (r < 0)
-        sqlite3_log(SQLITE_NOTICE, "cellar vfs: %s: page 1 does not authenticate; the hot journal cannot be pinned", f->ks->db_path);
-    if (!ok)
+    int ok;
+    if (r < 0) {
+        pthread_mutex_lock(&cv_peek_mu);
+        int seen_set = f->ks->seen_counter_set;
+        uint32_t seen = f->ks->seen_counter;
+        pthread_mutex_unlock(&cv_peek_mu);
+        /* The counter only grows (a rollback takes it back by one): a journal that started
+         * before the last page 1 seen here, less one, is older than the database. */
+        ok = (!seen_set || (int32_t)(c0 + 1 - seen) >= 0) && journal_restores_page1(f, gen, P);
+        sqlite3_log(SQLITE_NOTICE, "cellar vfs: %s: page 1 fails to authenticate; the hot journal %s", f->ks->db_path,
+                    ok ? "holds an authentic page 1 of its own change counter and is played back"
+                       : "cannot restore an authentic page 1 and is ignored");
+    } else {
+        ok = r == 0 ? c0 == 0 : (c0 == cm || c0 + 1 == cm);
+    }
+    if (!ok && r >= 0)
         sqlite3_log(SQLITE_NOTICE, "cellar vfs: %s: journal of change counter %u does not belong to the database at %u; ignored",
                     f->ks->db_path, c0, cm);
     f->pin_gen = gen;
@@ -1243,6 +1326,17 @@ static int cv_write(sqlite3_file *pf, const void *in, int amt, sqlite3_int64 off
         if (f->role == ROLE_JOURNAL && off % 512 == 0 && amt >= JTAG_OFF + JTAG_LEN &&
             is_zero((const uint8_t *)in + JTAG_OFF, JTAG_LEN))
             return journal_header_write(f, in, amt, off);
+        if (f->role == ROLE_JOURNAL && off == 0 && amt <= JTAG_OFF && is_zero(in, (size_t)amt)) {
+            /* SQLite ends a journal it keeps (journal_mode=PERSIST, or exclusive locking) by
+             * zeroing the header's first 28 bytes, which are not keyed: rewriting them would make
+             * the journal hot again, and it would still pin (C0 + 1 is the counter now). The
+             * generation tag goes with them, so its images can never authenticate again. */
+            uint8_t z[JTAG_OFF + JTAG_LEN];
+            memset(z, 0, sizeof z);
+            f->jgen_set = 0;
+            f->pin_state = 0;
+            return f->real->pMethods->xWrite(f->real, z, (int)sizeof z, 0);
+        }
         return f->real->pMethods->xWrite(f->real, in, amt, off);
     }
     if (rc != SQLITE_OK) return rc;

@@ -73,7 +73,10 @@ pub extern "C" fn cellar_last_error(buf: *mut c_char, cap: usize) -> usize {
 /// cryptography (ids, types, sizes, names) and size queries leave it unchanged. 1 means an
 /// approved *scheme*, not only approved primitives (SPEC 10): DETERMINISTIC and both Always
 /// Encrypted cell modes, raw key import, raw export, v1 (HKDF) formats and operations a key
-/// provider performed succeed with 0. The per-operation table is in docs/FIPS.md.
+/// provider performed succeed with 0. The per-operation table is in docs/FIPS.md. An operation
+/// sets -1 when it starts, so one that never completes (a provider callback left by `longjmp`,
+/// which is not supported) leaves -1, not an earlier verdict; if that callback itself made Cellar
+/// calls before leaving, the last of those is what shows.
 #[no_mangle]
 pub extern "C" fn cellar_last_operation_approved() -> i32 {
     fips::last_operation_approved() as i32

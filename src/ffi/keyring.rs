@@ -98,14 +98,16 @@ pub type cellar_provider_unwrap_fn = Option<
 /// Cellar copies this struct; `context` must stay valid, and the callbacks callable, until
 /// `cellar_keyring_free` returns on every keyring it was given to (also after the version is
 /// retired or the keyring locked: a call may be in flight). Callbacks may be called from any
-/// thread and concurrently with each other; no keyring lock is held during a call, so a callback
+/// thread and concurrently with each other; no Cellar lock is held during a call, so a callback
 /// may call Cellar. Callbacks must return: a callback that leaves by `longjmp` or a C++
-/// exception skips Cellar's clean-up (a keyring lock may stay held, an unwrapped record is not
-/// wiped) and is not supported; Cellar only makes sure the thread's FIPS indicator does not stay
-/// frozen (the next Cellar call on the thread starts clean). An operation whose wrap or unwrap a
-/// provider performed reports `cellar_last_operation_approved() == 0`: it succeeded, but not in
-/// this module's approved services (an HSM's own validation covers its part). `key_id` names the version in blobs and must differ from every other
-/// version's id (if the provider key is an AES-256 key, its Cellar key id is a good choice).
+/// exception skips Cellar's clean-up (the record being wrapped or unwrapped is not wiped, and the
+/// memory the operation allocated leaks) and is not supported. Cellar only keeps the thread's
+/// FIPS indicator honest: it reads -1 after such a call (every operation sets -1 when it
+/// starts), and the next Cellar call on the thread starts clean. An operation whose wrap or
+/// unwrap a provider performed reports `cellar_last_operation_approved() == 0`: it succeeded, but
+/// not in this module's approved services (an HSM's own validation covers its part). `key_id`
+/// names the version in blobs and must differ from every other version's id (if the provider key
+/// is an AES-256 key, its Cellar key id is a good choice).
 #[repr(C)]
 pub struct cellar_key_provider {
     /// Passed unchanged to both callbacks.

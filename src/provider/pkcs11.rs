@@ -16,16 +16,22 @@
 //!   logged out.
 //! * Mechanism probe, once per connection: `CKM_AES_KEY_WRAP_KWP` (0x210B, PKCS#11 3.0), then
 //!   `CKM_AES_KEY_WRAP_PAD` (0x210A, the code SoftHSM2 and some vendors use for the same
-//!   algorithm). A candidate must advertise `CKF_WRAP | CKF_UNWRAP` and pass a known-answer test:
-//!   a temporary extractable session AES-256 key wraps a fixed 53-byte record inside the token and
-//!   the result must equal AWS-LC's own KWP of the same record under the same key, and unwrap
-//!   back. A token offering neither is refused.
+//!   algorithm). A candidate must advertise `CKF_WRAP | CKF_UNWRAP` and pass a known-answer test
+//!   with a temporary extractable session AES-256 key whose value is read: the token must unwrap
+//!   AWS-LC's own KWP of a fixed 53-byte record back to the record, its wrap of a 56-byte input
+//!   (a multiple of 8) must equal AWS-LC's KWP byte for byte, and its wrap of the 53-byte record
+//!   must equal either AWS-LC's KWP of the record ([`KwpFlavor::Exact`], what a conformant
+//!   token produces) or AWS-LC's KWP of the record zero-padded to 56 bytes
+//!   ([`KwpFlavor::ZeroPadded`], SoftHSM 2.6; accepted only when the configuration allows it).
+//!   A token offering neither mechanism, or none that passes, is refused.
 //! * Wrap: the SPEC 3 inner record becomes a temporary session object (`CKO_SECRET_KEY`,
 //!   `CKK_GENERIC_SECRET`, extractable) that `C_WrapKey` wraps under the tenant key; the object is
-//!   destroyed at once. So the blob is byte for byte what Cellar's own KWP produces
-//!   (`0x57 | 0x01 | kek_id | AES-KWP(tenant key, record)`); only the kek id differs, being the
-//!   token key's fingerprint (below). Unwrap: `C_UnwrapKey` into a temporary session object whose
-//!   value is read and the object destroyed.
+//!   destroyed at once. On an exact token the blob is byte for byte what Cellar's own KWP
+//!   produces (`0x57 | format | kek_id | AES-KWP(tenant key, record)`), the kek id being the
+//!   token key's fingerprint (below); on a zero-padded token the KWP part is AES-KWP of the record
+//!   followed by zeros up to a multiple of 8 bytes. Unwrap: `C_UnwrapKey` into a temporary
+//!   session object whose value is read and the object destroyed; on a zero-padded token the
+//!   record's own header says where it ends ([`strip_zero_padding`]).
 //! * The version's 16-byte key id is the token key's fingerprint: the first 16 bytes of
 //!   `HMAC-SHA256(key = AES-KWP(tenant key, "cellar pkcs11 key id v1"), "cellar key id v1")`,
 //!   computed inside the token (KWP is deterministic). It names the version in blobs and proves on
@@ -594,8 +600,9 @@ pub enum KwpFlavor {
     Exact,
     /// RFC 5649 of the input zero-padded to a multiple of 8 bytes first (SoftHSM 2.6's
     /// `CKM_AES_KEY_WRAP_PAD`): still AES-KWP (SP 800-38F) under the token key, and it unwraps
-    /// exact RFC 5649 blobs correctly, but a 53- or 85-byte record wraps as 56 or 88 bytes, so
-    /// blobs it makes are not byte-identical to Cellar's own. Used only when the configuration
+    /// exact RFC 5649 blobs correctly, but a 53-, 54-, 85- or 86-byte record wraps as 56 or 88
+    /// bytes (with two or three zeros inside the KWP layer), so blobs it makes are not
+    /// byte-identical to Cellar's own; inputs whose length is a multiple of 8 are. Used only when the configuration
     /// allows it ([`Pkcs11Config::allow_zero_padded_kwp`]).
     ZeroPadded,
 }
@@ -1011,21 +1018,50 @@ fn find_keys(token: &Pkcs11Token, key: KeySelector<'_>) -> Result<Vec<ObjectHand
     token.with_session("finding the token key", move |s| s.find_objects(&template))
 }
 
-/// A zero-padded-flavour token returns the record padded with zeros to a multiple of 8 bytes:
-/// the record's key type says its true length (`type | version (4) | key id (16) | material`);
-/// the padding must be zeros (anything else is a rejected blob).
-fn strip_zero_padding(rec: &mut Zeroizing<Vec<u8>>) -> core::result::Result<(), ProviderError> {
+/// A zero-padded-flavour token returns the record padded with zeros to a multiple of 8 bytes.
+/// The true length comes from the record itself: its key type gives the material length, and
+/// its second byte tells the two layouts of SPEC 3 apart (docs/FORMATS.md 1.3):
+///
+/// * v1 (blob format 0x01) `type | version (4) | key id (16) | material`: 53 or 85 bytes;
+/// * v2 (blob format 0x02) `type | purpose (1) | version (4) | key id (16) | material`, purpose
+///   1 to 3: 54 or 86 bytes.
+///
+/// Such a token unwraps an exact RFC 5649 blob (one Cellar's own KWP made) to the record alone,
+/// and its own blobs to the record and zeros. Both layouts pad to the same 56 or 88 bytes, and a
+/// v1 record's second byte (the version's top byte) is not forbidden from being 1 to 3, so a
+/// layout is accepted only when the length is its own or its padded one, what follows it is all
+/// zeros, *and* the key id at its place equals the id of the material at its place
+/// (`HMAC-SHA256(material, "cellar key id v1")`, as SPEC 3 defines it). Exactly one layout must
+/// fit; none, or both (which needs a 128-bit id collision), is a rejected blob. The keyring's
+/// record check (format byte against layout, XTS halves, version) still runs afterwards.
+pub(crate) fn strip_zero_padding(rec: &mut Zeroizing<Vec<u8>>) -> core::result::Result<(), ProviderError> {
     let Some(&t) = rec.first() else { return Err(ProviderError::Rejected) };
     let Ok(kt) = crate::keys::KeyType::from_u32(u32::from(t)) else { return Err(ProviderError::Rejected) };
-    let want = 1 + 4 + KEY_ID_LEN + kt.material_len();
-    if rec.len() == want {
-        return Ok(());
+    let m = kt.material_len();
+    let fits = |o: usize| -> Option<usize> {
+        // `o`: 0 for v1, 1 for v2 (the purpose byte).
+        let want = 1 + o + 4 + KEY_ID_LEN + m;
+        // The record alone (a blob Cellar's own exact KWP made, which such a token unwraps
+        // exactly), or the record and zeros up to a multiple of 8 (a blob the token made).
+        if (rec.len() != want && rec.len() != want.div_ceil(8) * 8) || rec[want..].iter().any(|&b| b != 0) {
+            return None;
+        }
+        if o == 1 && !matches!(rec[1], 1..=3) {
+            return None;
+        }
+        let id_at = 1 + o + 4;
+        let tag = keys::hmac_sha256(&rec[id_at + KEY_ID_LEN..want], &[KEY_ID_LABEL]);
+        // Not secret-dependent timing that matters: both ids are public (the id of a key is
+        // public, SPEC 3), only the material is secret and it is not compared.
+        (tag.as_ref()[..KEY_ID_LEN] == rec[id_at..id_at + KEY_ID_LEN]).then_some(want)
+    };
+    match (fits(0), fits(1)) {
+        (Some(want), None) | (None, Some(want)) => {
+            rec.truncate(want);
+            Ok(())
+        }
+        _ => Err(ProviderError::Rejected),
     }
-    if rec.len() < want || rec.len() - want >= 8 || rec[want..].iter().any(|&b| b != 0) {
-        return Err(ProviderError::Rejected);
-    }
-    rec.truncate(want);
-    Ok(())
 }
 
 /// Failures of wrap/unwrap inside the token, passed to the keyring with their CKR_ text.
@@ -1278,3 +1314,93 @@ mod raw {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{Key, KeyPurpose, KeyType};
+
+    /// The SPEC 3 record as the keyring writes it (v1 without a purpose, v2 with one).
+    fn record(k: &Key, version: u32) -> Vec<u8> {
+        let mut r = vec![k.key_type() as u8];
+        if k.purpose() != KeyPurpose::None {
+            r.push(k.purpose() as u8);
+        }
+        r.extend_from_slice(&version.to_be_bytes());
+        r.extend_from_slice(&k.id());
+        r.extend_from_slice(k.material());
+        r
+    }
+
+    fn padded(r: &[u8]) -> Zeroizing<Vec<u8>> {
+        let mut p = Zeroizing::new(r.to_vec());
+        p.resize(r.len().div_ceil(8) * 8, 0);
+        p
+    }
+
+    #[test]
+    fn zero_padding_is_stripped_to_the_records_own_length() {
+        let purposes = [KeyPurpose::None, KeyPurpose::DataEncryption, KeyPurpose::KeyWrapping, KeyPurpose::KeyDerivation];
+        for kt in [KeyType::Aes256, KeyType::Aes256Xts] {
+            for p in purposes {
+                if p == KeyPurpose::KeyWrapping && kt == KeyType::Aes256Xts {
+                    continue;
+                }
+                // Versions whose top byte is 0, and 1..3 (a v1 record whose second byte looks
+                // like a purpose byte).
+                for version in [1u32, 7, 0x0100_0000, 0x0300_0001] {
+                    for _ in 0..64 {
+                        let k = Key::generate_with_purpose(kt, p).unwrap();
+                        let r = record(&k, version);
+                        let want = match (kt, p) {
+                            (KeyType::Aes256, KeyPurpose::None) => 53,
+                            (KeyType::Aes256, _) => 54,
+                            (KeyType::Aes256Xts, KeyPurpose::None) => 85,
+                            (KeyType::Aes256Xts, _) => 86,
+                        };
+                        assert_eq!(r.len(), want);
+                        let mut got = padded(&r);
+                        assert_eq!(got.len(), if kt == KeyType::Aes256 { 56 } else { 88 });
+                        strip_zero_padding(&mut got).unwrap_or_else(|_| panic!("{kt:?} {p:?} v{version}"));
+                        assert_eq!(&got[..], &r[..], "{kt:?} {p:?} v{version}");
+                        // An unpadded (exact) record is kept as it is.
+                        let mut exact = Zeroizing::new(r.clone());
+                        strip_zero_padding(&mut exact).unwrap();
+                        assert_eq!(&exact[..], &r[..]);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn damaged_or_ambiguous_padding_is_rejected() {
+        let k = Key::generate_with_purpose(KeyType::Aes256, KeyPurpose::DataEncryption).unwrap();
+        let r = record(&k, 3);
+        // Non-zero padding.
+        let mut p = padded(&r);
+        *p.last_mut().unwrap() = 1;
+        assert!(strip_zero_padding(&mut p).is_err());
+        // A changed id or material byte: neither layout's id matches.
+        for i in [6, 30, 53] {
+            let mut p = padded(&r);
+            p[i] ^= 0x80;
+            assert!(strip_zero_padding(&mut p).is_err(), "byte {i}");
+        }
+        // Wrong lengths, unknown key type, empty.
+        for n in [0usize, 8, 48, 55, 64] {
+            let mut p = padded(&r);
+            p.resize(n, 0);
+            assert!(strip_zero_padding(&mut p).is_err(), "len {n}");
+        }
+        let mut p = padded(&r);
+        p[0] = 9;
+        assert!(strip_zero_padding(&mut p).is_err());
+        // A purpose byte outside 1..3 makes the v2 reading fail; the v1 reading fails on the id.
+        let mut p = padded(&r);
+        p[1] = 4;
+        assert!(strip_zero_padding(&mut p).is_err());
+        // (Both layouts fitting at once would need two 128-bit key ids to match at overlapping
+        // places; strip_zero_padding refuses that case too, but no real record reaches it.)
+    }
+}

@@ -5,7 +5,11 @@
  * images. The checksum code is first checked against genuine logs (byte for byte for the WAL), so
  * a forged record or frame is one a VFS without authentication would hand to SQLite. Every
  * scenario must end in a genuine committed state: no forged byte in a query, none checkpointed
- * into the database, and the page scan (what `cellar-sqlite verify` reports) clean. Then the key
+ * into the database, and the page scan (what `cellar-sqlite verify` reports) clean. The journal
+ * cases run in journal_mode DELETE, PERSIST and TRUNCATE, against the committed file and against
+ * one with spilled pages; then page 1 corrupted under an open connection (only a journal holding
+ * an authentic page 1 of its own change counter, not older than the database, is played), a
+ * PERSIST journal revived after its commit, and a main file cut inside a page. Then the key
  * file: changed active version, removed or reordered entries, flipped mode, an older copy, a
  * format-1 downgrade: each refused with a clear error. */
 #define _GNU_SOURCE
@@ -92,6 +96,7 @@ static int exec(sqlite3 *db, const char *sql) {
 static sqlite3 *open_db(const char *path) {
     sqlite3 *db = NULL;
     if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI, VFS) != SQLITE_OK) {
+        if (getenv("FORGE_DEBUG")) fprintf(stderr, "  open %s: %s [%s]\n", path, sqlite3_errmsg(db), cellar_sqlite_last_error());
         sqlite3_close(db);
         return NULL;
     }
@@ -301,9 +306,62 @@ static void expect_state_r(const char *path, const char *prefix, const char *wha
 }
 #define expect_state(path, prefix, what) expect_state_r(path, prefix, what, strstr(what, "genuine") == NULL)
 
-static void test_journal(void) {
-    char db[512], j0p[600], j1p[600], d0[600], d1[600], sql[200];
-    path_of(db, sizeof db, "fj.db");
+/* The journal mode under test, in every staged file name (jname). */
+static const char *jmode = "delete";
+static const char *jname(const char *name) {
+    static char names[4][128];
+    static int next;
+    char *out = names[next++ % 4];
+    snprintf(out, 128, "%s-%s", jmode, name);
+    return out;
+}
+
+/* Overwrites bytes in the middle of page 1 of `path` (a torn write, or an attacker). */
+static void corrupt_page1(const char *path) {
+    buf d = slurp(path);
+    if (d.n >= P) {
+        for (int i = 1000; i < 1100; i++) d.p[i] ^= 0x5a;
+        spit(path, d.p, d.n);
+    }
+    free(d.p);
+}
+
+/* Whether the file at `path` still holds `ref`'s bytes after page 1 (nothing was played back). */
+static int same_after_page1(const char *path, const char *ref) {
+    buf a = slurp(path), b = slurp(ref);
+    int same = a.n == b.n && a.n > P && memcmp(a.p + P, b.p + P, a.n - P) == 0;
+    free(a.p);
+    free(b.p);
+    return same;
+}
+
+/* Opens `path` and expects nothing to come out: the open or a query fails, and nothing after
+ * page 1 changed (no journal played). */
+static void expect_unreadable(const char *path, const char *ref, const char *what) {
+    refusals = 0;
+    sqlite3 *db = open_db(path);
+    char got[256] = "";
+    if (db) query_text(db, "SELECT count(*) FROM t", got, sizeof got);
+    sqlite3_close(db);
+    int ok = (!db || strncmp(got, "<error", 6) == 0) && same_after_page1(path, ref);
+    if (!ok) fprintf(stderr, "  FAILED: %s (query: %s)\n", what, got);
+    CHECK(ok);
+}
+
+/* Rows that are each one of two authentic committed or spilled states: no forged byte. */
+static int rows_from(sqlite3 *db, const char *a, const char *b) {
+    char sql[300], got[64], want[64];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM t WHERE (v LIKE '%s-%%' OR v LIKE '%s-%%') AND length(v) = 206", a, b);
+    query_text(db, sql, got, sizeof got);
+    snprintf(want, sizeof want, "%d", ROWS);
+    return strcmp(got, want) == 0;
+}
+
+static void test_journal(const char *mode) {
+    char db[512], j0p[600], j1p[600], d0[600], d1[600], sql[200], pre[120];
+    jmode = mode;
+    fprintf(stderr, "-- journal_mode=%s\n", mode);
+    path_of(db, sizeof db, jname("fj.db"));
     snprintf(j0p, sizeof j0p, "%s.j0", db);
     snprintf(j1p, sizeof j1p, "%s.j1", db);
     snprintf(d0, sizeof d0, "%s.d0", db);
@@ -311,17 +369,20 @@ static void test_journal(void) {
     sqlite3 *c = open_db(db);
     CHECK(c != NULL);
     if (!c) return;
-    CHECK(exec(c, "PRAGMA journal_mode=DELETE") == SQLITE_OK);
+    snprintf(pre, sizeof pre, "PRAGMA journal_mode=%s; PRAGMA cache_size=4", mode);
+    CHECK(exec(c, pre) == SQLITE_OK);
     fill_rows(c, "GOOD0");
     sqlite3_close(c);
-    const char *spill = "PRAGMA cache_size=4";
-    /* J0: a hot journal of a transaction over state GOOD0, rolled back afterwards. */
+    const char *spill = pre;
+    /* J0: a hot journal of a transaction over state GOOD0, rolled back afterwards. Each
+     * transaction changes the schema first, so page 1 is journaled (as at every commit). */
     relabel(sql, sizeof sql, "LOST0");
     char txn[260];
-    snprintf(txn, sizeof txn, "BEGIN; %s", sql);
+    snprintf(txn, sizeof txn, "BEGIN; CREATE TABLE u0(x); %s", sql);
     CHECK(snapshot(db, spill, txn, "-journal", j0p, NULL) == 0);
     c = open_db(db);
     CHECK(c && state_is(c, "GOOD0")); /* the crash recovered */
+    CHECK(c && exec(c, pre) == SQLITE_OK);
     relabel(sql, sizeof sql, "GOOD1");
     CHECK(c && exec(c, sql) == SQLITE_OK);
     relabel(sql, sizeof sql, "GOOD2");
@@ -334,7 +395,7 @@ static void test_journal(void) {
     copy_file(kf_from, kf_to);
     /* J1 (and D1, pages already spilled): a writer killed in a transaction over GOOD2. */
     relabel(sql, sizeof sql, "LOST2");
-    snprintf(txn, sizeof txn, "BEGIN; %s", sql);
+    snprintf(txn, sizeof txn, "BEGIN; CREATE TABLE u2(x); %s", sql);
     CHECK(snapshot(db, spill, txn, "-journal", j1p, d1) == 0);
     snprintf(kf_to, sizeof kf_to, "%s" CELLAR_SQLITE_KEYFILE_SUFFIX, d1);
     copy_file(kf_from, kf_to);
@@ -353,14 +414,14 @@ static void test_journal(void) {
     CHECK(i0.gen != i1.gen && i0.r[1].nonce != i1.r[1].nonce);
     CHECK(i0.r[1].off == i1.r[1].off);
     buf D1 = slurp(d1), D0 = slurp(d0);
-    CHECK(D1.n == D0.n && memcmp(D1.p, D0.p, D0.n) != 0); /* D1 has spilled pages */
+    CHECK(D1.n >= D0.n && memcmp(D1.p, D0.p, D0.n) != 0); /* D1 has spilled pages (and u2's new page) */
     free(D1.p);
     free(D0.p);
     char path[600];
     /* Genuine crash recovery: D1 with its hot journal comes back to GOOD2. */
-    stage(d1, "fj-genuine-d1.db", "-journal", &J1, path, sizeof path);
+    stage(d1, jname("fj-genuine-d1.db"), "-journal", &J1, path, sizeof path);
     expect_state(path, "GOOD2", "journal: genuine crash recovery");
-    stage(d0, "fj-genuine-d0.db", "-journal", &J1, path, sizeof path);
+    stage(d0, jname("fj-genuine-d0.db"), "-journal", &J1, path, sizeof path);
     expect_state(path, "GOOD2", "journal: genuine journal on the committed file");
 
     /* Forged records, each replacing record 1 of J1 (a journaled page whose image, if played,
@@ -407,29 +468,169 @@ static void test_journal(void) {
         }
         char name[64];
         snprintf(name, sizeof name, "fj-forged-%zu.db", k);
+        snprintf(name, sizeof name, "%s", jname(name));
         stage(d0, name, "-journal", &F, path, sizeof path);
         char what[200];
         snprintf(what, sizeof what, "journal: %s", cases[k].what);
         expect_state(path, "GOOD2", what);
+        /* The same record against the file with spilled pages: playback ends at the forged
+         * record, so pages after it keep their spilled (authentic, uncommitted) content; every
+         * row is GOOD2 or LOST2, none forged, and every page authenticates. */
+        snprintf(name, sizeof name, "fj-forged-spilled-%zu.db", k);
+        snprintf(name, sizeof name, "%s", jname(name));
+        stage(d1, name, "-journal", &F, path, sizeof path);
+        refusals = 0;
+        sqlite3 *s = open_db(path);
+        cellar_sqlite_scan_result sr;
+        memset(&sr, 0, sizeof sr);
+        int ok = s && rows_from(s, "GOOD2", "LOST2") && cellar_sqlite_scan(s, &sr) == SQLITE_OK && sr.failed == 0;
+        sqlite3_close(s);
+        if (!ok) fprintf(stderr, "  FAILED: %s, on the spilled file\n", what);
+        CHECK(ok);
+        CHECK(refusals > 0);
         free(F.p);
     }
     /* Whole journals that are not the database's current one. */
-    stage(d0, "fj-older.db", "-journal", &J0, path, sizeof path);
+    stage(d0, jname("fj-older.db"), "-journal", &J0, path, sizeof path);
     expect_state(path, "GOOD2", "journal: an entire older journal (two commits back)");
     {
         buf F = dup_buf(&J0);
         memcpy(F.p + 28 + 8, J1.p + 28 + 8, 8); /* J1's generation on J0's images */
-        stage(d0, "fj-older-retagged.db", "-journal", &F, path, sizeof path);
+        stage(d0, jname("fj-older-retagged.db"), "-journal", &F, path, sizeof path);
         expect_state(path, "GOOD2", "journal: an older journal carrying the current generation");
         free(F.p);
         F = dup_buf(&J1);
         memset(F.p + 28, 0, 16); /* no generation: not a journal this VFS wrote */
-        stage(d0, "fj-untagged.db", "-journal", &F, path, sizeof path);
+        stage(d0, jname("fj-untagged.db"), "-journal", &F, path, sizeof path);
         expect_state(path, "GOOD2", "journal: a journal without a generation");
         free(F.p);
     }
+
+    /* Page 1 of the database does not authenticate (torn, or corrupted by an attacker). A new
+     * connection cannot open it (page-size detection fails). A connection already open (page
+     * size known) finds the hot journal first: the journal cannot be pinned to the counter on
+     * disk, so it must hold an authentic page 1 of its own C0 (SQLite journals page 1 before it
+     * writes it), and C0 must not be older than the page 1 this process last saw, less one. */
+    struct {
+        const char *what, *file;
+        int journal; /* 0: J1, 1: J1 under another R, 2: J0 */
+        int genuine;
+    } p1[] = {
+        {"journal: genuine crash recovery with page 1 torn, connection open", d1, 0, 1},
+        {"journal: genuine current journal restores a corrupted page 1, connection open", d0, 0, 1},
+        {"journal: page 1 corrupted, forged journal (another generation), connection open", d0, 1, 0},
+        {"journal: page 1 corrupted, older journal (two commits back), connection open", d0, 2, 0},
+    };
+    for (size_t k = 0; k < sizeof p1 / sizeof p1[0]; k++) {
+        char name[64], side[640];
+        snprintf(name, sizeof name, "fj-p1-%zu.db", k);
+        stage(d0, jname(name), NULL, NULL, path, sizeof path);
+        sqlite3 *keep = open_db(path);
+        CHECK(keep && state_is(keep, "GOOD2"));
+        buf F = dup_buf(p1[k].journal == 2 ? &J0 : &J1);
+        if (p1[k].journal == 1) F.p[28 + 15] ^= 1; /* no image authenticates, page 1's neither */
+        snprintf(side, sizeof side, "%s-journal", path);
+        spit(side, F.p, F.n);
+        free(F.p);
+        copy_file(p1[k].file, path); /* d1: the spilled pages of J1's transaction */
+        corrupt_page1(path);
+        refusals = 0;
+        char got[256] = "";
+        if (keep) query_text(keep, "SELECT count(*) FROM t", got, sizeof got);
+        int ok = p1[k].genuine ? keep && state_is(keep, "GOOD2") && refusals == 0
+                               : strncmp(got, "<error", 6) == 0 && refusals > 0 && same_after_page1(path, d0);
+        if (!ok) fprintf(stderr, "  FAILED: %s (%s, %d refusals)\n", p1[k].what, got, refusals);
+        CHECK(ok);
+        sqlite3_close(keep);
+        if (p1[k].genuine) {
+            keep = open_db(path);
+            CHECK(keep && state_is(keep, "GOOD2"));
+            sqlite3_close(keep);
+        }
+    }
+    /* A new connection (or a fresh process) on a database whose page 1 does not authenticate
+     * fails to open, whatever journal lies beside it: nothing is played back. */
+    stage(d0, jname("fj-p1-fresh.db"), "-journal", &J0, path, sizeof path);
+    corrupt_page1(path);
+    expect_unreadable(path, d0, "journal: page 1 corrupted, older journal, new connection");
     free(J0.p);
     free(J1.p);
+}
+
+/* journal_mode=PERSIST keeps the journal after a commit and invalidates it by zeroing the
+ * header's first 28 bytes (not keyed). Putting those bytes back must not revive the journal:
+ * the VFS destroys its generation tag with them. A saved copy of the tag too is a whole-log
+ * rollback (known limit, pinned here). */
+static void test_persist_revived(void) {
+    char db[512], d[600], side[640], sql[200];
+    jmode = "persist";
+    path_of(db, sizeof db, "fp.db");
+    snprintf(d, sizeof d, "%s.d", db);
+    snprintf(side, sizeof side, "%s-journal", db);
+    sqlite3 *c = open_db(db);
+    CHECK(c != NULL);
+    if (!c) return;
+    CHECK(exec(c, "PRAGMA journal_mode=PERSIST; PRAGMA cache_size=4") == SQLITE_OK);
+    fill_rows(c, "GOOD0");
+    relabel(sql, sizeof sql, "GOOD1");
+    CHECK(exec(c, sql) == SQLITE_OK);
+    CHECK(exec(c, "BEGIN; CREATE TABLE u(x)") == SQLITE_OK);
+    relabel(sql, sizeof sql, "GOOD2");
+    CHECK(exec(c, sql) == SQLITE_OK);
+    buf live = slurp(side); /* the live journal, header intact (pages already spilled) */
+    CHECK(exec(c, "COMMIT") == SQLITE_OK);
+    buf kept = slurp(side);
+    copy_file(db, d);
+    char kf_from[600], kf_to[640];
+    snprintf(kf_from, sizeof kf_from, "%s" CELLAR_SQLITE_KEYFILE_SUFFIX, db);
+    snprintf(kf_to, sizeof kf_to, "%s" CELLAR_SQLITE_KEYFILE_SUFFIX, d);
+    copy_file(kf_from, kf_to);
+    sqlite3_close(c);
+    jinfo ji;
+    CHECK(live.n > 44 && kept.n > 44 && journal_parse(&live, &ji) == 0);
+    uint8_t zero[44];
+    memset(zero, 0, sizeof zero);
+    CHECK(kept.n > 44 && memcmp(kept.p, zero, 44) == 0); /* header and tag gone after the commit */
+    CHECK(kept.n > 44 && memcmp(kept.p + 44, live.p + 44, 512 - 44) == 0);
+    char path[600];
+    if (live.n > 44 && kept.n > 44) {
+        buf F = dup_buf(&kept);
+        memcpy(F.p, live.p, 28); /* the unkeyed header bytes put back */
+        stage(d, "fp-revived-header.db", "-journal", &F, path, sizeof path);
+        expect_state(path, "GOOD2", "persist: journal header revived after the commit");
+        memcpy(F.p, live.p, 44); /* and a saved copy of the tag */
+        stage(d, "fp-revived-with-tag.db", "-journal", &F, path, sizeof path);
+        expect_state_r(path, "GOOD1", "persist: known limit, header and tag from a copy of the live journal", 0);
+        free(F.p);
+    }
+    free(live.p);
+    free(kept.p);
+}
+
+/* A main file cut inside a page: reading that page is SQLITE_IOERR_DATA ("cut short"), never
+ * zeros handed to SQLite as content. */
+static void test_short_read(void) {
+    char db[512];
+    path_of(db, sizeof db, "fs.db");
+    sqlite3 *c = open_db(db);
+    CHECK(c != NULL);
+    if (!c) return;
+    fill_rows(c, "GOOD0");
+    sqlite3_close(c);
+    struct stat st;
+    CHECK(stat(db, &st) == 0 && st.st_size > 4 * P);
+    CHECK(truncate(db, st.st_size - P / 2) == 0);
+    c = open_db(db);
+    CHECK(c != NULL);
+    if (!c) return;
+    char got[256];
+    query_text(c, "SELECT count(*), sum(length(v)) FROM t", got, sizeof got);
+    int ext = sqlite3_extended_errcode(c);
+    if (ext != SQLITE_IOERR_DATA) fprintf(stderr, "  short read: %s, extended code %d\n", got, ext);
+    CHECK(strncmp(got, "<error", 6) == 0);
+    CHECK(ext == SQLITE_IOERR_DATA);
+    CHECK(strstr(cellar_sqlite_last_error(), "cut short") != NULL);
+    sqlite3_close(c);
 }
 
 /* ---------------------------------------------------------------- WAL */
@@ -863,7 +1064,11 @@ int main(void) {
     CHECK_OK(cellar_init(CELLAR_INIT_REQUIRE_FIPS));
     CHECK_OK(cellar_keyring_new(NULL, &kr));
     CHECK(cellar_sqlite_register(VFS, kr, CELLAR_PAGE_GCM, 0) == SQLITE_OK);
-    test_journal();
+    test_journal("delete");
+    test_journal("persist");
+    test_journal("truncate");
+    test_persist_revived();
+    test_short_read();
     test_wal();
     test_key_file();
     if (check_failed == 0) {
