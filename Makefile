@@ -207,6 +207,8 @@ test-sqlite: sqlite-build
 	$(CC) $(SQLITE_CFLAGS) -Iffi-tests/c -g -O1 $(SAN) $(SQLITE_DIR)/cellar_vfs.c $(SQLITE_DIR)/tests/test_forge.c \
 	  -o $(SQLITE_BUILD)/test_forge.san $(SQLITE_LIBS)
 	@echo "== test_forge (ASan+UBSan): forged journals, WAL frames and key files"; ASAN_OPTIONS=detect_leaks=1 $(SQLITE_BUILD)/test_forge.san
+	@echo "== test_forge against the VFS with the old failure handling put back (must fail)"
+	CC="$(CC)" CFLAGS="$(SQLITE_CFLAGS) -Iffi-tests/c -g -O1" LIBS="$(SQLITE_LIBS)" $(SQLITE_DIR)/tests/old_handling.sh
 	@echo "== test_cli.sh"; bash $(SQLITE_DIR)/tests/test_cli.sh $(SQLITE_BUILD)
 
 # The same C tests without sanitizers under valgrind memcheck (about 75 s; not part of test-sqlite).
@@ -314,8 +316,12 @@ PG_CONFIGS = $(or $(wildcard /usr/lib/postgresql/*/bin/pg_config),pg_config)
 PG_CONFIG ?= $(lastword $(sort $(PG_CONFIGS)))
 PG_TEST_CONFIGS = $(if $(filter command line environment,$(origin PG_CONFIG)),$(PG_CONFIG),$(PG_CONFIGS))
 
+# Development files for every server major already on the machine (a PGDG 16/17/18 server gets
+# its postgresql-server-dev-N), so test-postgres can build against each; no new major is added.
+PG_SERVER_DEVS = $(patsubst /usr/lib/postgresql/%/bin/postgres,postgresql-server-dev-%,$(wildcard /usr/lib/postgresql/*/bin/postgres))
+
 postgres-deps:
-	$(call sqlite_apt,$(PG_APT))
+	$(call sqlite_apt,$(sort $(PG_APT) $(PG_SERVER_DEVS)))
 
 postgres-install: build postgres-deps
 	@set -e; SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \

@@ -383,8 +383,10 @@ static int mac_from_blob(cellar_keyring *kr, const cv_entry *blob, const char *k
 }
 
 /* Checks a key file read from disk against what this process trusts: its MAC (under the key
- * file's own key, unwrapped once per keyset and kept: a key file of another database does not
- * verify), its generation (never lower than one loaded before) and its mode. */
+ * file's own key, unwrapped once per keyset and kept: while the keyset lives, a key file of
+ * another database does not verify; the MAC does not name the database, so a fresh process
+ * verifies any authentic key file of the tenant and the database's page 1 decides), its
+ * generation (never lower than one loaded before) and its mode. */
 static int keyset_check(cv_keyset *ks, const cv_keyfile *kf) {
     if (kf->format != KEYFILE_FORMAT) {
         cv_error(SQLITE_CANTOPEN, "%s: key file format %u is not authenticated; migrate it once with cellar-sqlite migrate "
@@ -397,8 +399,8 @@ static int keyset_check(cv_keyset *ks, const cv_keyfile *kf) {
     }
     int rc = keyfile_verify(kf, ks->mac);
     if (rc != SQLITE_OK) {
-        cv_error(SQLITE_CANTOPEN, "%s: key file does not authenticate (changed, truncated, reordered, or from another "
-                 "database)", ks->key_path);
+        cv_error(SQLITE_CANTOPEN, "%s: key file does not authenticate (changed, truncated or reordered, or another "
+                 "database's key file put in its place while the database is open here)", ks->key_path);
         return rc == SQLITE_NOMEM ? rc : SQLITE_CANTOPEN;
     }
     if (kf->generation < ks->generation) {

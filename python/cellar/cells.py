@@ -288,6 +288,15 @@ def _split(raw: bytes, offsets: "array.array[int]") -> List[bytes]:
     return [raw[a:b] for a, b in zip(ol, ol[1:])]
 
 
+def _split_buffer(buf: Any, start: int, offsets: "array.array[int]") -> List[bytes]:
+    """Like :func:`_split` over ``buf[start:]`` (a ``c_char`` array, whose slices are ``bytes``):
+    each value is copied once, and nothing else is."""
+    ol = offsets.tolist()
+    if start:
+        ol = [o + start for o in ol]
+    return [buf[a:b] for a, b in zip(ol, ol[1:])]
+
+
 def _check_offsets(offsets: Any, data_len: int) -> "array.array[int]":
     if isinstance(offsets, array.array) and offsets.typecode == SIZE_T_CODE:
         arr = offsets
@@ -537,6 +546,12 @@ class CellCipher(Handle):
                 used = sum(r[1] for r in results)
                 return _split_equal(out, used // count, count) if used else [b""] * count
             values_out: List[bytes] = []
+            if decrypting:
+                # Each value is copied straight out of the scratch (wiped below): no intermediate
+                # bytes of the whole chunk, which could not be wiped (security review finding 8).
+                for start, used, out_offsets in results:
+                    values_out.extend(_split_buffer(out, start, out_offsets) if used else _split(b"", out_offsets))
+                return values_out
             base = ctypes.addressof(out) if out is not None else 0
             for start, used, out_offsets in results:
                 values_out.extend(_split(_string_at(base + start, used) if used else b"", out_offsets))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, List, Optional, Tuple, Union
 
 from . import errors as _errors
-from ._buffers import BytesLike, as_bytes, readable, text_or_bytes
+from ._buffers import BytesLike, Secret, as_bytes, readable, text_or_bytes
 from ._handles import Handle
 from ._native import PROVIDER_FN, KeyProvider, Pkcs11Config, lib
 from .errors import AuthenticationError, raise_status
@@ -392,6 +392,7 @@ class Keyring(Handle):
         lbl, ln, keep = readable(key_label.encode(), "key_label")
         out = c_void_p()
         st = lib.cellar_keyring_new_pkcs11(cfg.ptr, lbl, ln, byref(out))
+        cfg.wipe()
         if st:
             raise_status(st)
         return cls._from_handle(out.value)
@@ -407,6 +408,7 @@ class Keyring(Handle):
         sel = _KeySel(key_label, key_id)
         out = c_void_p()
         st = lib.cellar_keyring_adopt_pkcs11(cfg.ptr, sel.label, sel.label_len, sel.id, sel.id_len, byref(out))
+        cfg.wipe()
         if st:
             raise_status(st)
         return cls._from_handle(out.value)
@@ -427,6 +429,7 @@ class Keyring(Handle):
                 raise ValueError("a new token key needs key_label (and no key_id); use adopt=True for an existing key")
             lbl, ln, keep = readable(key_label.encode(), "key_label")
             st = lib.cellar_keyring_rotate_pkcs11(self._handle, cfg.ptr, lbl, ln, byref(v))
+        cfg.wipe()
         if st:
             raise_status(st)
         return v.value
@@ -440,6 +443,7 @@ class Keyring(Handle):
         cfg = _Pkcs11Args(module or "", pin, "", None, max_sessions, allow_zero_padded_kwp)
         n = c_size_t()
         st = lib.cellar_keyring_unlock_pkcs11(self._handle, cfg.ptr, byref(n))
+        cfg.wipe()
         if st:
             raise_status(st)
         return n.value
@@ -484,19 +488,37 @@ class _Pkcs11Args:
         self._module = ctypes.create_string_buffer(module.encode(), len(module.encode()) or 1)
         tok = (token or "").encode()
         self._token = ctypes.create_string_buffer(tok, len(tok) or 1)
-        pin_b = pin.encode() if isinstance(pin, str) else bytes(as_bytes(pin))
-        self._pin = ctypes.create_string_buffer(pin_b, len(pin_b) or 1)
+        # A str PIN is encoded straight into a private bytearray, wiped after the call (as a
+        # password is); a bytes-like PIN is passed as it is, with no copy (finding 8).
+        self._pin = Secret(pin, "pin")
         flags = (_PKCS11_USE_SLOT if slot is not None else 0) | (_PKCS11_ALLOW_ZERO_PADDED_KWP if allow_zero_padded_kwp else 0)
         self.cfg = Pkcs11Config(
             ctypes.addressof(self._module), len(module.encode()), ctypes.addressof(self._token), len(tok),
-            slot or 0, ctypes.addressof(self._pin), len(pin_b), max_sessions, flags)
+            slot or 0, _address(self._pin.param), self._pin.n, max_sessions, flags)
         self.ptr = ctypes.addressof(self.cfg)
 
-    def __del__(self) -> None:
-        # The PIN's copy is wiped when the call is done.
+    def wipe(self) -> None:
+        """Zeroes the PIN's private copy (if any) once the call is done."""
         pin = getattr(self, "_pin", None)
         if pin is not None:
-            ctypes.memset(pin, 0, len(pin))
+            pin.wipe()
+        cfg = getattr(self, "cfg", None)
+        if cfg is not None:
+            cfg.pin, cfg.pin_len = None, 0
+
+    def __del__(self) -> None:
+        self.wipe()
+
+
+def _address(param: Any) -> Optional[int]:
+    """The address of a ``readable``/``Secret`` parameter, for a pointer field of a struct."""
+    if param is None:
+        return None
+    if isinstance(param, ctypes.Array):
+        return ctypes.addressof(param)
+    if isinstance(param, bytes):
+        return ctypes.cast(ctypes.c_char_p(param), c_void_p).value
+    return int(param)
 
 
 class _KeySel:

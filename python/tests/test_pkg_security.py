@@ -116,20 +116,30 @@ def test_gcm_pages_after_fork_use_another_salt():
 # ---- Finding 8: scratch buffers and decrypt-into -----------------------------------------------
 
 @pytest.fixture
-def wiped(monkeypatch):
-    """Records every scratch buffer the cell and page modules wipe, checking it reads as zeros."""
-    seen = []
+def scratch(monkeypatch):
+    """Every ctypes buffer the cell and page modules create, and every buffer they wipe, kept as
+    the live object together with what it held just before the wipe."""
+    created, wiped = [], []
+    real_create = ctypes.create_string_buffer
+
+    def create(*a, **k):
+        b = real_create(*a, **k)
+        created.append(b)
+        return b
 
     def spy(buf, nbytes=None):
+        wiped.append((buf, bytes(buf) if buf is not None else b""))
         _buffers.wipe(buf, nbytes)
-        seen.append(bytes(buf) if buf is not None else b"")
 
+    monkeypatch.setattr(cells, "_create", create)
+    monkeypatch.setattr(ctypes, "create_string_buffer", create)
     monkeypatch.setattr(cells, "_wipe", spy)
     monkeypatch.setattr(pages, "_wipe", spy)
-    return seen
+    return created, wiped
 
 
-def test_decrypt_paths_wipe_their_scratch(wiped):
+def test_decrypt_paths_wipe_their_scratch(scratch):
+    created, wiped = scratch
     secret = b"top secret value"
     cc = CellCipher(Key.generate())
     assert cc.decrypt(cc.encrypt(secret, "ctx"), "ctx") == secret
@@ -148,8 +158,15 @@ def test_decrypt_paths_wipe_their_scratch(wiped):
     pc = PageCipher(Key.generate(), PageMode.GCM)
     page = secret * 256
     assert pc.decrypt(1, pc.encrypt(1, page))[:-48] == page[:-48]
+    # Six decrypt paths, each wiped the very buffer the plaintext was decrypted into: it held the
+    # secret just before the wipe, and the same (still live) object reads as zeros now.
     assert len(wiped) == 6
-    assert all(b == bytes(len(b)) for b in wiped)
+    for buf, before in wiped:
+        assert secret in before
+        assert bytes(buf) == bytes(len(before))
+    # And no other buffer these modules made still holds it.
+    assert created
+    assert not [b for b in created if secret in bytes(b)]
 
 
 def test_cell_decrypt_into_caller_buffer():
@@ -224,3 +241,42 @@ def test_password_copies_are_bytearrays_wiped_after_use(monkeypatch):
     with pytest.raises(cellar.AuthenticationError):
         Key.import_with_password(f, "wrong password, long enough")
     assert len(copies) == 5 and all(c == bytes(len(c)) for c in copies)
+
+
+def test_pkcs11_pin_copies_are_bytearrays_wiped_after_use(monkeypatch):
+    from cellar import keyring as keyring_mod
+
+    # A str PIN: encoded straight into a private bytearray that the config points to, wiped after.
+    args = keyring_mod._Pkcs11Args("/nonexistent/module.so", "pin 1234 ünïcode", "token", None, 0, False)
+    copy = args._pin._copy
+    assert isinstance(copy, bytearray) and copy == "pin 1234 ünïcode".encode()
+    assert ctypes.string_at(args.cfg.pin, args.cfg.pin_len) == bytes(copy)
+    assert args.cfg.pin == ctypes.addressof((ctypes.c_char * len(copy)).from_buffer(copy))
+    args.wipe()
+    assert copy == bytes(len(copy)) and not args.cfg.pin and args.cfg.pin_len == 0
+    # A bytes-like PIN is passed as it is (no copy), and left to its owner.
+    pin = bytearray(b"caller's pin")
+    args = keyring_mod._Pkcs11Args("/nonexistent/module.so", pin, "token", None, 0, False)
+    assert args._pin._copy is None
+    assert args.cfg.pin == ctypes.addressof((ctypes.c_char * len(pin)).from_buffer(pin))
+    args.wipe()
+    assert pin == bytearray(b"caller's pin")
+
+    # Every PKCS#11 call wipes its PIN copy once the C call returns, also when it fails.
+    copies = []
+    orig = _buffers.Secret.wipe
+
+    def spy(self):
+        c = self._copy
+        orig(self)
+        if c is not None:
+            copies.append(bytes(c))
+
+    monkeypatch.setattr(_buffers.Secret, "wipe", spy)
+    with pytest.raises(cellar.CellarError):
+        Keyring.create_pkcs11("/nonexistent/module.so", "a pin", "label", token="t")
+    try:  # no token versions: nothing to attach (or a module error); the PIN is wiped either way
+        Keyring.create().unlock_pkcs11("another pin", "/nonexistent/module.so")
+    except cellar.CellarError:
+        pass
+    assert len(copies) >= 2 and all(c == bytes(len(c)) for c in copies)  # (__del__ wipes again)
