@@ -225,12 +225,27 @@ fn token_key_is_sensitive_and_never_extractable() {
     let s = side_session("attrs");
     let h = s.find_objects(&[Attribute::Label(b"audited".to_vec())]).unwrap();
     assert_eq!(h.len(), 1);
+    use cryptoki::object::AttributeType as T;
     let attrs = s
-        .get_attributes(h[0], &[cryptoki::object::AttributeType::Value, cryptoki::object::AttributeType::Encrypt, cryptoki::object::AttributeType::Token])
+        .get_attributes(
+            h[0],
+            &[T::Value, T::Token, T::Private, T::Wrap, T::Unwrap, T::Encrypt, T::Decrypt, T::Sign, T::Verify, T::Derive],
+        )
         .unwrap();
     assert!(!attrs.iter().any(|a| matches!(a, Attribute::Value(_))), "CKA_VALUE must be unreadable");
-    assert!(attrs.iter().any(|a| matches!(a, Attribute::Encrypt(false))));
-    assert!(attrs.iter().any(|a| matches!(a, Attribute::Token(true))));
+    for want in [
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::Wrap(true),
+        Attribute::Unwrap(true),
+        Attribute::Encrypt(false),
+        Attribute::Decrypt(false),
+        Attribute::Sign(false),
+        Attribute::Verify(false),
+        Attribute::Derive(false),
+    ] {
+        assert!(attrs.contains(&want), "{want:?} not in {attrs:?}");
+    }
 }
 
 fn kwp(kek: &[u8], plain: &[u8]) -> Vec<u8> {
@@ -496,7 +511,7 @@ fn retire_can_destroy_the_token_object() {
     let b1 = kr.wrap(&dk()).unwrap();
     kr.rotate_pkcs11(&cfg("retire"), "next").unwrap();
     assert_eq!(count_keys("retire", "doomed"), 1);
-    // The active version cannot be retired; a local version has nothing in the token.
+    // The active version (2) cannot be retired, destroying or not.
     assert_eq!(code(kr.retire_destroying(2)).0, 2);
     kr.retire_destroying(1).unwrap();
     assert_eq!(count_keys("retire", "doomed"), 0);

@@ -254,6 +254,29 @@ int main(int argc, char **argv) {
     CHECK(cellar_last_operation_approved() == 0 && v == 1);
     cellar_key_free(back);
 
+    /* Data keys of every purpose and both sizes (records of 53/85 bytes without a purpose, 54/86
+     * with one: blob format 0x01 / 0x02) wrap and unwrap through the token, keeping the purpose. */
+    for (uint32_t kt = CELLAR_KEY_AES256; kt <= CELLAR_KEY_AES256_XTS; kt++) {
+        for (uint32_t p = CELLAR_KEY_PURPOSE_NONE; p <= CELLAR_KEY_PURPOSE_KEY_DERIVATION; p++) {
+            if (kt == CELLAR_KEY_AES256_XTS && p == CELLAR_KEY_PURPOSE_KEY_WRAPPING) continue;
+            cellar_key *pk = NULL, *pb = NULL;
+            uint8_t a[16], b[16];
+            uint32_t got = 99;
+            CHECK_OK(cellar_key_generate_purpose(kt, p, &pk));
+            CHECK_OK(cellar_keyring_wrap(kr, pk, blob2, sizeof blob2, &n2));
+            CHECK(blob2[1] == (p == CELLAR_KEY_PURPOSE_NONE ? 0x01 : 0x02));
+            CHECK_OK(cellar_keyring_unwrap(kr, blob2, n2, &pb, &v));
+            CHECK(v == 1 && cellar_last_operation_approved() == 0);
+            CHECK_OK(cellar_key_id(pk, a));
+            CHECK_OK(cellar_key_id(pb, b));
+            CHECK(memcmp(a, b, 16) == 0);
+            CHECK_OK(cellar_key_purpose(pb, &got));
+            CHECK(got == p);
+            cellar_key_free(pk);
+            cellar_key_free(pb);
+        }
+    }
+
     /* Rotation to a second token key; rewrap; the old version still unwraps. */
     CHECK_OK(cellar_keyring_rotate_pkcs11(kr, &c, (const uint8_t *)"c-tenant-2", 10, &v));
     CHECK(v == 2);

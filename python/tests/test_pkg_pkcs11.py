@@ -73,6 +73,26 @@ def test_round_trip_in_the_token_reports_not_approved(hsm):
     kr.close()
 
 
+def test_every_purpose_and_key_size_round_trips_through_the_token(hsm):
+    """Data keys with a purpose have a 54- or 86-byte record (blob format 0x02); SoftHSM returns
+    them zero-padded to 56 or 88 bytes like the 53- and 85-byte records of keys without one."""
+    kr = cellar.Keyring.create_pkcs11(MODULE, PIN, "purposes", **_kw("py-round"))
+    P = cellar.KeyPurpose
+    kinds = [(t, p) for t in (cellar.KeyType.AES256, cellar.KeyType.AES256_XTS)
+             for p in (P.NONE, P.DATA_ENCRYPTION, P.KEY_WRAPPING, P.KEY_DERIVATION)
+             if not (t == cellar.KeyType.AES256_XTS and p == P.KEY_WRAPPING)]
+    assert len(kinds) == 7
+    for key_type, purpose in kinds:
+        with cellar.Key.generate(key_type, purpose=purpose) as dek:
+            blob = kr.wrap(dek)
+            assert blob[1] == (1 if purpose == P.NONE else 2), (key_type, purpose)
+            back, version = kr.unwrap(blob)
+            assert last_operation_approved() is False
+            assert (back.id, back.purpose, version) == (dek.id, purpose, 1), (key_type, purpose)
+            back.close()
+    kr.close()
+
+
 def test_rotation_and_rewrap_between_token_and_software_versions(hsm):
     kr = cellar.Keyring.create()
     with cellar.Key.generate(cellar.KeyType.AES256) as dek:
