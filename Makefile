@@ -278,12 +278,13 @@ test-stress:
 # ---------------------------------------------------------------------------------------------
 # The built-in PKCS#11 key provider (issue 14) against a real SoftHSM2 token. Each run makes its own
 # token directory and SOFTHSM2_CONF in a temporary folder and initialises its tokens with
-# softhsm2-util; nothing depends on an earlier run. The Rust and Python suites make their own.
+# softhsm2-util; nothing depends on an earlier run. The Rust and Python suites and the cellar-sqlite
+# shell test (hosts/sqlite/tests/test_pkcs11_cli.sh) make their own.
 .PHONY: test-pkcs11 bench-pkcs11
 SOFTHSM_MODULE := /usr/lib/softhsm/libsofthsm2.so
 PKCS11_PIN := 4711-cellar
 
-test-pkcs11: build | $(BUILD)
+test-pkcs11: build sqlite-build | $(BUILD)
 	CELLAR_REQUIRE_SOFTHSM=1 $(CARGO) test --release --test pkcs11
 	$(CC) $(CWARN) -g -O1 $(SAN) -Iinclude -Iffi-tests/c ffi-tests/pkcs11/test_pkcs11.c -o $(BUILD)/test_pkcs11.san $(LDLIB)
 	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; mkdir "$$tmp/tokens"; \
@@ -292,6 +293,7 @@ test-pkcs11: build | $(BUILD)
 	for t in c-main c-lock; do softhsm2-util --init-token --free --label $$t --so-pin so-pin-0815 --pin $(PKCS11_PIN) >/dev/null; done; \
 	echo "== test_pkcs11 (ASan+UBSan, SoftHSM2 token in $$tmp)"; ASAN_OPTIONS=detect_leaks=1 $(BUILD)/test_pkcs11.san
 	CELLAR_REQUIRE_SOFTHSM=1 CELLAR_LIBRARY=$(abspath $(LIB)) $(PYTHON) -m pytest -q python/tests/test_pkg_pkcs11.py
+	@echo "== cellar-sqlite with an HSM-held tenant key"; bash $(SQLITE_DIR)/tests/test_pkcs11_cli.sh $(SQLITE_BUILD)
 
 # Wrap/unwrap latency through SoftHSM2 beside the in-process path (criterion; prints the ratio).
 bench-pkcs11: build
@@ -314,8 +316,12 @@ PG_CONFIGS = $(or $(wildcard /usr/lib/postgresql/*/bin/pg_config),pg_config)
 PG_CONFIG ?= $(lastword $(sort $(PG_CONFIGS)))
 PG_TEST_CONFIGS = $(if $(filter command line environment,$(origin PG_CONFIG)),$(PG_CONFIG),$(PG_CONFIGS))
 
+# Development files for every server major already on the machine (a PGDG 16/17/18 server gets
+# its postgresql-server-dev-N), so test-postgres can build against each; no new major is added.
+PG_SERVER_DEVS = $(patsubst /usr/lib/postgresql/%/bin/postgres,postgresql-server-dev-%,$(wildcard /usr/lib/postgresql/*/bin/postgres))
+
 postgres-deps:
-	$(call sqlite_apt,$(PG_APT))
+	$(call sqlite_apt,$(sort $(PG_APT) $(PG_SERVER_DEVS)))
 
 postgres-install: build postgres-deps
 	@set -e; SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \

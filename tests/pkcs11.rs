@@ -26,7 +26,7 @@ const PIN: &[u8] = b"4711-cellar";
 const SO_PIN: &str = "so-pin-0815";
 const TOKENS: &[&str] = &[
     "round", "rotate", "byok", "lock", "pin", "refuse", "threads", "export", "gone", "identical", "retire",
-    "attrs", "destroyed", "mixed", "strict", "purpose",
+    "attrs", "destroyed", "mixed", "strict", "purpose", "filter",
 ];
 
 struct Hsm {
@@ -770,4 +770,118 @@ fn child_token_disappears() {
     assert!(m2.contains("CKR_"), "{m2}");
     println!("child: token gone, calls failed with: {m} / {m2}");
     let _ = std::fs::remove_dir_all(&h.dir);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The probe's other branches, through a test-only PKCS#11 *filter* module
+// (ffi-tests/pkcs11/p11_filter.c): loaded in place of SoftHSM2, it forwards every call to the real
+// libsofthsm2.so through its function list, and only changes which key-wrap mechanisms the token
+// appears to offer (hidden, or offered under another code). Tokens, keys and the cryptography are
+// SoftHSM2's own; it is not a mock.
+
+/// Builds the filter module once (with the system C compiler) and returns its path.
+fn filter_module() -> PathBuf {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("ffi-tests/pkcs11");
+        // In this run's token directory, removed with it by a later run.
+        let out = hsm().unwrap().dir.join("libp11filter.so");
+        let st = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+            .args(["-shared", "-fPIC", "-O1", "-Wall", "-Wextra", "-Werror", "-I"])
+            .arg(&dir)
+            .arg(dir.join("p11_filter.c"))
+            .arg("-o")
+            .arg(&out)
+            .arg("-ldl")
+            .output()
+            .expect("a C compiler (cc) builds the PKCS#11 filter module");
+        assert!(st.status.success(), "building p11_filter.c failed: {}", String::from_utf8_lossy(&st.stderr));
+        out
+    })
+    .clone()
+}
+
+/// Runs `child_filtered_probe` in a new process (the filter reads its rules once per process)
+/// with the filter's rules; returns its output.
+fn run_filtered(case: &str, hide: &str, map: &str) -> String {
+    let h = hsm().unwrap();
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_filtered_probe", "--ignored", "--nocapture"])
+        .env("CELLAR_TEST_SOFTHSM2_CONF", &h.conf)
+        .env("CELLAR_TEST_FILTER_MODULE", filter_module())
+        .env("CELLAR_TEST_FILTER_CASE", case)
+        .env("CELLAR_P11_FILTER_TARGET", MODULE)
+        .env("CELLAR_P11_FILTER_HIDE", hide)
+        .env("CELLAR_P11_FILTER_MAP", map)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{case}: {text}");
+    assert!(text.contains(&format!("child: filter case {case} ok")), "{text}");
+    text
+}
+
+/// A token that offers neither CKM_AES_KEY_WRAP_KWP nor CKM_AES_KEY_WRAP_PAD is refused with a
+/// clear error; so is one whose only "KWP" is plain RFC 3394 under the KWP code (the known-answer
+/// test, not the code, decides).
+#[test]
+fn token_offering_neither_kwp_mechanism_is_refused() {
+    need_hsm!();
+    run_filtered("neither", "210a,210b", "");
+    run_filtered("impostor-only", "210a", "210b:2109");
+}
+
+/// The probe tries CKM_AES_KEY_WRAP_KWP (0x210B) first: offered alone, or beside
+/// CKM_AES_KEY_WRAP_PAD, it is chosen; a KWP code that fails the known-answer test is passed
+/// over for PAD.
+#[test]
+fn probe_prefers_kwp_and_checks_it_by_known_answer() {
+    need_hsm!();
+    run_filtered("kwp-only", "210a", "210b:210a");
+    run_filtered("both", "", "210b:210a");
+    run_filtered("impostor", "", "210b:2109");
+}
+
+#[test]
+#[ignore = "run by the filter tests in a child process"]
+fn child_filtered_probe() {
+    let Some(case) = std::env::var_os("CELLAR_TEST_FILTER_CASE") else { return };
+    let case = case.into_string().unwrap();
+    need_hsm!();
+    let module = std::env::var("CELLAR_TEST_FILTER_MODULE").unwrap();
+    let c = Pkcs11Config { module: &module, ..cfg("filter") };
+    let strict = Pkcs11Config { allow_zero_padded_kwp: false, ..c };
+    let neither = "neither CKM_AES_KEY_WRAP_KWP nor CKM_AES_KEY_WRAP_PAD";
+    match case.as_str() {
+        "neither" | "impostor-only" => {
+            for conf in [c, strict] {
+                let (code_, m) = code(Keyring::new_pkcs11(&conf, "never"));
+                assert_eq!(code_, 11, "{m}");
+                assert!(m.contains(neither), "{m}");
+                assert!(m.contains("known-answer test"), "{m}");
+            }
+            assert_eq!(count_keys("filter", "never"), 0);
+        }
+        "kwp-only" | "both" | "impostor" => {
+            let want = if case == "impostor" { CKM_AES_KEY_WRAP_PAD } else { CKM_AES_KEY_WRAP_KWP };
+            let k = Pkcs11Key::generate(&c, &format!("via-{case}")).unwrap();
+            assert_eq!(k.token().mechanism(), want, "{case}");
+            // SoftHSM underneath: the zero-padded flavour whichever code it is reached by, and
+            // refused without the allowance.
+            assert_eq!(k.token().flavor(), KwpFlavor::ZeroPadded);
+            let kr = Keyring::with_provider(k).unwrap();
+            for d in every_kind_of_data_key() {
+                let b = kr.wrap(&d).unwrap();
+                assert_eq!(last_operation_approved(), Approval::NotApproved);
+                let (back, v) = kr.unwrap(&b).unwrap();
+                assert_eq!((back.id(), v, back.purpose()), (d.id(), 1, d.purpose()));
+            }
+            drop(kr);
+            let (code_, m) = code(Keyring::new_pkcs11(&strict, "strict"));
+            assert_eq!(code_, 11, "{m}");
+            assert!(m.contains("zero-pads"), "{m}");
+        }
+        other => panic!("unknown filter case {other}"),
+    }
+    println!("child: filter case {case} ok");
 }
