@@ -207,6 +207,8 @@ test-sqlite: sqlite-build
 	$(CC) $(SQLITE_CFLAGS) -Iffi-tests/c -g -O1 $(SAN) $(SQLITE_DIR)/cellar_vfs.c $(SQLITE_DIR)/tests/test_forge.c \
 	  -o $(SQLITE_BUILD)/test_forge.san $(SQLITE_LIBS)
 	@echo "== test_forge (ASan+UBSan): forged journals, WAL frames and key files"; ASAN_OPTIONS=detect_leaks=1 $(SQLITE_BUILD)/test_forge.san
+	$(CC) $(SQLITE_CFLAGS) -Iffi-tests/c -g -O1 $(SAN) $(SQLITE_DIR)/tests/test_wipe.c -o $(SQLITE_BUILD)/test_wipe.san $(SQLITE_LIBS)
+	@echo "== test_wipe (ASan+UBSan): no plaintext in memory the VFS frees"; ASAN_OPTIONS=detect_leaks=1 $(SQLITE_BUILD)/test_wipe.san
 	@echo "== test_forge against the VFS with the old failure handling put back (must fail)"
 	CC="$(CC)" CFLAGS="$(SQLITE_CFLAGS) -Iffi-tests/c -g -O1" LIBS="$(SQLITE_LIBS)" $(SQLITE_DIR)/tests/old_handling.sh
 	@echo "== test_cli.sh"; bash $(SQLITE_DIR)/tests/test_cli.sh $(SQLITE_BUILD)
