@@ -31,7 +31,7 @@
 //!   token key's fingerprint (below); on a zero-padded token the KWP part is AES-KWP of the record
 //!   followed by zeros up to a multiple of 8 bytes. Unwrap: `C_UnwrapKey` into a temporary
 //!   session object whose value is read and the object destroyed; on a zero-padded token the
-//!   record's own header says where it ends ([`strip_zero_padding`]).
+//!   record's own header says where it ends (`strip_zero_padding`).
 //! * The version's 16-byte key id is the token key's fingerprint: the first 16 bytes of
 //!   `HMAC-SHA256(key = AES-KWP(tenant key, "cellar pkcs11 key id v1"), "cellar key id v1")`,
 //!   computed inside the token (KWP is deterministic). It names the version in blobs and proves on
@@ -1062,7 +1062,7 @@ fn find_keys(token: &Pkcs11Token, key: KeySelector<'_>) -> Result<Vec<ObjectHand
 /// (`HMAC-SHA256(material, "cellar key id v1")`, as SPEC 3 defines it). Exactly one layout must
 /// fit; none, or both (which needs a 128-bit id collision), is a rejected blob. The keyring's
 /// record check (format byte against layout, XTS halves, version) still runs afterwards.
-pub(crate) fn strip_zero_padding(rec: &mut Zeroizing<Vec<u8>>) -> core::result::Result<(), ProviderError> {
+fn strip_zero_padding(rec: &mut Zeroizing<Vec<u8>>) -> core::result::Result<(), ProviderError> {
     let Some(&t) = rec.first() else { return Err(ProviderError::Rejected) };
     let Ok(kt) = crate::keys::KeyType::from_u32(u32::from(t)) else { return Err(ProviderError::Rejected) };
     let m = kt.material_len();
