@@ -71,7 +71,14 @@ fn hsm() -> Option<&'static Hsm> {
         )
         .unwrap();
         std::env::set_var("SOFTHSM2_CONF", &conf);
-        for t in TOKENS {
+        // A child process that needs only some tokens, in a directory of its own (so no other
+        // process writes token files it reads: SoftHSM2's file store is not safe against that).
+        let only = std::env::var("CELLAR_TEST_ONLY_TOKENS").ok();
+        let tokens: Vec<&str> = match &only {
+            Some(list) => list.split(',').collect(),
+            None => TOKENS.to_vec(),
+        };
+        for t in tokens {
             let st = Command::new("softhsm2-util")
                 .args(["--init-token", "--free", "--label", t, "--so-pin", SO_PIN, "--pin"])
                 .arg(std::str::from_utf8(PIN).unwrap())
@@ -131,7 +138,7 @@ fn side_ctx() -> (&'static Pkcs11, &'static [(String, cryptoki::slot::Slot)]) {
             .get_slots_with_token()
             .unwrap()
             .into_iter()
-            .map(|s| (c.get_token_info(s).unwrap().label().trim_end().to_owned(), s))
+            .filter_map(|s| Some((c.get_token_info(s).ok()?.label().trim_end().to_owned(), s)))
             .collect();
         (c, slots)
     });
@@ -706,15 +713,56 @@ fn export_is_reimported_in_a_new_process_that_reconnects() {
     std::fs::write(dir.join("root"), &*root.dangerous_export_raw()).unwrap();
     std::fs::write(dir.join("blob"), &blob).unwrap();
     std::fs::write(dir.join("dk"), d.id()).unwrap();
+    // The child gets a copy of the "export" token alone, in a directory of its own: the other
+    // tests in this process keep writing their tokens' files, which a second process reading the
+    // same directory may catch half-written (SoftHSM2's file store is not made for that).
+    let child_conf = copy_token_for_child(h, "export", &dir.join("hsm"));
     let out = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "child_reimports_and_reconnects", "--ignored", "--nocapture"])
-        .env("CELLAR_TEST_SOFTHSM2_CONF", &h.conf)
+        .env("CELLAR_TEST_SOFTHSM2_CONF", &child_conf)
         .env("CELLAR_TEST_EXPORT_DIR", &dir)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("child: reconnected 2 token versions"), "{text}");
+}
+
+/// The directory of the token labelled `label` under the run's token directory (SoftHSM2 names
+/// it by a UUID; its token.object holds the label).
+fn token_dir_of(h: &Hsm, label: &str) -> PathBuf {
+    let mut found = None;
+    for e in std::fs::read_dir(h.dir.join("tokens")).unwrap() {
+        let p = e.unwrap().path();
+        let tok = std::fs::read(p.join("token.object")).unwrap_or_default();
+        let padded = format!("{label:<32}");
+        if tok.windows(32).any(|w| w == padded.as_bytes()) {
+            assert!(found.is_none(), "two token directories for {label}");
+            found = Some(p);
+        }
+    }
+    found.unwrap_or_else(|| panic!("token directory of {label} not found"))
+}
+
+/// Copies one token's directory into `into/tokens` and writes a SoftHSM2 configuration for it;
+/// returns the configuration's path.
+fn copy_token_for_child(h: &Hsm, label: &str, into: &std::path::Path) -> PathBuf {
+    let src = token_dir_of(h, label);
+    let dst = into.join("tokens").join(src.file_name().unwrap());
+    std::fs::create_dir_all(&dst).unwrap();
+    for e in std::fs::read_dir(&src).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_file() {
+            std::fs::copy(&p, dst.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    let conf = into.join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!("directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n", into.join("tokens").display()),
+    )
+    .unwrap();
+    conf
 }
 
 #[test]
@@ -749,6 +797,7 @@ fn token_that_disappears_fails_with_provider_failed() {
     let out = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "child_token_disappears", "--ignored", "--nocapture"])
         .env("CELLAR_TEST_CHILD_GONE", "1")
+        .env("CELLAR_TEST_ONLY_TOKENS", "gone")
         .env_remove("CELLAR_TEST_SOFTHSM2_CONF")
         .output()
         .unwrap();
@@ -819,10 +868,12 @@ fn filter_module() -> PathBuf {
 /// Runs `child_filtered_probe` in a new process (the filter reads its rules once per process)
 /// with the filter's rules; returns its output.
 fn run_filtered(case: &str, hide: &str, map: &str) -> String {
-    let h = hsm().unwrap();
     let out = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "child_filtered_probe", "--ignored", "--nocapture"])
-        .env("CELLAR_TEST_SOFTHSM2_CONF", &h.conf)
+        // A token directory of the child's own with only the "filter" token (see
+        // copy_token_for_child for why a child does not share this process's directory).
+        .env_remove("CELLAR_TEST_SOFTHSM2_CONF")
+        .env("CELLAR_TEST_ONLY_TOKENS", "filter")
         .env("CELLAR_TEST_FILTER_MODULE", filter_module())
         .env("CELLAR_TEST_FILTER_CASE", case)
         .env("CELLAR_P11_FILTER_TARGET", MODULE)
@@ -899,4 +950,5 @@ fn child_filtered_probe() {
         other => panic!("unknown filter case {other}"),
     }
     println!("child: filter case {case} ok");
+    let _ = std::fs::remove_dir_all(&hsm().unwrap().dir);
 }
