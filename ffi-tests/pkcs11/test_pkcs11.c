@@ -1,14 +1,15 @@
 /* The PKCS#11 keyring calls from C against a real SoftHSM2 token (make test-pkcs11 prepares the
  * token directory and SOFTHSM2_CONF, initialises tokens "c-main" and "c-lock" with user PIN
- * CELLAR_TEST_PIN, then runs this). Round trip with the indicator, rotation to a second token
- * key, the PKCS11 version flag, BYOK adoption by label and by CKA_ID, refusal of an extractable
- * key and of a key without CKA_UNWRAP (with the reason), lock (checked from outside: a session
- * of the test's own sees the token logged out) / wrong PIN / unlock, export and import with
- * reconnect in this process and in a new one (this binary run again with --reimport DIR), 8
- * threads wrapping and unwrapping, retire with destroy, and the error cases that reach the
- * module (missing token, wrong PIN at creation and at unlock, missing key, the zero-padding
- * refusal). The test's own PKCS#11 calls (to make keys for Cellar to adopt and to look at the
- * login state) go straight to the module through its function list (p11_min.h). */
+ * CELLAR_TEST_PIN, then runs this). Round trip with the indicator, data keys of every purpose and
+ * both sizes, rotation to a second token key, the PKCS11 version flag, BYOK adoption by label and
+ * by CKA_ID, refusal of an extractable key and of a key without CKA_UNWRAP (with the reason),
+ * lock (checked from outside: a session of the test's own sees the token logged out) / wrong PIN
+ * / unlock, export and import with reconnect in this process and in a new one (this binary run
+ * again with --reimport DIR), 8 threads wrapping and unwrapping, retire with destroy, and the
+ * error cases that reach the module (missing token, wrong PIN at creation and at unlock, missing
+ * key, the zero-padding refusal). The test's own PKCS#11 calls (to make keys for Cellar to adopt
+ * and to look at the login state) go straight to the module through its function list
+ * (p11_min.h). */
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdlib.h>
