@@ -24,7 +24,7 @@ from cellar.fips import last_operation_approved
 MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 PIN = "4711-cellar"
 TOKENS = ["py-round", "py-rotate", "py-lock", "py-export", "py-retire", "py-errors", "py-threads", "py-byok",
-          "py-gone"]
+          "py-gone", "py-lock-state"]
 
 if not os.path.exists(MODULE):
     if os.environ.get("CELLAR_REQUIRE_SOFTHSM"):
@@ -220,27 +220,39 @@ CKA_SENSITIVE, CKA_WRAP, CKA_UNWRAP, CKA_VALUE_LEN, CKA_EXTRACTABLE = 0x103, 0x1
 CKR_OK, CKR_USER_ALREADY_LOGGED_IN, CKR_ALREADY_INITIALIZED = 0, 0x100, 0x191
 
 
+def _module():
+    """The module through ctypes (the same library instance libcellar loaded), initialised."""
+    lib = ctypes.CDLL(MODULE)
+    for name in ("C_Initialize", "C_GetSlotList", "C_GetTokenInfo", "C_OpenSession", "C_CloseSession",
+                 "C_GetSessionInfo", "C_Login", "C_GenerateKey", "C_FindObjectsInit", "C_FindObjects",
+                 "C_FindObjectsFinal", "C_DestroyObject"):
+        getattr(lib, name).restype = c_ulong
+    args = _InitArgs(flags=2)  # CKF_OS_LOCKING_OK, as Cellar initialises it
+    rv = lib.C_Initialize(byref(args))
+    assert rv in (CKR_OK, CKR_ALREADY_INITIALIZED), hex(rv)
+    return lib
+
+
+def _open_session(lib, label):
+    """A new read/write session on the token labelled ``label`` (not logged in by itself)."""
+    n = c_ulong(32)
+    slots = (c_ulong * 32)()
+    assert lib.C_GetSlotList(c_ubyte(1), slots, byref(n)) == CKR_OK
+    want = label.encode().ljust(32)
+    info = ctypes.create_string_buffer(512)  # CK_TOKEN_INFO starts with the 32-byte label
+    slot = next(slots[i] for i in range(n.value)
+                if lib.C_GetTokenInfo(c_ulong(slots[i]), info) == CKR_OK and info.raw[:32] == want)
+    s = c_ulong()
+    assert lib.C_OpenSession(c_ulong(slot), c_ulong(6), None, None, byref(s)) == CKR_OK  # RW | SERIAL
+    return s
+
+
 class _Token:
     """A logged-in session of the test's own on one token."""
 
     def __init__(self, label):
-        self.lib = ctypes.CDLL(MODULE)
-        for name in ("C_Initialize", "C_GetSlotList", "C_GetTokenInfo", "C_OpenSession", "C_CloseSession",
-                     "C_Login", "C_GenerateKey", "C_FindObjectsInit", "C_FindObjects", "C_FindObjectsFinal",
-                     "C_DestroyObject"):
-            getattr(self.lib, name).restype = c_ulong
-        args = _InitArgs(flags=2)  # CKF_OS_LOCKING_OK, as Cellar initialises it
-        rv = self.lib.C_Initialize(byref(args))
-        assert rv in (CKR_OK, CKR_ALREADY_INITIALIZED), hex(rv)
-        n = c_ulong(32)
-        slots = (c_ulong * 32)()
-        assert self.lib.C_GetSlotList(c_ubyte(1), slots, byref(n)) == CKR_OK
-        want = label.encode().ljust(32)
-        info = ctypes.create_string_buffer(512)  # CK_TOKEN_INFO starts with the 32-byte label
-        slot = next(slots[i] for i in range(n.value)
-                    if self.lib.C_GetTokenInfo(c_ulong(slots[i]), info) == CKR_OK and info.raw[:32] == want)
-        self.s = c_ulong()
-        assert self.lib.C_OpenSession(c_ulong(slot), c_ulong(6), None, None, byref(self.s)) == CKR_OK
+        self.lib = _module()
+        self.s = _open_session(self.lib, label)
         rv = self.lib.C_Login(self.s, c_ulong(1), PIN.encode(), c_ulong(len(PIN)))
         assert rv in (CKR_OK, CKR_USER_ALREADY_LOGGED_IN), hex(rv)
 
@@ -279,6 +291,39 @@ class _Token:
 
     def close(self):
         self.lib.C_CloseSession(self.s)
+
+
+class _SessionInfo(ctypes.Structure):
+    _fields_ = [("slotID", c_ulong), ("state", c_ulong), ("flags", c_ulong), ("ulDeviceError", c_ulong)]
+
+
+CKS_RW_PUBLIC_SESSION, CKS_RW_USER_FUNCTIONS = 2, 3
+
+
+def _login_state(label):
+    """The state of a fresh session of the test's own on the token, opened without logging in:
+    it shows whether this process is logged in to the token (login state is per application)."""
+    lib = _module()
+    s, si = _open_session(lib, label), _SessionInfo()
+    try:
+        assert lib.C_GetSessionInfo(s, byref(si)) == CKR_OK
+    finally:
+        lib.C_CloseSession(s)
+    return si.state
+
+
+def test_lock_logs_out_as_seen_from_outside(hsm):
+    kr = cellar.Keyring.create_pkcs11(MODULE, PIN, "seen", **_kw("py-lock-state"))
+    assert _login_state("py-lock-state") == CKS_RW_USER_FUNCTIONS
+    kr.lock()
+    assert _login_state("py-lock-state") == CKS_RW_PUBLIC_SESSION
+    with pytest.raises(cellar.AuthenticationError):
+        kr.unlock_pkcs11("wrong-pin-123", allow_zero_padded_kwp=True)
+    assert _login_state("py-lock-state") == CKS_RW_PUBLIC_SESSION
+    assert kr.unlock_pkcs11(PIN, allow_zero_padded_kwp=True) == 1
+    assert _login_state("py-lock-state") == CKS_RW_USER_FUNCTIONS
+    kr.close()
+    assert _login_state("py-lock-state") == CKS_RW_PUBLIC_SESSION
 
 
 def test_eight_threads_wrap_and_unwrap_at_once(hsm):
