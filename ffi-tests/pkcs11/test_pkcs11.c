@@ -7,7 +7,8 @@
  * / unlock, export and import with reconnect in this process and in a new one (this binary run
  * again with --reimport DIR), 8 threads wrapping and unwrapping, retire with destroy, and the
  * error cases that reach the module (missing token, wrong PIN at creation and at unlock, missing
- * key, the zero-padding refusal). The test's own PKCS#11 calls (to make keys for Cellar to adopt
+ * key, the zero-padding refusal, a token offering neither mechanism through the test-only filter
+ * module p11_filter.c). The test's own PKCS#11 calls (to make keys for Cellar to adopt
  * and to look at the login state) go straight to the module through its function list
  * (p11_min.h). */
 #include <dlfcn.h>
@@ -432,6 +433,21 @@ int main(int argc, char **argv) {
     strict.flags = 0;
     CHECK_STATUS(cellar_keyring_new_pkcs11(&strict, (const uint8_t *)"k", 1, &kr), CELLAR_ERR_PROVIDER_FAILED);
     CHECK(error_mentions("zero-pads"));
+
+    /* A token that offers neither RFC 5649 mechanism: the test-only filter module over the real
+     * SoftHSM2 (p11_filter.c; make test-pkcs11 builds it and sets CELLAR_P11_FILTER_HIDE=210a,210b)
+     * hides CKM_AES_KEY_WRAP_PAD and CKM_AES_KEY_WRAP_KWP; everything else is SoftHSM2's own. */
+    const char *filter = getenv("CELLAR_TEST_FILTER_MODULE");
+    CHECK(filter != NULL);
+    if (filter) {
+        cellar_pkcs11_config fc = config("c-main", PIN);
+        fc.module_path = (const uint8_t *)filter;
+        fc.module_path_len = strlen(filter);
+        CHECK_STATUS(cellar_keyring_new_pkcs11(&fc, (const uint8_t *)"never", 5, &kr), CELLAR_ERR_PROVIDER_FAILED);
+        CHECK(error_mentions("neither CKM_AES_KEY_WRAP_KWP nor CKM_AES_KEY_WRAP_PAD"));
+        CHECK_STATUS(cellar_keyring_adopt_pkcs11(&fc, (const uint8_t *)"c-customer", 10, NULL, 0, &kr), CELLAR_ERR_PROVIDER_FAILED);
+        CHECK(error_mentions("neither"));
+    }
 
     cellar_key_free(dek);
     cellar_key_free(root);
