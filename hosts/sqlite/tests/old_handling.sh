@@ -43,7 +43,12 @@ rc=$?
 set -e
 summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$tmp/out" | tail -1)
 failed=$(echo "$summary" | sed -E 's/.* ([0-9]+) failed/\1/')
-echo "test_forge against the old failure handling: ${summary:-no summary (exit $rc)}"
+# (reworded so that no CI summary counts these required failures as failures of this run)
+if [ -n "$summary" ]; then
+    echo "test_forge against the old failure handling: $failed checks fail there, as required (${summary/, / and })"
+else
+    echo "test_forge against the old failure handling: no summary (exit $rc)"
+fi
 if [ "$rc" -ne 0 ] && [ -n "$failed" ] && [ "$failed" -gt 0 ]; then
     echo "ok: the suite catches it"
     exit 0
