@@ -207,6 +207,8 @@ test-sqlite: sqlite-build
 	$(CC) $(SQLITE_CFLAGS) -Iffi-tests/c -g -O1 $(SAN) $(SQLITE_DIR)/cellar_vfs.c $(SQLITE_DIR)/tests/test_forge.c \
 	  -o $(SQLITE_BUILD)/test_forge.san $(SQLITE_LIBS)
 	@echo "== test_forge (ASan+UBSan): forged journals, WAL frames and key files"; ASAN_OPTIONS=detect_leaks=1 $(SQLITE_BUILD)/test_forge.san
+	$(CC) $(SQLITE_CFLAGS) -Iffi-tests/c -g -O1 $(SAN) $(SQLITE_DIR)/tests/test_wipe.c -o $(SQLITE_BUILD)/test_wipe.san $(SQLITE_LIBS)
+	@echo "== test_wipe (ASan+UBSan): no plaintext in memory the VFS frees"; ASAN_OPTIONS=detect_leaks=1 $(SQLITE_BUILD)/test_wipe.san
 	@echo "== test_forge against the VFS with the old failure handling put back (must fail)"
 	CC="$(CC)" CFLAGS="$(SQLITE_CFLAGS) -Iffi-tests/c -g -O1" LIBS="$(SQLITE_LIBS)" $(SQLITE_DIR)/tests/old_handling.sh
 	@echo "== test_cli.sh"; bash $(SQLITE_DIR)/tests/test_cli.sh $(SQLITE_BUILD)
@@ -278,20 +280,24 @@ test-stress:
 # ---------------------------------------------------------------------------------------------
 # The built-in PKCS#11 key provider (issue 14) against a real SoftHSM2 token. Each run makes its own
 # token directory and SOFTHSM2_CONF in a temporary folder and initialises its tokens with
-# softhsm2-util; nothing depends on an earlier run. The Rust and Python suites make their own.
+# softhsm2-util; nothing depends on an earlier run. The Rust and Python suites and the cellar-sqlite
+# shell test (hosts/sqlite/tests/test_pkcs11_cli.sh) make their own.
 .PHONY: test-pkcs11 bench-pkcs11
 SOFTHSM_MODULE := /usr/lib/softhsm/libsofthsm2.so
 PKCS11_PIN := 4711-cellar
 
-test-pkcs11: build | $(BUILD)
+test-pkcs11: build sqlite-build | $(BUILD)
 	CELLAR_REQUIRE_SOFTHSM=1 $(CARGO) test --release --test pkcs11
 	$(CC) $(CWARN) -g -O1 $(SAN) -Iinclude -Iffi-tests/c ffi-tests/pkcs11/test_pkcs11.c -o $(BUILD)/test_pkcs11.san $(LDLIB)
+	$(CC) $(CWARN) -O1 -shared -fPIC ffi-tests/pkcs11/p11_filter.c -o $(BUILD)/libp11filter.so -ldl
 	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; mkdir "$$tmp/tokens"; \
 	printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' "$$tmp/tokens" > "$$tmp/softhsm2.conf"; \
 	export SOFTHSM2_CONF="$$tmp/softhsm2.conf"; \
 	for t in c-main c-lock; do softhsm2-util --init-token --free --label $$t --so-pin so-pin-0815 --pin $(PKCS11_PIN) >/dev/null; done; \
-	echo "== test_pkcs11 (ASan+UBSan, SoftHSM2 token in $$tmp)"; ASAN_OPTIONS=detect_leaks=1 $(BUILD)/test_pkcs11.san
+	echo "== test_pkcs11 (ASan+UBSan, SoftHSM2 token in $$tmp)"; ASAN_OPTIONS=detect_leaks=1 \
+	  CELLAR_TEST_FILTER_MODULE=$(abspath $(BUILD))/libp11filter.so CELLAR_P11_FILTER_HIDE=210a,210b $(BUILD)/test_pkcs11.san
 	CELLAR_REQUIRE_SOFTHSM=1 CELLAR_LIBRARY=$(abspath $(LIB)) $(PYTHON) -m pytest -q python/tests/test_pkg_pkcs11.py
+	@echo "== cellar-sqlite with an HSM-held tenant key"; bash $(SQLITE_DIR)/tests/test_pkcs11_cli.sh $(SQLITE_BUILD)
 
 # Wrap/unwrap latency through SoftHSM2 beside the in-process path (criterion; prints the ratio).
 bench-pkcs11: build

@@ -26,7 +26,7 @@ const PIN: &[u8] = b"4711-cellar";
 const SO_PIN: &str = "so-pin-0815";
 const TOKENS: &[&str] = &[
     "round", "rotate", "byok", "lock", "pin", "refuse", "threads", "export", "gone", "identical", "retire",
-    "attrs", "destroyed", "mixed", "strict", "purpose",
+    "attrs", "destroyed", "mixed", "strict", "purpose", "filter",
 ];
 
 struct Hsm {
@@ -71,7 +71,14 @@ fn hsm() -> Option<&'static Hsm> {
         )
         .unwrap();
         std::env::set_var("SOFTHSM2_CONF", &conf);
-        for t in TOKENS {
+        // A child process that needs only some tokens, in a directory of its own (so no other
+        // process writes token files it reads: SoftHSM2's file store is not safe against that).
+        let only = std::env::var("CELLAR_TEST_ONLY_TOKENS").ok();
+        let tokens: Vec<&str> = match &only {
+            Some(list) => list.split(',').collect(),
+            None => TOKENS.to_vec(),
+        };
+        for t in tokens {
             let st = Command::new("softhsm2-util")
                 .args(["--init-token", "--free", "--label", t, "--so-pin", SO_PIN, "--pin"])
                 .arg(std::str::from_utf8(PIN).unwrap())
@@ -131,7 +138,7 @@ fn side_ctx() -> (&'static Pkcs11, &'static [(String, cryptoki::slot::Slot)]) {
             .get_slots_with_token()
             .unwrap()
             .into_iter()
-            .map(|s| (c.get_token_info(s).unwrap().label().trim_end().to_owned(), s))
+            .filter_map(|s| Some((c.get_token_info(s).ok()?.label().trim_end().to_owned(), s)))
             .collect();
         (c, slots)
     });
@@ -225,12 +232,27 @@ fn token_key_is_sensitive_and_never_extractable() {
     let s = side_session("attrs");
     let h = s.find_objects(&[Attribute::Label(b"audited".to_vec())]).unwrap();
     assert_eq!(h.len(), 1);
+    use cryptoki::object::AttributeType as T;
     let attrs = s
-        .get_attributes(h[0], &[cryptoki::object::AttributeType::Value, cryptoki::object::AttributeType::Encrypt, cryptoki::object::AttributeType::Token])
+        .get_attributes(
+            h[0],
+            &[T::Value, T::Token, T::Private, T::Wrap, T::Unwrap, T::Encrypt, T::Decrypt, T::Sign, T::Verify, T::Derive],
+        )
         .unwrap();
     assert!(!attrs.iter().any(|a| matches!(a, Attribute::Value(_))), "CKA_VALUE must be unreadable");
-    assert!(attrs.iter().any(|a| matches!(a, Attribute::Encrypt(false))));
-    assert!(attrs.iter().any(|a| matches!(a, Attribute::Token(true))));
+    for want in [
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::Wrap(true),
+        Attribute::Unwrap(true),
+        Attribute::Encrypt(false),
+        Attribute::Decrypt(false),
+        Attribute::Sign(false),
+        Attribute::Verify(false),
+        Attribute::Derive(false),
+    ] {
+        assert!(attrs.contains(&want), "{want:?} not in {attrs:?}");
+    }
 }
 
 fn kwp(kek: &[u8], plain: &[u8]) -> Vec<u8> {
@@ -496,7 +518,7 @@ fn retire_can_destroy_the_token_object() {
     let b1 = kr.wrap(&dk()).unwrap();
     kr.rotate_pkcs11(&cfg("retire"), "next").unwrap();
     assert_eq!(count_keys("retire", "doomed"), 1);
-    // The active version cannot be retired; a local version has nothing in the token.
+    // The active version (2) cannot be retired, destroying or not.
     assert_eq!(code(kr.retire_destroying(2)).0, 2);
     kr.retire_destroying(1).unwrap();
     assert_eq!(count_keys("retire", "doomed"), 0);
@@ -691,15 +713,56 @@ fn export_is_reimported_in_a_new_process_that_reconnects() {
     std::fs::write(dir.join("root"), &*root.dangerous_export_raw()).unwrap();
     std::fs::write(dir.join("blob"), &blob).unwrap();
     std::fs::write(dir.join("dk"), d.id()).unwrap();
+    // The child gets a copy of the "export" token alone, in a directory of its own: the other
+    // tests in this process keep writing their tokens' files, which a second process reading the
+    // same directory may catch half-written (SoftHSM2's file store is not made for that).
+    let child_conf = copy_token_for_child(h, "export", &dir.join("hsm"));
     let out = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "child_reimports_and_reconnects", "--ignored", "--nocapture"])
-        .env("CELLAR_TEST_SOFTHSM2_CONF", &h.conf)
+        .env("CELLAR_TEST_SOFTHSM2_CONF", &child_conf)
         .env("CELLAR_TEST_EXPORT_DIR", &dir)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("child: reconnected 2 token versions"), "{text}");
+}
+
+/// The directory of the token labelled `label` under the run's token directory (SoftHSM2 names
+/// it by a UUID; its token.object holds the label).
+fn token_dir_of(h: &Hsm, label: &str) -> PathBuf {
+    let mut found = None;
+    for e in std::fs::read_dir(h.dir.join("tokens")).unwrap() {
+        let p = e.unwrap().path();
+        let tok = std::fs::read(p.join("token.object")).unwrap_or_default();
+        let padded = format!("{label:<32}");
+        if tok.windows(32).any(|w| w == padded.as_bytes()) {
+            assert!(found.is_none(), "two token directories for {label}");
+            found = Some(p);
+        }
+    }
+    found.unwrap_or_else(|| panic!("token directory of {label} not found"))
+}
+
+/// Copies one token's directory into `into/tokens` and writes a SoftHSM2 configuration for it;
+/// returns the configuration's path.
+fn copy_token_for_child(h: &Hsm, label: &str, into: &std::path::Path) -> PathBuf {
+    let src = token_dir_of(h, label);
+    let dst = into.join("tokens").join(src.file_name().unwrap());
+    std::fs::create_dir_all(&dst).unwrap();
+    for e in std::fs::read_dir(&src).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_file() {
+            std::fs::copy(&p, dst.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    let conf = into.join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!("directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n", into.join("tokens").display()),
+    )
+    .unwrap();
+    conf
 }
 
 #[test]
@@ -734,6 +797,7 @@ fn token_that_disappears_fails_with_provider_failed() {
     let out = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "child_token_disappears", "--ignored", "--nocapture"])
         .env("CELLAR_TEST_CHILD_GONE", "1")
+        .env("CELLAR_TEST_ONLY_TOKENS", "gone")
         .env_remove("CELLAR_TEST_SOFTHSM2_CONF")
         .output()
         .unwrap();
@@ -770,4 +834,121 @@ fn child_token_disappears() {
     assert!(m2.contains("CKR_"), "{m2}");
     println!("child: token gone, calls failed with: {m} / {m2}");
     let _ = std::fs::remove_dir_all(&h.dir);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The probe's other branches, through a test-only PKCS#11 *filter* module
+// (ffi-tests/pkcs11/p11_filter.c): loaded in place of SoftHSM2, it forwards every call to the real
+// libsofthsm2.so through its function list, and only changes which key-wrap mechanisms the token
+// appears to offer (hidden, or offered under another code). Tokens, keys and the cryptography are
+// SoftHSM2's own; it is not a mock.
+
+/// Builds the filter module once (with the system C compiler) and returns its path.
+fn filter_module() -> PathBuf {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("ffi-tests/pkcs11");
+        // In this run's token directory, removed with it by a later run.
+        let out = hsm().unwrap().dir.join("libp11filter.so");
+        let st = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+            .args(["-shared", "-fPIC", "-O1", "-Wall", "-Wextra", "-Werror", "-I"])
+            .arg(&dir)
+            .arg(dir.join("p11_filter.c"))
+            .arg("-o")
+            .arg(&out)
+            .arg("-ldl")
+            .output()
+            .expect("a C compiler (cc) builds the PKCS#11 filter module");
+        assert!(st.status.success(), "building p11_filter.c failed: {}", String::from_utf8_lossy(&st.stderr));
+        out
+    })
+    .clone()
+}
+
+/// Runs `child_filtered_probe` in a new process (the filter reads its rules once per process)
+/// with the filter's rules; returns its output.
+fn run_filtered(case: &str, hide: &str, map: &str) -> String {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_filtered_probe", "--ignored", "--nocapture"])
+        // A token directory of the child's own with only the "filter" token (see
+        // copy_token_for_child for why a child does not share this process's directory).
+        .env_remove("CELLAR_TEST_SOFTHSM2_CONF")
+        .env("CELLAR_TEST_ONLY_TOKENS", "filter")
+        .env("CELLAR_TEST_FILTER_MODULE", filter_module())
+        .env("CELLAR_TEST_FILTER_CASE", case)
+        .env("CELLAR_P11_FILTER_TARGET", MODULE)
+        .env("CELLAR_P11_FILTER_HIDE", hide)
+        .env("CELLAR_P11_FILTER_MAP", map)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{case}: {text}");
+    assert!(text.contains(&format!("child: filter case {case} ok")), "{text}");
+    text
+}
+
+/// A token that offers neither CKM_AES_KEY_WRAP_KWP nor CKM_AES_KEY_WRAP_PAD is refused with a
+/// clear error; so is one whose only "KWP" is plain RFC 3394 under the KWP code (the known-answer
+/// test, not the code, decides).
+#[test]
+fn token_offering_neither_kwp_mechanism_is_refused() {
+    need_hsm!();
+    run_filtered("neither", "210a,210b", "");
+    run_filtered("impostor-only", "210a", "210b:2109");
+}
+
+/// The probe tries CKM_AES_KEY_WRAP_KWP (0x210B) first: offered alone, or beside
+/// CKM_AES_KEY_WRAP_PAD, it is chosen; a KWP code that fails the known-answer test is passed
+/// over for PAD.
+#[test]
+fn probe_prefers_kwp_and_checks_it_by_known_answer() {
+    need_hsm!();
+    run_filtered("kwp-only", "210a", "210b:210a");
+    run_filtered("both", "", "210b:210a");
+    run_filtered("impostor", "", "210b:2109");
+}
+
+#[test]
+#[ignore = "run by the filter tests in a child process"]
+fn child_filtered_probe() {
+    let Some(case) = std::env::var_os("CELLAR_TEST_FILTER_CASE") else { return };
+    let case = case.into_string().unwrap();
+    need_hsm!();
+    let module = std::env::var("CELLAR_TEST_FILTER_MODULE").unwrap();
+    let c = Pkcs11Config { module: &module, ..cfg("filter") };
+    let strict = Pkcs11Config { allow_zero_padded_kwp: false, ..c };
+    let neither = "neither CKM_AES_KEY_WRAP_KWP nor CKM_AES_KEY_WRAP_PAD";
+    match case.as_str() {
+        "neither" | "impostor-only" => {
+            for conf in [c, strict] {
+                let (code_, m) = code(Keyring::new_pkcs11(&conf, "never"));
+                assert_eq!(code_, 11, "{m}");
+                assert!(m.contains(neither), "{m}");
+                assert!(m.contains("known-answer test"), "{m}");
+            }
+            assert_eq!(count_keys("filter", "never"), 0);
+        }
+        "kwp-only" | "both" | "impostor" => {
+            let want = if case == "impostor" { CKM_AES_KEY_WRAP_PAD } else { CKM_AES_KEY_WRAP_KWP };
+            let k = Pkcs11Key::generate(&c, &format!("via-{case}")).unwrap();
+            assert_eq!(k.token().mechanism(), want, "{case}");
+            // SoftHSM underneath: the zero-padded flavour whichever code it is reached by, and
+            // refused without the allowance.
+            assert_eq!(k.token().flavor(), KwpFlavor::ZeroPadded);
+            let kr = Keyring::with_provider(k).unwrap();
+            for d in every_kind_of_data_key() {
+                let b = kr.wrap(&d).unwrap();
+                assert_eq!(last_operation_approved(), Approval::NotApproved);
+                let (back, v) = kr.unwrap(&b).unwrap();
+                assert_eq!((back.id(), v, back.purpose()), (d.id(), 1, d.purpose()));
+            }
+            drop(kr);
+            let (code_, m) = code(Keyring::new_pkcs11(&strict, "strict"));
+            assert_eq!(code_, 11, "{m}");
+            assert!(m.contains("zero-pads"), "{m}");
+        }
+        other => panic!("unknown filter case {other}"),
+    }
+    println!("child: filter case {case} ok");
+    let _ = std::fs::remove_dir_all(&hsm().unwrap().dir);
 }

@@ -1,14 +1,16 @@
 /* The PKCS#11 keyring calls from C against a real SoftHSM2 token (make test-pkcs11 prepares the
  * token directory and SOFTHSM2_CONF, initialises tokens "c-main" and "c-lock" with user PIN
- * CELLAR_TEST_PIN, then runs this). Round trip with the indicator, rotation to a second token
- * key, the PKCS11 version flag, BYOK adoption by label and by CKA_ID, refusal of an extractable
- * key and of a key without CKA_UNWRAP (with the reason), lock (checked from outside: a session
- * of the test's own sees the token logged out) / wrong PIN / unlock, export and import with
- * reconnect in this process and in a new one (this binary run again with --reimport DIR), 8
- * threads wrapping and unwrapping, retire with destroy, and the error cases that reach the
- * module (missing token, wrong PIN at creation and at unlock, missing key, the zero-padding
- * refusal). The test's own PKCS#11 calls (to make keys for Cellar to adopt and to look at the
- * login state) go straight to the module through its function list (p11_min.h). */
+ * CELLAR_TEST_PIN, then runs this). Round trip with the indicator, data keys of every purpose and
+ * both sizes, rotation to a second token key, the PKCS11 version flag, BYOK adoption by label and
+ * by CKA_ID, refusal of an extractable key and of a key without CKA_UNWRAP (with the reason),
+ * lock (checked from outside: a session of the test's own sees the token logged out) / wrong PIN
+ * / unlock, export and import with reconnect in this process and in a new one (this binary run
+ * again with --reimport DIR), 8 threads wrapping and unwrapping, retire with destroy, and the
+ * error cases that reach the module (missing token, wrong PIN at creation and at unlock, missing
+ * key, the zero-padding refusal, a token offering neither mechanism through the test-only filter
+ * module p11_filter.c). The test's own PKCS#11 calls (to make keys for Cellar to adopt
+ * and to look at the login state) go straight to the module through its function list
+ * (p11_min.h). */
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -254,6 +256,29 @@ int main(int argc, char **argv) {
     CHECK(cellar_last_operation_approved() == 0 && v == 1);
     cellar_key_free(back);
 
+    /* Data keys of every purpose and both sizes (records of 53/85 bytes without a purpose, 54/86
+     * with one: blob format 0x01 / 0x02) wrap and unwrap through the token, keeping the purpose. */
+    for (uint32_t kt = CELLAR_KEY_AES256; kt <= CELLAR_KEY_AES256_XTS; kt++) {
+        for (uint32_t p = CELLAR_KEY_PURPOSE_NONE; p <= CELLAR_KEY_PURPOSE_KEY_DERIVATION; p++) {
+            if (kt == CELLAR_KEY_AES256_XTS && p == CELLAR_KEY_PURPOSE_KEY_WRAPPING) continue;
+            cellar_key *pk = NULL, *pb = NULL;
+            uint8_t a[16], b[16];
+            uint32_t got = 99;
+            CHECK_OK(cellar_key_generate_purpose(kt, p, &pk));
+            CHECK_OK(cellar_keyring_wrap(kr, pk, blob2, sizeof blob2, &n2));
+            CHECK(blob2[1] == (p == CELLAR_KEY_PURPOSE_NONE ? 0x01 : 0x02));
+            CHECK_OK(cellar_keyring_unwrap(kr, blob2, n2, &pb, &v));
+            CHECK(v == 1 && cellar_last_operation_approved() == 0);
+            CHECK_OK(cellar_key_id(pk, a));
+            CHECK_OK(cellar_key_id(pb, b));
+            CHECK(memcmp(a, b, 16) == 0);
+            CHECK_OK(cellar_key_purpose(pb, &got));
+            CHECK(got == p);
+            cellar_key_free(pk);
+            cellar_key_free(pb);
+        }
+    }
+
     /* Rotation to a second token key; rewrap; the old version still unwraps. */
     CHECK_OK(cellar_keyring_rotate_pkcs11(kr, &c, (const uint8_t *)"c-tenant-2", 10, &v));
     CHECK(v == 2);
@@ -408,6 +433,21 @@ int main(int argc, char **argv) {
     strict.flags = 0;
     CHECK_STATUS(cellar_keyring_new_pkcs11(&strict, (const uint8_t *)"k", 1, &kr), CELLAR_ERR_PROVIDER_FAILED);
     CHECK(error_mentions("zero-pads"));
+
+    /* A token that offers neither RFC 5649 mechanism: the test-only filter module over the real
+     * SoftHSM2 (p11_filter.c; make test-pkcs11 builds it and sets CELLAR_P11_FILTER_HIDE=210a,210b)
+     * hides CKM_AES_KEY_WRAP_PAD and CKM_AES_KEY_WRAP_KWP; everything else is SoftHSM2's own. */
+    const char *filter = getenv("CELLAR_TEST_FILTER_MODULE");
+    CHECK(filter != NULL);
+    if (filter) {
+        cellar_pkcs11_config fc = config("c-main", PIN);
+        fc.module_path = (const uint8_t *)filter;
+        fc.module_path_len = strlen(filter);
+        CHECK_STATUS(cellar_keyring_new_pkcs11(&fc, (const uint8_t *)"never", 5, &kr), CELLAR_ERR_PROVIDER_FAILED);
+        CHECK(error_mentions("neither CKM_AES_KEY_WRAP_KWP nor CKM_AES_KEY_WRAP_PAD"));
+        CHECK_STATUS(cellar_keyring_adopt_pkcs11(&fc, (const uint8_t *)"c-customer", 10, NULL, 0, &kr), CELLAR_ERR_PROVIDER_FAILED);
+        CHECK(error_mentions("neither"));
+    }
 
     cellar_key_free(dek);
     cellar_key_free(root);

@@ -26,7 +26,8 @@ static const char *usage =
     "environment: CELLAR_KEYRING (file), CELLAR_PASSWORD (>= 14 bytes), CELLAR_KDF_ITERATIONS\n"
     "HSM-held tenant key (PKCS#11): CELLAR_PKCS11_MODULE (module path), CELLAR_PKCS11_TOKEN (token\n"
     "  label), CELLAR_PKCS11_PIN_FILE (file holding the user PIN), CELLAR_PKCS11_KEY (key label for\n"
-    "  keyring-new), CELLAR_PKCS11_ALLOW_ZERO_PADDED=1 (SoftHSM 2.6; docs/KEYS.md 6a)\n"
+    "  keyring-new; keyring-rotate names the new key KEY-vN), CELLAR_PKCS11_ALLOW_ZERO_PADDED=1\n"
+    "  (SoftHSM 2.6; docs/KEYS.md 6a)\n"
     "Tenant key on a KMIP server: CELLAR_KMIP_HOST, CELLAR_KMIP_PORT (default 5696), CELLAR_KMIP_CA\n"
     "  (CA bundle, PEM), CELLAR_KMIP_CERT and CELLAR_KMIP_KEY (client certificate and key, PEM),\n"
     "  CELLAR_KMIP_SERVER_NAME (name in the server certificate; default the host), CELLAR_KMIP_MODE\n"
@@ -456,7 +457,21 @@ int main(int argc, char **argv) {
         uint32_t tv = 0, kmode = 0;
         cellar_status st;
         cellar_kmip_client *kc = kmip_client(&kmode);
-        if (kc) { /* the new tenant key is made on the KMIP server too, named NAME-vN */
+        cellar_pkcs11_config pc;
+        char pin[257];
+        if (pkcs11_config(&pc, pin, sizeof pin)) { /* the new tenant key is made in the HSM, KEY-vN */
+            uint32_t active = 0;
+            st = cellar_keyring_active_version(kr, &active);
+            char label[1200];
+            int n = snprintf(label, sizeof label, "%s-v%u", env_or_die("CELLAR_PKCS11_KEY"), (unsigned)active + 1);
+            if (st == CELLAR_OK && (n <= 0 || (size_t)n >= sizeof label)) {
+                fprintf(stderr, "cellar-sqlite: CELLAR_PKCS11_KEY is too long\n");
+                return 2;
+            }
+            if (st == CELLAR_OK) st = cellar_keyring_rotate_pkcs11(kr, &pc, (const uint8_t *)label, (size_t)n, &tv);
+            memset(pin, 0, sizeof pin);
+            if (kc) cellar_kmip_client_free(kc);
+        } else if (kc) { /* the new tenant key is made on the KMIP server too, named NAME-vN */
             uint32_t active = 0;
             st = cellar_keyring_active_version(kr, &active);
             char name[1200];

@@ -73,6 +73,9 @@ if [ -e /usr/lib/softhsm/libsofthsm2.so ] && command -v softhsm2-util >/dev/null
     cli create vault.db gcm
     cli sql vault.db "CREATE TABLE secrets(id INTEGER PRIMARY KEY, v TEXT)" "INSERT INTO secrets(v) VALUES ('wrapped inside the HSM')"
     cli sql vault.db "SELECT v FROM secrets"
+    echo "rotation makes the next tenant key in the token too (tenant-key-v2) and rewraps the page keys:"
+    cli keyring-rotate vault.db
+    cli sql vault.db "SELECT v FROM secrets"
     echo "the keyring file holds a reference to the token key (module, token, key id), never its material;"
     echo "a wrong PIN cannot open the database:"
     echo "wrong-pin-000" > "$work/hsm/badpin"

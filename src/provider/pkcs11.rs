@@ -31,7 +31,7 @@
 //!   token key's fingerprint (below); on a zero-padded token the KWP part is AES-KWP of the record
 //!   followed by zeros up to a multiple of 8 bytes. Unwrap: `C_UnwrapKey` into a temporary
 //!   session object whose value is read and the object destroyed; on a zero-padded token the
-//!   record's own header says where it ends ([`strip_zero_padding`]).
+//!   record's own header says where it ends (`strip_zero_padding`).
 //! * The version's 16-byte key id is the token key's fingerprint: the first 16 bytes of
 //!   `HMAC-SHA256(key = AES-KWP(tenant key, "cellar pkcs11 key id v1"), "cellar key id v1")`,
 //!   computed inside the token (KWP is deterministic). It names the version in blobs and proves on
@@ -809,6 +809,29 @@ fn check_key_attributes(s: &Session, h: ObjectHandle) -> core::result::Result<Re
     Ok(Ok(()))
 }
 
+/// After generation only: the key Cellar asked for can do nothing but wrap and unwrap. A token
+/// that ignored `CKA_ENCRYPT`, `CKA_DECRYPT`, `CKA_SIGN`, `CKA_VERIFY` or `CKA_DERIVE` false in
+/// the template is refused, naming the attribute. (Adopted keys are not held to this: a customer's
+/// key may have other uses their HSM policy allows.)
+fn check_generated_usage(s: &Session, h: ObjectHandle) -> core::result::Result<Result<()>, CkError> {
+    let attrs = s.get_attributes(
+        h,
+        &[AttributeType::Encrypt, AttributeType::Decrypt, AttributeType::Sign, AttributeType::Verify, AttributeType::Derive],
+    )?;
+    for a in attrs {
+        let bad = match a {
+            Attribute::Encrypt(true) => "CKA_ENCRYPT",
+            Attribute::Decrypt(true) => "CKA_DECRYPT",
+            Attribute::Sign(true) => "CKA_SIGN",
+            Attribute::Verify(true) => "CKA_VERIFY",
+            Attribute::Derive(true) => "CKA_DERIVE",
+            _ => continue,
+        };
+        return Ok(Err(Error::InvalidKey(intern(format!("the key has {bad} true; it must only wrap and unwrap")))));
+    }
+    Ok(Ok(()))
+}
+
 fn bytes_attr(s: &Session, h: ObjectHandle, t: AttributeType) -> Vec<u8> {
     match s.get_attributes(h, &[t]) {
         Ok(v) => v
@@ -844,7 +867,8 @@ impl Pkcs11Key {
     /// Generates a new AES-256 tenant key in the token: `CKA_TOKEN`, `CKA_PRIVATE`,
     /// `CKA_SENSITIVE` true, `CKA_EXTRACTABLE` false, `CKA_WRAP` and `CKA_UNWRAP` true, and
     /// encrypt, decrypt, sign, verify and derive false, with `CKA_LABEL` = `label` and a random
-    /// 16-byte `CKA_ID`. Its attributes are read back and checked before it is used.
+    /// 16-byte `CKA_ID`. Its attributes (all of these) are read back and checked before it is
+    /// used; a token that did not honour the template has the key destroyed and the call fails.
     pub fn generate(cfg: &Pkcs11Config<'_>, label: &str) -> Result<Arc<Self>> {
         check_name(label, "the key label must be 1 to 1024 bytes")?;
         let token = Pkcs11Token::connect(cfg)?;
@@ -872,7 +896,11 @@ impl Pkcs11Key {
                         Attribute::Id(ck_id.clone()),
                     ],
                 )?;
-                match Self::from_handle(t2, s, h)? {
+                let checked = match check_generated_usage(s, h)? {
+                    Ok(()) => Self::from_handle(t2, s, h)?,
+                    Err(e) => Err(e),
+                };
+                match checked {
                     Ok(k) => Ok(Ok(Arc::new(k))),
                     Err(e) => {
                         // A token that silently ignored the template: do not leave the key behind.
@@ -1034,7 +1062,7 @@ fn find_keys(token: &Pkcs11Token, key: KeySelector<'_>) -> Result<Vec<ObjectHand
 /// (`HMAC-SHA256(material, "cellar key id v1")`, as SPEC 3 defines it). Exactly one layout must
 /// fit; none, or both (which needs a 128-bit id collision), is a rejected blob. The keyring's
 /// record check (format byte against layout, XTS halves, version) still runs afterwards.
-pub(crate) fn strip_zero_padding(rec: &mut Zeroizing<Vec<u8>>) -> core::result::Result<(), ProviderError> {
+fn strip_zero_padding(rec: &mut Zeroizing<Vec<u8>>) -> core::result::Result<(), ProviderError> {
     let Some(&t) = rec.first() else { return Err(ProviderError::Rejected) };
     let Ok(kt) = crate::keys::KeyType::from_u32(u32::from(t)) else { return Err(ProviderError::Rejected) };
     let m = kt.material_len();
