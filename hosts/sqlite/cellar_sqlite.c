@@ -50,6 +50,22 @@ static const char *env_or_die(const char *name) {
     return v;
 }
 
+/* The name of the keyring's next tenant key held outside the process: "$ENV-vN", N the version
+ * it will get. *n is its length, or -1 (status CELLAR_ERR_INVALID_ARGUMENT, message printed)
+ * when it does not fit. */
+static cellar_status next_version_name(const cellar_keyring *kr, const char *env, char *out, size_t cap, int *n) {
+    uint32_t active = 0;
+    cellar_status st = cellar_keyring_active_version(kr, &active);
+    if (st != CELLAR_OK) return st;
+    *n = snprintf(out, cap, "%s-v%u", env_or_die(env), (unsigned)active + 1);
+    if (*n <= 0 || (size_t)*n >= cap) {
+        fprintf(stderr, "cellar-sqlite: %s is too long\n", env);
+        *n = -1;
+        return CELLAR_ERR_INVALID_ARGUMENT;
+    }
+    return CELLAR_OK;
+}
+
 static uint32_t iterations(void) {
     const char *s = getenv("CELLAR_KDF_ITERATIONS");
     return s ? (uint32_t)strtoul(s, NULL, 10) : CELLAR_PASSWORD_DEFAULT_ITERATIONS;
@@ -460,28 +476,20 @@ int main(int argc, char **argv) {
         cellar_pkcs11_config pc;
         char pin[257];
         if (pkcs11_config(&pc, pin, sizeof pin)) { /* the new tenant key is made in the HSM, KEY-vN */
-            uint32_t active = 0;
-            st = cellar_keyring_active_version(kr, &active);
             char label[1200];
-            int n = snprintf(label, sizeof label, "%s-v%u", env_or_die("CELLAR_PKCS11_KEY"), (unsigned)active + 1);
-            if (st == CELLAR_OK && (n <= 0 || (size_t)n >= sizeof label)) {
-                fprintf(stderr, "cellar-sqlite: CELLAR_PKCS11_KEY is too long\n");
-                return 2;
-            }
+            int n = 0;
+            st = next_version_name(kr, "CELLAR_PKCS11_KEY", label, sizeof label, &n);
             if (st == CELLAR_OK) st = cellar_keyring_rotate_pkcs11(kr, &pc, (const uint8_t *)label, (size_t)n, &tv);
             memset(pin, 0, sizeof pin);
             if (kc) cellar_kmip_client_free(kc);
+            if (n < 0) return 2;
         } else if (kc) { /* the new tenant key is made on the KMIP server too, named NAME-vN */
-            uint32_t active = 0;
-            st = cellar_keyring_active_version(kr, &active);
             char name[1200];
-            int n = snprintf(name, sizeof name, "%s-v%u", env_or_die("CELLAR_KMIP_KEY_NAME"), (unsigned)active + 1);
-            if (st == CELLAR_OK && (n <= 0 || (size_t)n >= sizeof name)) {
-                fprintf(stderr, "cellar-sqlite: CELLAR_KMIP_KEY_NAME is too long\n");
-                return 2;
-            }
+            int n = 0;
+            st = next_version_name(kr, "CELLAR_KMIP_KEY_NAME", name, sizeof name, &n);
             if (st == CELLAR_OK) st = cellar_keyring_rotate_kmip(kr, kc, kmode, (const uint8_t *)name, (size_t)n, &tv);
             cellar_kmip_client_free(kc);
+            if (n < 0) return 2;
         } else {
             st = cellar_keyring_rotate(kr, NULL, &tv);
         }
